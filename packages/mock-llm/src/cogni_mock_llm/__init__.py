@@ -1,0 +1,1 @@
+"""cogni_mock_llm."""
