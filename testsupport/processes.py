@@ -50,7 +50,11 @@ class ManagedProcess:
         if env:
             full_env.update(env)
         self.proc = subprocess.Popen(
-            list(args), env=full_env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
+            list(args),
+            env=full_env,
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
