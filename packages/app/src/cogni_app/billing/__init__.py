@@ -1,0 +1,20 @@
+"""Billing: accounts, the charge ledger, preflight estimates."""
+
+from cogni_app.billing.accounts import Accounts
+from cogni_app.billing.errors import InsufficientCredits, UnknownAccount
+from cogni_app.billing.estimate import estimate_credits
+from cogni_app.billing.ledger import Ledger, Provenance
+from cogni_app.billing.types import Account, ApiKeyPrincipal, CommitResult, VirtualKey
+
+__all__ = [
+    "Account",
+    "Accounts",
+    "ApiKeyPrincipal",
+    "CommitResult",
+    "InsufficientCredits",
+    "Ledger",
+    "Provenance",
+    "UnknownAccount",
+    "VirtualKey",
+    "estimate_credits",
+]

@@ -1,0 +1,38 @@
+"""Plain records returned by the billing services."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    name: str
+    balance_credits: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class VirtualKey:
+    id: str
+    billing_account_id: str
+    label: str
+
+
+@dataclass(frozen=True)
+class ApiKeyPrincipal:
+    """Who an API key speaks for: the account and the virtual key its calls are charged to."""
+
+    billing_account_id: str
+    virtual_key_id: str
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """Outcome of one `commit_usage_fact`. `created=False` means a replay: nothing changed."""
+
+    receipt_id: str
+    charged_credits: int
+    created: bool
+    balance_after: int
+    under_billed: bool

@@ -1,0 +1,19 @@
+"""Test helper: a migrated, throwaway app database with an open AppDatabase (used by tests only)."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from cogni_app.db.migrate import migrate
+from cogni_app.db.pool import AppDatabase
+
+
+@asynccontextmanager
+async def open_migrated(url: str, *, max_size: int = 10) -> AsyncIterator[AppDatabase]:
+    """Migrate the database at `url` and yield an open pool on it; closes the pool afterwards."""
+    await migrate(url)
+    db = AppDatabase(url, min_size=1, max_size=max_size)
+    await db.open()
+    try:
+        yield db
+    finally:
+        await db.close()

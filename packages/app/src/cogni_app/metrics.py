@@ -1,0 +1,34 @@
+"""Prometheus metrics of the app (all prefixed `cogni_`), registered once on the default registry."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+BILLING_RECEIPTS = Counter(
+    "cogni_billing_receipts",
+    "Charge receipts created, by provenance (response, stream, reconcile).",
+    ["provenance"],
+)
+BILLING_UNDERBILLED = Counter(
+    "cogni_billing_underbilled_calls",
+    "Paid-model calls that reported no cost: a zero-credit receipt was written (degraded under-billing).",
+)
+RECONCILER_CALLS_RECONCILED = Counter(
+    "cogni_reconciler_calls_reconciled",
+    "Spend-log calls the reconciler billed because no receipt existed yet.",
+)
+BILLING_LAG = Histogram(
+    "cogni_billing_lag_seconds",
+    "Seconds from a call's spend-log end time to its charge receipt.",
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600),
+)
+UNBILLED_CALLS = Gauge(
+    "cogni_unbilled_calls",
+    "Spend-log calls with no receipt found at the start of the last sweep.",
+)
+MODEL_ALLOWLIST_REFRESH_FAILURES = Counter(
+    "cogni_model_allowlist_refresh_failures",
+    "Failed fetches of LiteLLM /model/info (the last good list stays in use).",
+)
+MODEL_ALLOWLIST_MODELS = Gauge(
+    "cogni_model_allowlist_models",
+    "Models on the allowlist after the last successful fetch.",
+)

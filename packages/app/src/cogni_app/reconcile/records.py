@@ -1,0 +1,89 @@
+"""SpendLogRecord and the SpendLogSource port the reconciler reads through."""
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class SpendLogRecord:
+    """One LiteLLM spend-log row, whichever store it came from.
+
+    `metadata` is the call's `spend_logs_metadata` (run_id, attempt, graph_id, billing_account_id,
+    executor_type, ...), i.e. what the graph sent in the `x-litellm-spend-logs-metadata` header.
+    """
+
+    call_id: str
+    end_user: str | None
+    spend: Decimal
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    model: str | None
+    model_group: str | None
+    status: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    error_code: str | None = None
+
+    @property
+    def run_id(self) -> str | None:
+        value = self.metadata.get("run_id")
+        return str(value) if value not in (None, "") else None
+
+
+class SpendLogSource(Protocol):
+    """Where the reconciler reads LiteLLM's spend log from."""
+
+    async def for_run(self, billing_account_id: str, run_id: str) -> list[SpendLogRecord]:
+        """The account's calls (end_user = account) whose metadata.run_id is this run."""
+        ...
+
+    async def since(self, start: datetime) -> list[SpendLogRecord]:
+        """Every call that ended (or started, if the end is unknown) at or after `start`."""
+        ...
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """A JSON object that may arrive parsed or as a string; anything else is empty."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value.strip():
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+    return {}
+
+
+def as_decimal(value: Any) -> Decimal:
+    try:
+        number = Decimal(str(value)) if value is not None else Decimal(0)
+    except InvalidOperation:
+        return Decimal(0)
+    return number if number.is_finite() and number >= 0 else Decimal(0)
+
+
+def as_int(value: Any) -> int | None:
+    try:
+        return max(int(value), 0) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """ISO strings (with `Z` or offset; naive is taken as UTC), epoch seconds, or datetimes."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(float(value), tz=UTC)
+    if isinstance(value, str) and value.strip():
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None

@@ -1,0 +1,69 @@
+"""SinkTableSource: reads `litellm_spend_logs`, the table cogni_litellm_sink writes.
+
+The DDL is owned by the sink (cogni_litellm_sink.schema); this reader depends only on its columns.
+A missing table (the sink has not written yet) reads as no calls.
+"""
+
+from datetime import datetime
+from typing import Any
+
+import psycopg
+import structlog
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from cogni_app.reconcile.records import SpendLogRecord, as_decimal, as_dict
+
+SINK_TABLE = "litellm_spend_logs"
+_COLUMNS = (
+    "call_id, end_user, spend, prompt_tokens, completion_tokens, model, model_group, status,"
+    " error_code, spend_logs_metadata, start_time, end_time"
+)
+
+log = structlog.get_logger(__name__)
+
+
+def record_from_row(row: dict[str, Any]) -> SpendLogRecord:
+    return SpendLogRecord(
+        call_id=str(row["call_id"]),
+        end_user=row.get("end_user"),
+        spend=as_decimal(row.get("spend")),
+        prompt_tokens=row.get("prompt_tokens"),
+        completion_tokens=row.get("completion_tokens"),
+        model=row.get("model"),
+        model_group=row.get("model_group"),
+        status=str(row.get("status") or "success"),
+        metadata=as_dict(row.get("spend_logs_metadata")),
+        start_time=row.get("start_time"),
+        end_time=row.get("end_time"),
+        error_code=row.get("error_code"),
+    )
+
+
+class SinkTableSource:
+    """Spend-log reader over the sink's Postgres table (COGNI_SPEND_SINK_DATABASE_URL)."""
+
+    def __init__(self, database_url: str, *, table: str = SINK_TABLE, connect_timeout: float = 10.0) -> None:
+        self.database_url = database_url
+        self.table = table
+        self.connect_timeout = connect_timeout
+
+    async def _select(self, where: str, params: tuple[Any, ...]) -> list[SpendLogRecord]:
+        query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY coalesce(start_time, inserted_at), call_id").format(
+            sql.SQL(_COLUMNS), sql.Identifier(self.table), sql.SQL(where)
+        )
+        async with await psycopg.AsyncConnection.connect(
+            self.database_url, autocommit=True, row_factory=dict_row, connect_timeout=int(self.connect_timeout)
+        ) as conn:
+            try:
+                cur = await conn.execute(query, params)
+            except psycopg.errors.UndefinedTable:
+                log.warning("spend-log table missing: no calls to reconcile yet", table=self.table)
+                return []
+            return [record_from_row(row) for row in await cur.fetchall()]
+
+    async def for_run(self, billing_account_id: str, run_id: str) -> list[SpendLogRecord]:
+        return await self._select("end_user = %s AND spend_logs_metadata->>'run_id' = %s", (billing_account_id, run_id))
+
+    async def since(self, start: datetime) -> list[SpendLogRecord]:
+        return await self._select("coalesce(end_time, start_time, inserted_at) >= %s", (start,))

@@ -1,0 +1,1 @@
+"""`poet`: a poem about the present moment, after asking the clock."""

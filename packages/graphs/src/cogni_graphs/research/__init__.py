@@ -1,0 +1,1 @@
+"""`research`: a tool loop over the bundled notes and a calculator."""

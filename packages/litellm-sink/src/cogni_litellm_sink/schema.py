@@ -1,0 +1,58 @@
+"""The spend-log table: the contract between the sink (writer) and the app's reconciler (reader)."""
+
+from __future__ import annotations
+
+TABLE = "litellm_spend_logs"
+
+COLUMNS: tuple[str, ...] = (
+    "call_id",
+    "provider_response_id",
+    "end_user",
+    "spend",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "model",
+    "model_group",
+    "status",
+    "error_code",
+    "spend_logs_metadata",
+    "request_tags",
+    "start_time",
+    "end_time",
+)
+"""The columns the sink writes; `inserted_at` is filled by the database."""
+
+DDL = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    call_id              text PRIMARY KEY,
+    provider_response_id text,
+    end_user             text,
+    spend                numeric NOT NULL DEFAULT 0,
+    prompt_tokens        integer NOT NULL DEFAULT 0,
+    completion_tokens    integer NOT NULL DEFAULT 0,
+    total_tokens         integer NOT NULL DEFAULT 0,
+    model                text,
+    model_group          text,
+    status               text NOT NULL CHECK (status IN ('success', 'failure')),
+    error_code           text,
+    spend_logs_metadata  jsonb NOT NULL DEFAULT '{{}}'::jsonb,
+    request_tags         jsonb NOT NULL DEFAULT '[]'::jsonb,
+    start_time           timestamptz,
+    end_time             timestamptz,
+    inserted_at          timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS {TABLE}_inserted_at_idx ON {TABLE} (inserted_at);
+CREATE INDEX IF NOT EXISTS {TABLE}_end_user_idx ON {TABLE} (end_user, end_time);
+"""
+"""Idempotent DDL; run it under `LOCK_KEY` so concurrent creators do not collide."""
+
+LOCK_KEY = 0x5E_3D_10_65  # pg_advisory_xact_lock key serialising the DDL
+
+_updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "call_id")
+UPSERT = (
+    f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))}) "
+    f"ON CONFLICT (call_id) DO UPDATE SET {_updates} "
+    f"WHERE {TABLE}.status <> 'success' OR EXCLUDED.status = 'success'"
+)
+"""Writing a row twice leaves one row; a late failure event never overwrites a recorded success."""

@@ -1,0 +1,104 @@
+"""The stream broker seam: what a run's event stream looks like to the API and the workers.
+
+A run's events are published by the worker executing it and read by any number of subscribers
+(the client that created the run, clients that join or reconnect with ``Last-Event-ID``). Event ids
+are Redis stream ids, ``<millis>-<seq>``, strictly increasing per stream, so the clients' resume
+logic works unchanged whichever broker is configured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+CONTROL_ACTIONS = frozenset({"interrupt", "rollback"})
+DEFAULT_RETENTION_SECONDS = 120.0
+DEFAULT_MAX_EVENTS = 10_000
+DEFAULT_IDLE_TTL_SECONDS = 3600.0
+
+
+@dataclass(slots=True)
+class StreamEvent:
+    """One event of a run (or thread) stream; ``data`` is JSON bytes, ``id`` a ``<millis>-<seq>`` id.
+
+    ``resumable`` says whether the publisher asked for a resumable stream: the SSE layer only writes
+    an ``id:`` line for resumable events (the wire format of the reference server).
+    """
+
+    id: str
+    event: str
+    data: bytes
+    resumable: bool = True
+
+
+@runtime_checkable
+class StreamBroker(Protocol):
+    """Live event fan-out, replay for reconnecting clients, cancellation and worker wake-ups."""
+
+    async def publish(
+        self, run_id: str, event: str, data: bytes, *, resumable: bool = True, thread_id: str | None = None
+    ) -> str:
+        """Append an event to the run's stream (and to the thread's, if given); return its id."""
+        ...
+
+    async def end(self, run_id: str) -> None:
+        """Mark the run's stream finished: subscribers drain and stop; retention clock starts."""
+        ...
+
+    def subscribe(self, run_id: str, *, last_event_id: str | None = None) -> AsyncIterator[StreamEvent]:
+        """Events of the run: ``None`` from now on, ``"-1"`` replay all retained, ``"<id>"`` after id."""
+        ...
+
+    async def publish_thread_event(self, thread_id: str, event: str, data: bytes, *, resumable: bool = True) -> str:
+        """Append an event only to the thread-level stream (``GET /threads/{id}/stream``)."""
+        ...
+
+    def subscribe_thread(self, thread_id: str, *, last_event_id: str | None = None) -> AsyncIterator[StreamEvent]:
+        """Events of every run of the thread; never ends by itself (stop by closing the iterator)."""
+        ...
+
+    async def publish_control(self, run_id: str, action: str) -> None:
+        """Ask the worker running ``run_id`` to stop: ``"interrupt"`` or ``"rollback"``."""
+        ...
+
+    async def wait_control(self, run_id: str) -> str:
+        """Block until a control action for the run arrives (or already arrived); return it."""
+        ...
+
+    async def notify_run_pending(self) -> None:
+        """Wake workers (in every process) because a run became claimable."""
+        ...
+
+    async def wait_run_pending(self, timeout: float) -> bool:  # noqa: ASYNC109 (contract signature)
+        """Wait up to ``timeout`` seconds for a wake-up; True if one arrived (possibly earlier)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and background tasks; subscribers stop."""
+        ...
+
+
+def parse_event_id(event_id: str) -> tuple[int, int]:
+    """``"<millis>-<seq>"`` -> ``(millis, seq)``; a bare ``"<millis>"`` means ``(millis, 0)``.
+
+    Raises ValueError for anything else, so a garbage ``Last-Event-ID`` is a clear 4xx upstream.
+    """
+    millis, sep, seq = event_id.strip().partition("-")
+    try:
+        parsed = (int(millis), int(seq) if sep else 0)
+    except ValueError:
+        raise ValueError(f"invalid stream event id {event_id!r}: expected '<millis>-<seq>'") from None
+    if parsed[0] < 0 or parsed[1] < 0:
+        raise ValueError(f"invalid stream event id {event_id!r}: expected '<millis>-<seq>'")
+    return parsed
+
+
+def validate_control_action(action: str) -> None:
+    """Reject unknown control actions loudly instead of sending something no worker understands."""
+    if action not in CONTROL_ACTIONS:
+        raise ValueError(f"unknown control action {action!r}; expected one of {sorted(CONTROL_ACTIONS)}")
+
+
+class BrokerClosed(RuntimeError):
+    """Raised by waits on a broker that has been closed (shutdown in progress)."""

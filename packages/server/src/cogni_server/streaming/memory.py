@@ -1,0 +1,269 @@
+"""In-process stream broker: one process, no network, used by the embedded default.
+
+Each run (and each thread) has a bounded buffer of events (a deque capped at ``max_events``; the
+oldest are dropped first) plus an absolute cursor base, so a subscriber is just an index into the
+buffer. Publishing appends and wakes waiters through an ``asyncio.Event`` that is only allocated when
+someone waits: there is no await between a subscriber's "nothing new" check and its wait, so an event
+published concurrently with a replay is never missed. Ended runs are dropped ``retention_seconds``
+after ``end()``; streams nobody touched for ``idle_ttl_seconds`` are dropped too (a crashed run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+
+from cogni_server.streaming.base import (
+    DEFAULT_IDLE_TTL_SECONDS,
+    DEFAULT_MAX_EVENTS,
+    DEFAULT_RETENTION_SECONDS,
+    BrokerClosed,
+    StreamEvent,
+    parse_event_id,
+    validate_control_action,
+)
+
+_PURGE_INTERVAL = 1.0
+_IDLE_SCAN_INTERVAL = 30.0
+
+
+class _Stream:
+    """One run's or thread's retained events and the wake-up for its live subscribers."""
+
+    __slots__ = ("base", "ended", "ended_at", "entries", "last", "touched", "wakeup")
+
+    def __init__(self, now: float) -> None:
+        self.entries: deque[tuple[tuple[int, int], StreamEvent]] = deque()
+        self.base = 0  # absolute index of entries[0]
+        self.last = (0, -1)
+        self.ended = False
+        self.ended_at = 0.0
+        self.touched = now
+        self.wakeup: asyncio.Event | None = None
+
+    def next_id(self) -> tuple[int, int]:
+        millis = int(time.time() * 1000)
+        last_ms, last_seq = self.last
+        self.last = (last_ms, last_seq + 1) if millis <= last_ms else (millis, 0)
+        return self.last
+
+    def wake(self) -> None:
+        if self.wakeup is not None:
+            self.wakeup.set()
+            self.wakeup = None
+
+    def head(self) -> int:
+        return self.base + len(self.entries)
+
+    def index_after(self, key: tuple[int, int]) -> int:
+        """Absolute index of the first retained event whose id is strictly greater than ``key``."""
+        entries = self.entries
+        i = len(entries)
+        while i > 0 and entries[i - 1][0] > key:
+            i -= 1
+        return self.base + i
+
+
+class _Subscription:
+    """Async iterator over a stream; its start position is fixed when ``subscribe()`` is called."""
+
+    def __init__(self, broker: InMemoryBroker, stream: _Stream, cursor: int, after: tuple[int, int] | None):
+        self._broker = broker
+        self._stream = stream
+        self._cursor = cursor
+        self._after = after
+
+    def __aiter__(self) -> _Subscription:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        stream = self._stream
+        while True:
+            idx = self._cursor - stream.base
+            if idx < 0:  # evicted by the count cap: continue from the oldest retained
+                self._cursor = stream.base
+                idx = 0
+            if idx < len(stream.entries):
+                key, event = stream.entries[idx]
+                self._cursor += 1
+                if self._after is not None and key <= self._after:
+                    continue
+                return event
+            if stream.ended or self._broker.closed:
+                raise StopAsyncIteration
+            if stream.wakeup is None:
+                stream.wakeup = asyncio.Event()
+            await stream.wakeup.wait()
+
+    async def aclose(self) -> None:
+        """Nothing to release; present so callers can treat every subscription alike."""
+
+
+class InMemoryBroker:
+    """StreamBroker for a single process (see the module docstring for retention rules)."""
+
+    def __init__(
+        self,
+        *,
+        retention_seconds: float = DEFAULT_RETENTION_SECONDS,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        idle_ttl_seconds: float = DEFAULT_IDLE_TTL_SECONDS,
+    ) -> None:
+        self.retention_seconds = retention_seconds
+        self.max_events = max_events
+        self.idle_ttl_seconds = idle_ttl_seconds
+        self.closed = False
+        self._runs: dict[str, _Stream] = {}
+        self._threads: dict[str, _Stream] = {}
+        self._ended: deque[tuple[float, str, _Stream]] = deque()
+        self._next_purge = 0.0
+        self._next_idle_scan = time.monotonic() + _IDLE_SCAN_INTERVAL
+        self._controls: dict[str, tuple[str, float]] = {}
+        self._control_waiters: dict[str, list[asyncio.Future[str]]] = {}
+        self._pending_flag = False
+        self._pending_wakeup: asyncio.Event | None = None
+
+    # -- streams -----------------------------------------------------------------------------
+    def _append(self, stream: _Stream, event: str, data: bytes, resumable: bool, now: float) -> str:
+        key = stream.next_id()
+        item = StreamEvent(f"{key[0]}-{key[1]}", event, data, resumable)
+        stream.entries.append((key, item))
+        if len(stream.entries) > self.max_events:
+            stream.entries.popleft()
+            stream.base += 1
+        stream.touched = now
+        stream.wake()
+        return item.id
+
+    async def publish(
+        self, run_id: str, event: str, data: bytes, *, resumable: bool = True, thread_id: str | None = None
+    ) -> str:
+        now = time.monotonic()
+        stream = self._runs.get(run_id)
+        if stream is None:
+            stream = self._runs[run_id] = _Stream(now)
+        elif stream.ended:  # a retried run publishes again: reopen, keeping ids monotonic
+            stream.ended = False
+        event_id = self._append(stream, event, data, resumable, now)
+        if thread_id is not None:
+            self._append(self._thread(thread_id, now), event, data, resumable, now)
+        if now >= self._next_purge:
+            self._purge(now)
+        return event_id
+
+    async def publish_thread_event(self, thread_id: str, event: str, data: bytes, *, resumable: bool = True) -> str:
+        now = time.monotonic()
+        return self._append(self._thread(thread_id, now), event, data, resumable, now)
+
+    def _thread(self, thread_id: str, now: float) -> _Stream:
+        stream = self._threads.get(thread_id)
+        if stream is None:
+            stream = self._threads[thread_id] = _Stream(now)
+        return stream
+
+    async def end(self, run_id: str) -> None:
+        now = time.monotonic()
+        stream = self._runs.get(run_id)
+        if stream is None:
+            stream = self._runs[run_id] = _Stream(now)
+        if not stream.ended:
+            stream.ended = True
+            stream.ended_at = stream.touched = now
+            self._ended.append((now, run_id, stream))
+            stream.wake()
+        self._controls.pop(run_id, None)
+        self._purge(now)
+
+    def subscribe(self, run_id: str, *, last_event_id: str | None = None) -> AsyncIterator[StreamEvent]:
+        now = time.monotonic()
+        if now >= self._next_purge:
+            self._purge(now)
+        stream = self._runs.get(run_id)
+        if stream is None:
+            stream = self._runs[run_id] = _Stream(now)
+        return self._subscription(stream, last_event_id)
+
+    def subscribe_thread(self, thread_id: str, *, last_event_id: str | None = None) -> AsyncIterator[StreamEvent]:
+        return self._subscription(self._thread(thread_id, time.monotonic()), last_event_id)
+
+    def _subscription(self, stream: _Stream, last_event_id: str | None) -> _Subscription:
+        if last_event_id is None:
+            return _Subscription(self, stream, stream.head(), None)
+        if last_event_id.strip() == "-1":
+            return _Subscription(self, stream, stream.base, None)
+        after = parse_event_id(last_event_id)
+        return _Subscription(self, stream, stream.index_after(after), after)
+
+    # -- retention ---------------------------------------------------------------------------
+    def _purge(self, now: float) -> None:
+        self._next_purge = now + _PURGE_INTERVAL
+        cutoff = now - self.retention_seconds
+        while self._ended and self._ended[0][0] <= cutoff:
+            _, run_id, stream = self._ended.popleft()
+            if self._runs.get(run_id) is stream and stream.ended and stream.ended_at <= cutoff:
+                del self._runs[run_id]
+        if now >= self._next_idle_scan:
+            self._next_idle_scan = now + _IDLE_SCAN_INTERVAL
+            idle_cutoff = now - self.idle_ttl_seconds
+            for streams in (self._runs, self._threads):
+                for key in [k for k, s in streams.items() if not s.ended and s.touched <= idle_cutoff]:
+                    del streams[key]
+            for run_id in [r for r, (_, t) in self._controls.items() if t <= idle_cutoff]:
+                del self._controls[run_id]
+
+    # -- control -----------------------------------------------------------------------------
+    async def publish_control(self, run_id: str, action: str) -> None:
+        validate_control_action(action)
+        self._controls[run_id] = (action, time.monotonic())
+        for waiter in self._control_waiters.get(run_id, ()):
+            if not waiter.done():
+                waiter.set_result(action)
+
+    async def wait_control(self, run_id: str) -> str:
+        if self.closed:
+            raise BrokerClosed("broker closed while waiting for a control message")
+        found = self._controls.get(run_id)
+        if found is not None:
+            return found[0]
+        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        waiters = self._control_waiters.setdefault(run_id, [])
+        waiters.append(waiter)
+        try:
+            return await waiter
+        finally:  # cancelled or answered: never leave a waiter behind (one per run otherwise leaks)
+            waiters.remove(waiter)
+            if not waiters and self._control_waiters.get(run_id) is waiters:
+                del self._control_waiters[run_id]
+
+    # -- wake-ups ----------------------------------------------------------------------------
+    async def notify_run_pending(self) -> None:
+        self._pending_flag = True
+        if self._pending_wakeup is not None:
+            self._pending_wakeup.set()
+            self._pending_wakeup = None
+
+    async def wait_run_pending(self, timeout: float) -> bool:  # noqa: ASYNC109 (contract signature)
+        if self._pending_flag:
+            self._pending_flag = False
+            return True
+        if self._pending_wakeup is None:
+            self._pending_wakeup = asyncio.Event()
+        wakeup = self._pending_wakeup
+        try:
+            await asyncio.wait_for(wakeup.wait(), timeout)
+        except TimeoutError:
+            return False
+        self._pending_flag = False
+        return True
+
+    async def close(self) -> None:
+        self.closed = True
+        for streams in (self._runs, self._threads):
+            for stream in streams.values():
+                stream.wake()
+        for waiters in self._control_waiters.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(BrokerClosed("broker closed while waiting for a control message"))

@@ -1,0 +1,296 @@
+"""Redis stream broker: any server instance can publish, serve, resume and cancel any run.
+
+Keys (``P`` = key prefix):
+- ``P:run:<run_id>``: a Redis Stream per run. Entries ``{e: event, d: data, r: "1"|"0"}``; ``end()``
+  appends ``{end: "1"}`` and sets the key's TTL to the retention window (default 120 s). Streams are
+  capped with ``XADD MAXLEN ~`` and carry an idle TTL while live (a crashed run's stream expires).
+  Event ids are the Redis entry ids, ``<millis>-<seq>``, exactly what clients send as Last-Event-ID.
+- ``P:thread:<thread_id>``: the thread-level stream (same entry format, never ended, idle TTL).
+- ``P:control:<run_id>``: the last control action for a run (``SET ... EX``), so a worker that
+  starts waiting after the cancel was sent still sees it; plus a ``P:control`` pub/sub message that
+  wakes the waiting worker at once wherever it runs.
+- ``P:pending``: pub/sub channel for "a run is pending" wake-ups, fanned out to every instance.
+
+Subscribers read with ``XREAD BLOCK`` from the last id they have seen, so an event published while a
+subscriber moves from replay to live is never skipped. One pub/sub connection per broker carries all
+control and wake-up messages (started on first wait). Own wake-ups are delivered locally at once and
+ignored when they come back over pub/sub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from cogni_server.streaming.base import (
+    DEFAULT_IDLE_TTL_SECONDS,
+    DEFAULT_MAX_EVENTS,
+    DEFAULT_RETENTION_SECONDS,
+    BrokerClosed,
+    StreamEvent,
+    parse_event_id,
+    validate_control_action,
+)
+
+_log = logging.getLogger(__name__)
+
+_END_FIELD = b"end"
+_BLOCK_MS = 5_000
+_READ_COUNT = 512
+_CONTROL_RECHECK_SECONDS = 5.0
+
+
+class RedisBroker:
+    """StreamBroker over Redis Streams and pub/sub (see the module docstring for the key layout)."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        key_prefix: str = "cogni",
+        retention_seconds: float = DEFAULT_RETENTION_SECONDS,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        idle_ttl_seconds: float = DEFAULT_IDLE_TTL_SECONDS,
+        block_ms: int = _BLOCK_MS,
+    ) -> None:
+        self._redis = client
+        self.key_prefix = key_prefix
+        self.retention_seconds = max(1, int(retention_seconds))
+        self.max_events = max_events
+        self.idle_ttl_seconds = max(1, int(idle_ttl_seconds))
+        self.block_ms = block_ms
+        self.closed = False
+        self._instance = uuid.uuid4().hex.encode()
+        self._control_channel = f"{key_prefix}:control".encode()
+        self._pending_channel = f"{key_prefix}:pending".encode()
+        self._listener: asyncio.Task[None] | None = None
+        self._listener_ready: asyncio.Future[None] | None = None
+        self._control_waiters: dict[str, list[asyncio.Future[str]]] = {}
+        self._pending_flag = False
+        self._pending_wakeup: asyncio.Event | None = None
+
+    @classmethod
+    def from_url(cls, url: str, *, key_prefix: str = "cogni", **kwargs: Any) -> RedisBroker:
+        return cls(aioredis.Redis.from_url(url, decode_responses=False), key_prefix=key_prefix, **kwargs)
+
+    def run_key(self, run_id: str) -> str:
+        return f"{self.key_prefix}:run:{run_id}"
+
+    def thread_key(self, thread_id: str) -> str:
+        return f"{self.key_prefix}:thread:{thread_id}"
+
+    def control_key(self, run_id: str) -> str:
+        return f"{self.key_prefix}:control:{run_id}"
+
+    # -- streams -----------------------------------------------------------------------------
+    async def publish(
+        self, run_id: str, event: str, data: bytes, *, resumable: bool = True, thread_id: str | None = None
+    ) -> str:
+        fields: Any = {b"e": event, b"d": data, b"r": b"1" if resumable else b"0"}
+        pipe = self._redis.pipeline(transaction=False)
+        key = self.run_key(run_id)
+        pipe.xadd(key, fields, maxlen=self.max_events, approximate=True)
+        pipe.expire(key, self.idle_ttl_seconds)
+        if thread_id is not None:
+            tkey = self.thread_key(thread_id)
+            pipe.xadd(tkey, fields, maxlen=self.max_events, approximate=True)
+            pipe.expire(tkey, self.idle_ttl_seconds)
+        result = await pipe.execute()
+        return _text(result[0])
+
+    async def publish_thread_event(self, thread_id: str, event: str, data: bytes, *, resumable: bool = True) -> str:
+        fields: Any = {b"e": event, b"d": data, b"r": b"1" if resumable else b"0"}
+        key = self.thread_key(thread_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.xadd(key, fields, maxlen=self.max_events, approximate=True)
+        pipe.expire(key, self.idle_ttl_seconds)
+        result = await pipe.execute()
+        return _text(result[0])
+
+    async def end(self, run_id: str) -> None:
+        key = self.run_key(run_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.xadd(key, {_END_FIELD: b"1"}, maxlen=self.max_events, approximate=True)
+        pipe.expire(key, self.retention_seconds)
+        pipe.delete(self.control_key(run_id))
+        await pipe.execute()
+
+    def subscribe(self, run_id: str, *, last_event_id: str | None = None) -> AsyncIterator[StreamEvent]:
+        start = _start_id(last_event_id)
+        return self._read(self.run_key(run_id), start, stop_at_end=True)
+
+    def subscribe_thread(self, thread_id: str, *, last_event_id: str | None = None) -> AsyncIterator[StreamEvent]:
+        start = _start_id(last_event_id)
+        return self._read(self.thread_key(thread_id), start, stop_at_end=False)
+
+    async def _read(self, key: str, start: str | None, *, stop_at_end: bool) -> AsyncIterator[StreamEvent]:
+        cursor: Any = start
+        if cursor is None:  # "from now on": everything after the current last entry
+            last = await self._redis.xrevrange(key, "+", "-", count=1)
+            if not last:
+                cursor = "0-0"
+            else:
+                cursor = last[0][0]
+                if stop_at_end and _END_FIELD in last[0][1]:
+                    return
+        while not self.closed:
+            response = await self._redis.xread({key: cursor}, count=_READ_COUNT, block=self.block_ms)
+            for _stream, entries in response or ():
+                for entry_id, fields in entries:
+                    cursor = entry_id
+                    if _END_FIELD in fields:
+                        if stop_at_end:
+                            return
+                        continue
+                    yield StreamEvent(
+                        _text(entry_id), _text(fields[b"e"]), fields[b"d"], fields.get(b"r", b"1") == b"1"
+                    )
+
+    # -- control and wake-ups ------------------------------------------------------------------
+    async def publish_control(self, run_id: str, action: str) -> None:
+        validate_control_action(action)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(self.control_key(run_id), action, ex=self.idle_ttl_seconds)
+        pipe.publish(self._control_channel, f"{run_id}\n{action}")
+        await pipe.execute()
+        self._deliver_control(run_id, action)
+
+    async def wait_control(self, run_id: str) -> str:
+        await self._ensure_listener()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[str] = loop.create_future()
+        self._control_waiters.setdefault(run_id, []).append(future)
+        try:
+            while True:
+                stored = await self._redis.get(self.control_key(run_id))
+                if stored is not None:
+                    return _text(stored)
+                # the pub/sub message normally wakes us; re-reading the key covers a dropped connection
+                done, _ = await asyncio.wait({future}, timeout=_CONTROL_RECHECK_SECONDS)
+                if done:
+                    return future.result()
+                if self.closed:
+                    raise BrokerClosed("broker closed while waiting for a control message")
+        finally:
+            waiters = self._control_waiters.get(run_id)
+            if waiters is not None:
+                with contextlib.suppress(ValueError):
+                    waiters.remove(future)
+                if not waiters:
+                    del self._control_waiters[run_id]
+
+    def _deliver_control(self, run_id: str, action: str) -> None:
+        for future in self._control_waiters.get(run_id, ()):
+            if not future.done():
+                future.set_result(action)
+
+    async def notify_run_pending(self) -> None:
+        self._wake_pending()
+        await self._redis.publish(self._pending_channel, self._instance)
+
+    def _wake_pending(self) -> None:
+        self._pending_flag = True
+        if self._pending_wakeup is not None:
+            self._pending_wakeup.set()
+            self._pending_wakeup = None
+
+    async def wait_run_pending(self, timeout: float) -> bool:  # noqa: ASYNC109 (contract signature)
+        await self._ensure_listener()
+        if self._pending_flag:
+            self._pending_flag = False
+            return True
+        if self._pending_wakeup is None:
+            self._pending_wakeup = asyncio.Event()
+        wakeup = self._pending_wakeup
+        try:
+            await asyncio.wait_for(wakeup.wait(), timeout)
+        except TimeoutError:
+            return False
+        self._pending_flag = False
+        return True
+
+    async def _ensure_listener(self) -> None:
+        """Start the pub/sub listener once and wait until its subscriptions are confirmed."""
+        if self.closed:
+            raise BrokerClosed("broker is closed")
+        if self._listener_ready is None:
+            self._listener_ready = asyncio.get_running_loop().create_future()
+            self._listener = asyncio.create_task(self._listen(self._listener_ready), name="redis-broker-listener")
+        await asyncio.shield(self._listener_ready)
+
+    async def _listen(self, ready: asyncio.Future[None]) -> None:
+        backoff = 0.2
+        reconnect = False
+        while not self.closed:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(self._control_channel, self._pending_channel)
+                confirmed = 0
+                while confirmed < 2:
+                    msg = await pubsub.get_message(timeout=5.0)
+                    if msg is not None and msg["type"] == "subscribe":
+                        confirmed += 1
+                if not ready.done():
+                    ready.set_result(None)
+                if reconnect:  # wake-ups may have been missed while disconnected: poll Postgres once
+                    self._wake_pending()
+                reconnect = True
+                backoff = 0.2
+                while not self.closed:
+                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if msg is not None:
+                        self._dispatch(msg["channel"], msg["data"])
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                _log.warning("redis broker listener lost its connection: %s; retrying", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose
+
+    def _dispatch(self, channel: bytes, data: bytes) -> None:
+        if channel == self._pending_channel:
+            if data != self._instance:
+                self._wake_pending()
+        elif channel == self._control_channel:
+            run_id, _, action = _text(data).rpartition("\n")
+            self._deliver_control(run_id, action)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
+        for waiters in self._control_waiters.values():
+            for future in waiters:
+                if not future.done():
+                    future.set_exception(BrokerClosed("broker closed while waiting for a control message"))
+        if self._pending_wakeup is not None:
+            self._pending_wakeup.set()
+        await self._redis.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _start_id(last_event_id: str | None) -> str | None:
+    """Validate Last-Event-ID eagerly (a bad one fails at subscribe time, not mid-stream)."""
+    if last_event_id is None:
+        return None
+    if last_event_id.strip() == "-1":
+        return "0-0"
+    millis, seq = parse_event_id(last_event_id)
+    return f"{millis}-{seq}"

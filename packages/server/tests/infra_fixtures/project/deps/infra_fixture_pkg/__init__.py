@@ -1,0 +1,1 @@
+"""A dependency package that is only importable because langgraph.json lists ./deps."""

@@ -1,0 +1,322 @@
+"""The stream broker contract, run against both brokers (Redis: the real server on 6379).
+
+For Redis, ``peer`` is a second broker instance on the same key prefix (another server process in
+production), so every control, wake-up and stream test also proves cross-instance delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from cogni_server.streaming import (
+    HEARTBEAT,
+    BrokerClosed,
+    InMemoryBroker,
+    RedisBroker,
+    StreamBroker,
+    StreamEvent,
+    build_broker,
+    encode_sse,
+)
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+ID_PATTERN = re.compile(r"^\d+-\d+$")
+
+BrokerFactory = Callable[..., StreamBroker]
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def make_broker(request: pytest.FixtureRequest) -> AsyncIterator[BrokerFactory]:
+    """Factory for brokers of the parametrised kind; Redis ones share one unique key prefix."""
+    prefix = f"cogni_test_{uuid.uuid4().hex[:12]}"
+    made: list[StreamBroker] = []
+    memory: dict[str, InMemoryBroker] = {}
+
+    def factory(*, shared: bool = True, **kwargs: Any) -> StreamBroker:
+        if request.param == "memory":
+            if shared and "one" in memory:
+                return memory["one"]
+            broker: StreamBroker = InMemoryBroker(**kwargs)
+            memory.setdefault("one", broker)  # type: ignore[arg-type]
+        else:
+            broker = RedisBroker.from_url(REDIS_URL, key_prefix=prefix, **kwargs)
+        made.append(broker)
+        return broker
+
+    try:
+        yield factory
+    finally:
+        for broker in made:
+            await broker.close()
+        if request.param == "redis":
+            client = aioredis.Redis.from_url(REDIS_URL)
+            keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+            if keys:
+                await client.delete(*keys)
+            await client.aclose()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def broker(make_broker: BrokerFactory) -> StreamBroker:
+    return make_broker()
+
+
+@pytest.fixture
+def peer(make_broker: BrokerFactory) -> StreamBroker:
+    """Another instance for Redis (a second process in production); the same one in memory."""
+    return make_broker(shared=True)
+
+
+async def collect(events: AsyncIterator[StreamEvent], limit: float = 5.0) -> list[StreamEvent]:
+    async def drain() -> list[StreamEvent]:
+        return [event async for event in events]
+
+    return await asyncio.wait_for(drain(), limit)
+
+
+async def take(events: AsyncIterator[StreamEvent], n: int, limit: float = 5.0) -> list[StreamEvent]:
+    out: list[StreamEvent] = []
+
+    async def run() -> None:
+        async for event in events:
+            out.append(event)
+            if len(out) == n:
+                return
+
+    await asyncio.wait_for(run(), limit)
+    return out
+
+
+def run_id() -> str:
+    return str(uuid.uuid4())
+
+
+def payloads(events: list[StreamEvent]) -> list[bytes]:
+    return [e.data for e in events]
+
+
+async def publish_n(broker: StreamBroker, rid: str, n: int, start: int = 0) -> list[str]:
+    return [await broker.publish(rid, "values", b'{"i":%d}' % i) for i in range(start, start + n)]
+
+
+async def test_events_arrive_in_order_with_monotonic_redis_style_ids(broker: StreamBroker) -> None:
+    rid = run_id()
+    ids = await publish_n(broker, rid, 20)
+    await broker.end(rid)
+    events = await collect(broker.subscribe(rid, last_event_id="-1"))
+    assert [e.id for e in events] == ids
+    assert all(ID_PATTERN.match(i) for i in ids)
+    parsed = [tuple(int(p) for p in i.split("-")) for i in ids]
+    assert parsed == sorted(parsed) and len(set(parsed)) == len(parsed)
+    assert payloads(events) == [b'{"i":%d}' % i for i in range(20)]
+    assert {e.event for e in events} == {"values"}
+
+
+async def test_replay_after_an_id_is_strictly_after_it(broker: StreamBroker) -> None:
+    rid = run_id()
+    ids = await publish_n(broker, rid, 10)
+    await broker.end(rid)
+    events = await collect(broker.subscribe(rid, last_event_id=ids[3]))
+    assert [e.id for e in events] == ids[4:]
+
+
+async def test_subscriber_without_last_id_sees_only_new_events(broker: StreamBroker) -> None:
+    rid = run_id()
+    await publish_n(broker, rid, 3)
+    live = broker.subscribe(rid)
+    first = asyncio.ensure_future(live.__anext__())
+    await asyncio.sleep(0.2)  # let a lazy subscriber (Redis) take its position
+    await publish_n(broker, rid, 2, start=3)
+    await broker.end(rid)
+    event = await asyncio.wait_for(first, 5)
+    rest = await collect(live)
+    assert payloads([event, *rest]) == [b'{"i":3}', b'{"i":4}']
+
+
+async def test_end_finishes_live_subscribers_across_instances(broker: StreamBroker, peer: StreamBroker) -> None:
+    rid = run_id()
+    subscription = peer.subscribe(rid, last_event_id="-1")
+    reader = asyncio.ensure_future(collect(subscription, limit=10))
+    await asyncio.sleep(0.1)
+    await broker.publish(rid, "metadata", b'{"run_id":"x"}')
+    await broker.publish(rid, "values", b"{}")
+    await broker.end(rid)
+    events = await asyncio.wait_for(reader, 5)
+    assert [e.event for e in events] == ["metadata", "values"]
+
+
+async def test_subscribing_after_end_replays_retained_events_then_stops(broker: StreamBroker) -> None:
+    rid = run_id()
+    await publish_n(broker, rid, 4)
+    await broker.end(rid)
+    assert len(await collect(broker.subscribe(rid, last_event_id="-1"), limit=2)) == 4
+    assert await collect(broker.subscribe(rid), limit=2) == []
+
+
+async def test_concurrent_publish_and_subscribe_never_drops_an_event(broker: StreamBroker, peer: StreamBroker) -> None:
+    """Subscribers join at random moments while events flow; each sees a gap-free sequence."""
+    rid = run_id()
+    total = 300
+    published: list[str] = []
+
+    async def publisher() -> None:
+        for i in range(total):
+            published.append(await broker.publish(rid, "values", b'{"i":%d}' % i))
+            if i % 10 == 0:
+                await asyncio.sleep(0.001)
+        await broker.end(rid)
+
+    async def subscriber(delay: float, from_start: bool) -> tuple[str | None, list[StreamEvent]]:
+        await asyncio.sleep(delay)
+        last = None if from_start or not published else published[-1]
+        events = await collect(peer.subscribe(rid, last_event_id=last or "-1"), limit=20)
+        return last, events
+
+    subscribers = [subscriber(d / 200, d % 2 == 0) for d in range(10)]
+    publishing = asyncio.ensure_future(publisher())
+    results = await asyncio.gather(*subscribers)
+    await publishing
+    for last, events in results:
+        numbers = [int(e.data[5:-1]) for e in events]
+        start = 0 if last is None else published.index(last) + 1
+        assert numbers == list(range(start, total)), f"gap or duplicate after {last}"
+
+
+async def test_non_resumable_flag_travels_with_the_event(broker: StreamBroker) -> None:
+    rid = run_id()
+    await broker.publish(rid, "metadata", b"{}", resumable=False)
+    await broker.publish(rid, "values", b"{}")
+    await broker.end(rid)
+    events = await collect(broker.subscribe(rid, last_event_id="-1"))
+    assert [e.resumable for e in events] == [False, True]
+
+
+async def test_bad_last_event_id_fails_at_subscribe(broker: StreamBroker) -> None:
+    with pytest.raises(ValueError, match="invalid stream event id"):
+        broker.subscribe(run_id(), last_event_id="not-an-id")
+
+
+async def test_thread_stream_joins_all_runs_of_the_thread(broker: StreamBroker, peer: StreamBroker) -> None:
+    thread = run_id()
+    live = peer.subscribe_thread(thread, last_event_id="-1")
+    first_run, second_run = run_id(), run_id()
+    await broker.publish(first_run, "values", b"1", thread_id=thread)
+    await broker.end(first_run)
+    await broker.publish_thread_event(thread, "status", b'"busy"')
+    await broker.publish(second_run, "values", b"2", thread_id=thread)
+    events = await take(live, 3)
+    assert [(e.event, e.data) for e in events] == [("values", b"1"), ("status", b'"busy"'), ("values", b"2")]
+    # a reconnect after the first id resumes there
+    again = await take(peer.subscribe_thread(thread, last_event_id=events[0].id), 2)
+    assert [e.data for e in again] == [b'"busy"', b"2"]
+    # the run streams stay separate
+    assert payloads(await collect(broker.subscribe(first_run, last_event_id="-1"))) == [b"1"]
+
+
+async def test_control_reaches_a_waiting_worker(broker: StreamBroker, peer: StreamBroker) -> None:
+    rid = run_id()
+    waiter = asyncio.ensure_future(peer.wait_control(rid))
+    await asyncio.sleep(0.2)
+    assert not waiter.done()
+    await broker.publish_control(rid, "rollback")
+    assert await asyncio.wait_for(waiter, 3) == "rollback"
+
+
+async def test_control_sent_before_the_worker_waits_is_not_lost(broker: StreamBroker, peer: StreamBroker) -> None:
+    rid = run_id()
+    await broker.publish_control(rid, "interrupt")
+    assert await asyncio.wait_for(peer.wait_control(rid), 3) == "interrupt"
+    other = asyncio.ensure_future(peer.wait_control(run_id()))
+    await asyncio.sleep(0.2)
+    assert not other.done(), "a control message leaked to another run"
+    other.cancel()
+
+
+async def test_abandoned_control_waits_leave_nothing_behind(broker: StreamBroker) -> None:
+    """Every run waits for a control message and cancels the wait at its end: that must not leak."""
+    for _ in range(50):
+        waiter = asyncio.ensure_future(broker.wait_control(run_id()))
+        await asyncio.sleep(0)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+    await asyncio.sleep(0.05)
+    assert broker._control_waiters == {}  # type: ignore[attr-defined]
+
+
+async def test_close_releases_control_waiters(make_broker: BrokerFactory) -> None:
+    broker = make_broker(shared=False)
+    waiter = asyncio.ensure_future(broker.wait_control(run_id()))
+    await asyncio.sleep(0.2)
+    await broker.close()
+    with pytest.raises(BrokerClosed):
+        await asyncio.wait_for(waiter, 5)
+
+
+async def test_unknown_control_action_is_refused(broker: StreamBroker) -> None:
+    with pytest.raises(ValueError, match="unknown control action"):
+        await broker.publish_control(run_id(), "explode")
+
+
+async def test_run_pending_wakeups(broker: StreamBroker, peer: StreamBroker) -> None:
+    assert await peer.wait_run_pending(0.2) is False
+    waiters = [asyncio.ensure_future(peer.wait_run_pending(5)) for _ in range(3)]
+    await asyncio.sleep(0.2)
+    started = asyncio.get_running_loop().time()
+    await broker.notify_run_pending()
+    assert await asyncio.wait_for(asyncio.gather(*waiters), 5) == [True, True, True]
+    assert asyncio.get_running_loop().time() - started < 1.0
+    # a notification nobody was waiting for is kept for the next wait (no lost wake-up)
+    await broker.notify_run_pending()
+    await asyncio.sleep(0.2)
+    assert await peer.wait_run_pending(0.5) is True
+
+
+async def test_ended_streams_expire_after_the_retention_window(make_broker: BrokerFactory) -> None:
+    broker = make_broker(shared=False, retention_seconds=1)
+    rid = run_id()
+    await publish_n(broker, rid, 3)
+    await broker.end(rid)
+    assert len(await collect(broker.subscribe(rid, last_event_id="-1"))) == 3
+    await asyncio.sleep(1.6)
+    replay = broker.subscribe(rid, last_event_id="-1")
+    reader = asyncio.ensure_future(collect(replay))
+    await asyncio.sleep(0.2)
+    await broker.end(rid)  # the stream is gone: the late subscriber gets nothing
+    assert await reader == []
+
+
+async def test_retained_events_are_capped_by_count(make_broker: BrokerFactory) -> None:
+    broker = make_broker(shared=False, max_events=100)
+    rid = run_id()
+    ids = await publish_n(broker, rid, 1000)
+    await broker.end(rid)
+    events = await collect(broker.subscribe(rid, last_event_id="-1"))
+    assert 100 <= len(events) < 1000
+    assert [e.id for e in events] == ids[-len(events) :]
+
+
+async def test_build_broker_picks_by_url() -> None:
+    memory = build_broker(None)
+    assert isinstance(memory, InMemoryBroker)
+    remote = build_broker(REDIS_URL, key_prefix=f"cogni_test_{uuid.uuid4().hex[:8]}")
+    assert isinstance(remote, RedisBroker)
+    await memory.close()
+    await remote.close()
+
+
+def test_sse_frames_match_the_reference_wire_format() -> None:
+    assert encode_sse("values", b'{"a":1}', "1700000000000-0") == (
+        b'event: values\r\ndata: {"a":1}\r\nid: 1700000000000-0\r\n\r\n'
+    )
+    assert encode_sse("metadata", b"{}", None) == b"event: metadata\r\ndata: {}\r\n\r\n"
+    assert encode_sse("custom", b"line1\nline2", None) == (b"event: custom\r\ndata: line1\r\ndata: line2\r\n\r\n")
+    assert HEARTBEAT == b": heartbeat\r\n\r\n"
