@@ -175,3 +175,29 @@ def test_wrong_key_is_refused(stack: LlmStack) -> None:
     bad = OpenAI(base_url=f"{stack.litellm_base_url}/v1", api_key="sk-not-the-master-key", max_retries=0)
     with pytest.raises(openai.APIStatusError):
         bad.chat.completions.create(model=stack.paid_model, messages=[{"role": "user", "content": "Hello"}])
+
+
+def test_client_disconnect_mid_stream_is_recorded_with_error_code_499(stack: LlmStack) -> None:
+    headers = {"Authorization": f"Bearer {stack.master_key}", **_headers(_metadata())}
+    body = {
+        "model": stack.paid_model,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "user": "acct-1",
+        "messages": [{"role": "user", "content": "one two three four five six [mock:delay_ms=100]"}],
+    }
+    with (
+        httpx.Client(timeout=30) as http,
+        http.stream("POST", f"{stack.litellm_base_url}/v1/chat/completions", headers=headers, json=body) as s,
+    ):
+        call_id = s.headers["x-litellm-call-id"]
+        received = 0
+        for line in s.iter_lines():
+            received += line.startswith("data:")
+            if received >= 3:
+                break  # hang up while the upstream is still producing
+    row = stack.wait_for_spend_row(call_id)
+    assert row["status"] == "success"
+    assert row["error_code"] == "499"
+    assert row["spend"] > 0  # LiteLLM estimates the cost of the partial output
+    assert row["end_user"] == "acct-1"

@@ -207,10 +207,25 @@ def start_proxy(
     upstream_base_url: str,
     sink_database_url: str | None,
     master_key: str | None = None,
-    **options: object,
+    *,
+    host: str = "127.0.0.1",
+    version: str | None = None,
+    aliases: tuple[ModelAlias, ...] = DEFAULT_ALIASES,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 120.0,
 ) -> LiteLLMProxy:
     """Start a proxy and return it live; the caller stops it (or uses it as a context manager)."""
-    return LiteLLMProxy(port, upstream_base_url, sink_database_url, master_key, **options).start()  # type: ignore[arg-type]
+    proxy = LiteLLMProxy(
+        port,
+        upstream_base_url,
+        sink_database_url,
+        master_key,
+        host=host,
+        version=version,
+        aliases=aliases,
+        extra_env=extra_env,
+    )
+    return proxy.start(timeout=timeout)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
