@@ -105,3 +105,4 @@ def test_run_config_round_trips_through_configurable_with_node_overrides() -> No
     metadata = back.spend_logs_metadata(graph_id="langgraph:chat", thread_id="t-1")
     assert metadata["run_id"] == "run-1" and metadata["billing_account_id"] == "acct-1"
     assert metadata["trace_id"] == "trace-1" and metadata["thread_id"] == "t-1"
+    assert metadata["virtual_key_id"] == "vk-1"

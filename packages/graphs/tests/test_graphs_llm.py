@@ -38,6 +38,7 @@ async def test_request_carries_end_user_spend_metadata_and_key(
         "attempt": 1,
         "graph_id": "langgraph:chat",
         "billing_account_id": "acct-graphs",
+        "virtual_key_id": "vk-graphs",
         "thread_id": "th-42",
         "request_id": "req-1",
         "trace_id": "trace-1",

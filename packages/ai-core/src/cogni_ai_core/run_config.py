@@ -94,12 +94,17 @@ class GraphRunConfig(WireModel):
         return self.user or self.billing_account_id
 
     def spend_logs_metadata(self, *, graph_id: str | None = None, thread_id: str | None = None) -> dict[str, Any]:
-        """The `x-litellm-spend-logs-metadata` payload: how a spend log row finds its run."""
+        """The `x-litellm-spend-logs-metadata` payload: how a spend log row finds its run.
+
+        Beyond the contract's keys it carries `virtual_key_id`, so a charge the reconciler takes
+        late lands on the same virtual key as one taken from the stream.
+        """
         return {
             "run_id": self.run_id,
             "attempt": self.attempt,
             "graph_id": graph_id or self.graph_id,
             "billing_account_id": self.billing_account_id,
+            "virtual_key_id": self.virtual_key_id,
             "thread_id": thread_id,
             "request_id": self.request_id,
             "trace_id": self.trace_id,

@@ -1,0 +1,34 @@
+"""Account-facing read routes: the model list and the account's activity."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from cogni_app.api.deps import Principal, Runtime
+from cogni_app.api.encode import jsonable
+
+router = APIRouter()
+
+
+@router.get("/v1/models")
+async def list_models(runtime: Runtime, _: Principal) -> dict[str, Any]:
+    """LiteLLM's aliases the app allows, with the default the app picks when none is requested."""
+    models = runtime.models.models()
+    return {
+        "models": [
+            {"id": m.id, "displayName": m.display_name, "isFree": m.is_free, "isDefault": m.is_default} for m in models
+        ],
+        "defaultModelId": runtime.models.default_model().id,
+    }
+
+
+@router.get("/v1/activity")
+async def activity(
+    runtime: Runtime, principal: Principal, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> dict[str, Any]:
+    """The calling account's runs, newest first: LLM calls, tokens, cost (USD after markup), credits."""
+    runs = await runtime.ledger.activity(principal.billing_account_id, limit=limit)
+    balance = await runtime.ledger.balance(principal.billing_account_id)
+    return {"billingAccountId": principal.billing_account_id, "balanceCredits": balance, "runs": jsonable(runs)}

@@ -1,0 +1,57 @@
+"""`cogni-app`: serve the chat API, or migrate the app database."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+
+from cogni_app.config import AppSettings, DatabaseSettings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Cogni app runtime: chat API and billing.")
+
+
+def _settings(kind: type[AppSettings | DatabaseSettings] = AppSettings) -> AppSettings | DatabaseSettings:
+    try:
+        return kind()
+    except ValidationError as exc:
+        typer.echo(f"configuration error:\n{exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8080, help="Port to listen on."),
+    migrate: bool = typer.Option(True, help="Apply pending app-database migrations at start-up."),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+) -> None:
+    """Run the chat API (POST /v1/chat, /v1/models, /v1/activity, /v1/admin/*, /metrics)."""
+    from cogni_app.app import create_app
+
+    settings = _settings()
+    assert isinstance(settings, AppSettings)
+    uvicorn.run(
+        create_app(settings, run_migrations=migrate),
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=30,
+    )
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Apply pending migrations to DATABASE_URL (idempotent, safe to run concurrently)."""
+    from cogni_app.db import migrate
+
+    settings = _settings(DatabaseSettings)
+    asyncio.run(migrate(settings.database_url))
+    typer.echo("app database is up to date")
+
+
+@app.callback()
+def _main() -> None:
+    """Cogni app runtime."""

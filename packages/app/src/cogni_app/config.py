@@ -1,0 +1,87 @@
+"""App settings, read once from the environment (pydantic-settings)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cogni_ai_core import DEFAULT_GRAPH_ID, validate_markup
+from cogni_app.executors.router import parse_executor_map
+
+MIN_ADMIN_TOKEN_CHARS = 32
+ExecutorName = Literal["inproc", "server"]
+
+
+class DatabaseSettings(BaseSettings):
+    """What `cogni-app migrate` needs, and nothing else: DATABASE_URL."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    database_url: str = Field(description="App database (accounts, ledger, receipts). Required.")
+
+
+class AppSettings(BaseSettings):
+    """Every knob of `cogni-app serve`; names are the environment variables (case-insensitive)."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    database_url: str = Field(description="App database (accounts, ledger, receipts). Required.")
+    langgraph_server_url: str = "http://127.0.0.1:8123"
+    litellm_base_url: str = "http://127.0.0.1:4000"
+    litellm_api_key: SecretStr = SecretStr("")
+    user_price_markup_factor: Decimal = Decimal("2.0")
+    cogni_jwt_secret: SecretStr | None = None
+    cogni_jwt_audience: str = "cogni-agent-server"
+    cogni_jwt_ttl_seconds: int = Field(default=300, gt=0, le=3600)
+    cogni_admin_token: SecretStr | None = None
+    cogni_executor: ExecutorName = "server"
+    cogni_executor_map: str = ""
+    cogni_default_graph_id: str = DEFAULT_GRAPH_ID
+    cogni_spend_sink_database_url: str | None = None
+    cogni_reconcile_delay_seconds: float = Field(default=2.0, ge=0)
+    cogni_reconcile_interval_seconds: float = Field(default=300.0, ge=0)
+    cogni_first_event_timeout_seconds: float = Field(default=15.0, gt=0)
+    cogni_models_refresh_seconds: float = Field(default=60.0, gt=0)
+
+    @field_validator("user_price_markup_factor")
+    @classmethod
+    def _markup(cls, value: Decimal) -> Decimal:
+        return validate_markup(value)
+
+    @field_validator("cogni_admin_token")
+    @classmethod
+    def _admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value() and len(value.get_secret_value()) < MIN_ADMIN_TOKEN_CHARS:
+            raise ValueError(f"COGNI_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_CHARS} characters")
+        return value or None
+
+    @field_validator("cogni_executor_map")
+    @classmethod
+    def _executor_map(cls, value: str) -> str:
+        parse_executor_map(value)
+        for provider in parse_executor_map(value).values():
+            if provider not in ("inproc", "server"):
+                raise ValueError(f"COGNI_EXECUTOR_MAP names unknown provider {provider!r} (inproc or server)")
+        return value
+
+    @model_validator(mode="after")
+    def _server_needs_jwt(self) -> AppSettings:
+        if "server" in self.executor_routes().values() and not self.cogni_jwt_secret:
+            raise ValueError("COGNI_JWT_SECRET is required when any graph runs on the Agent Server")
+        return self
+
+    def executor_routes(self) -> dict[str, str]:
+        """Graph namespace (or exact graph id) -> provider; the `langgraph` namespace defaults to COGNI_EXECUTOR."""
+        return {"langgraph": self.cogni_executor, **parse_executor_map(self.cogni_executor_map)}
+
+    def admin_token_matches(self, presented: str) -> bool:
+        """SHA-256 both sides and compare in constant time; False when no admin token is configured."""
+        if self.cogni_admin_token is None:
+            return False
+        expected = hashlib.sha256(self.cogni_admin_token.get_secret_value().encode()).digest()
+        return hmac.compare_digest(expected, hashlib.sha256(presented.encode()).digest())

@@ -1,0 +1,79 @@
+"""InProcProvider: runs a catalog graph in this process, through the same translator as the server.
+
+Checkpointer (decision): LangGraph's in-memory saver by default, so multi-turn works within one app
+process. It is the development and parity path; durable conversations belong on the Agent Server
+(Postgres checkpoints). Pass any `BaseCheckpointSaver` to change that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+
+from cogni_ai_core import ExecutorType, GraphRunConfig, derive_thread_id, parse_graph_id
+from cogni_app.executors.driver import drive
+from cogni_app.executors.jsonable import to_jsonable
+from cogni_app.executors.port import GraphRunRequest, GraphRunResult, UnknownGraph
+from cogni_app.executors.translate import StreamTranslator
+
+STREAM_MODES = ["messages", "updates", "custom"]
+GraphCompiler = Callable[[str, BaseCheckpointSaver[Any]], Any]
+
+
+def _catalog_compiler(name: str, checkpointer: BaseCheckpointSaver[Any]) -> Any:
+    from cogni_graphs.catalog import CATALOG, compile_graph
+
+    if name not in CATALOG:
+        raise UnknownGraph(f"graph {name!r} is not in the catalog (known: {', '.join(sorted(CATALOG))})")
+    return compile_graph(name, checkpointer=checkpointer)
+
+
+class InProcProvider:
+    """GraphExecutorPort for graphs compiled in this process (one compiled graph per name, cached)."""
+
+    executor_type = ExecutorType.INPROC
+
+    def __init__(
+        self,
+        *,
+        checkpointer: BaseCheckpointSaver[Any] | None = None,
+        compiler: GraphCompiler = _catalog_compiler,
+    ) -> None:
+        self._checkpointer: BaseCheckpointSaver[Any] = checkpointer or InMemorySaver()
+        self._compiler = compiler
+        self._graphs: dict[str, Any] = {}
+
+    def _graph(self, name: str) -> Any:
+        graph = self._graphs.get(name)
+        if graph is None:
+            graph = self._graphs[name] = self._compiler(name, self._checkpointer)
+        return graph
+
+    def run_graph(self, request: GraphRunRequest) -> GraphRunResult:
+        graph = self._graph(parse_graph_id(request.graph_id).name)
+        thread_id = derive_thread_id(request.billing_account_id, request.state_key)
+        run_config = GraphRunConfig(
+            model=request.model,
+            run_id=request.run_id,
+            attempt=request.attempt,
+            billing_account_id=request.billing_account_id,
+            virtual_key_id=request.virtual_key_id,
+            trace_id=request.trace_id,
+            request_id=request.request_id,
+            tool_ids=request.tool_ids,
+            executor_type=self.executor_type,
+            graph_id=request.graph_id,
+        )
+        config = {"configurable": {**run_config.to_configurable(), "thread_id": thread_id}}
+        translator = StreamTranslator(request, executor_type=self.executor_type)
+        translator.provider_thread_id = thread_id
+
+        async def parts() -> AsyncIterator[tuple[str, Any]]:
+            stream = graph.astream({"messages": request.input_messages}, config, stream_mode=STREAM_MODES)
+            async for mode, chunk in stream:
+                yield str(mode), to_jsonable(chunk)
+
+        return drive(parts, translator, executor="inproc")

@@ -1,0 +1,91 @@
+"""GraphExecutorPort: the one way the app runs a graph, whichever process actually runs it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from cogni_ai_core import AiEvent, AiExecutionErrorCode, RunContext
+
+
+@dataclass(frozen=True)
+class GraphRunRequest:
+    """Everything a provider needs for one run attempt; built by the app from trusted values only.
+
+    `input_messages` is the NEW user input only: the executor's checkpointer owns the thread state.
+    """
+
+    graph_id: str
+    model: str
+    run: RunContext
+    billing_account_id: str
+    virtual_key_id: str
+    state_key: str
+    input_messages: list[dict[str, Any]]
+    tool_ids: list[str] | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    @property
+    def attempt(self) -> int:
+        return self.run.attempt
+
+    @property
+    def trace_id(self) -> str | None:
+        return self.run.trace_id
+
+    @property
+    def request_id(self) -> str | None:
+        return self.run.ingress_request_id
+
+
+@dataclass
+class UsageTotals:
+    """Summed over every LLM call of the run (never "last event wins")."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class ToolCallRecord:
+    tool_call_id: str
+    tool_name: str
+    args: dict[str, Any]
+
+
+@dataclass
+class GraphFinal:
+    """How a run ended; resolves after the stream's last event."""
+
+    ok: bool
+    error: AiExecutionErrorCode | None = None
+    content: str = ""
+    usage: UsageTotals = field(default_factory=UsageTotals)
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    provider_run_id: str | None = None
+    provider_thread_id: str | None = None
+
+
+@dataclass(frozen=True)
+class GraphRunResult:
+    """`stream` must be consumed for `final` to resolve (the relay always consumes it)."""
+
+    stream: AsyncIterator[AiEvent]
+    final: Awaitable[GraphFinal]
+
+
+class GraphExecutorPort(Protocol):
+    """Runs a graph and reports it as AiEvents; providers differ only in where the graph runs."""
+
+    def run_graph(self, request: GraphRunRequest) -> GraphRunResult: ...
+
+
+class UnknownGraph(LookupError):
+    """No provider is configured for the graph id's namespace, or the graph is not in the catalog."""

@@ -1,0 +1,217 @@
+"""The chat API as a real `cogni-app serve` process (in-process executor) against a real LiteLLM stack."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from cogni_litellm_sink.testing import LlmStack, running_llm_stack
+from testsupport import ManagedProcess, free_port, fresh_database
+
+pytestmark = [pytest.mark.integration, pytest.mark.proxy]
+ADMIN = "op-" + "a" * 40
+
+
+class App:
+    def __init__(self, base: str, stack: LlmStack) -> None:
+        self.base = base
+        self.stack = stack
+        self.http = httpx.Client(base_url=base, timeout=30.0)
+
+    def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.request(method, path, headers={"Authorization": f"Bearer {ADMIN}"}, **kwargs)
+
+    def new_account(self, credits: int = 10_000_000) -> str:
+        account = self.admin("POST", "/v1/admin/accounts", json={"name": "api-test", "initialCredits": credits})
+        assert account.status_code == 201, account.text
+        key = self.admin("POST", f"/v1/admin/accounts/{account.json()['id']}/api-keys", json={})
+        assert key.status_code == 201, key.text
+        return str(key.json()["apiKey"])
+
+    def receipts(self, run_id: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            receipts: list[dict[str, Any]] = self.admin("GET", f"/v1/admin/runs/{run_id}/receipts").json()["receipts"]
+            if len(receipts) >= count or time.monotonic() > deadline:
+                return receipts
+            time.sleep(0.1)
+
+
+def sse_events(response: httpx.Response) -> list[tuple[str, dict[str, Any]]]:
+    events, name, data = [], None, []
+    for line in response.iter_lines():
+        if line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif not line and name:
+            events.append((name, json.loads("\n".join(data))))
+            name, data = None, []
+    return events
+
+
+def chat(app: App, key: str, body: dict[str, Any]) -> tuple[httpx.Response, list[tuple[str, dict[str, Any]]]]:
+    with app.http.stream("POST", "/v1/chat", json=body, headers={"Authorization": f"Bearer {key}"}) as response:
+        if response.status_code != 200:
+            response.read()
+            return response, []
+        return response, sse_events(response)
+
+
+@pytest.fixture(scope="module")
+def app() -> Iterator[App]:
+    with running_llm_stack() as stack, fresh_database("cogni_app_api") as db:
+        port = free_port()
+        env = {
+            **stack.env(),
+            "DATABASE_URL": db,
+            "COGNI_EXECUTOR": "inproc",
+            "COGNI_ADMIN_TOKEN": ADMIN,
+            "COGNI_RECONCILE_DELAY_SECONDS": "0.5",
+            "LITELLM_TIMEOUT_SECONDS": "3",  # the graphs' LLM client timeout: a hung upstream is a timeout
+        }
+        proc = ManagedProcess(
+            [sys.executable, "-m", "cogni_app", "serve", "--port", str(port)], env=env, name="cogni-app"
+        )
+        try:
+            proc.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
+            yield App(f"http://127.0.0.1:{port}", stack)
+        finally:
+            proc.stop()
+
+
+def test_chat_streams_ai_events_and_bills_each_llm_call(app: App) -> None:
+    key = app.new_account()
+    response, events = chat(app, key, {"message": "hello from the api"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    state_key, run_id = response.headers["x-state-key"], response.headers["x-run-id"]
+    assert state_key and uuid.UUID(run_id)
+    names = [name for name, _ in events]
+    assert names[-2:] == ["assistant_final", "done"] and "usage_report" not in names
+    assert all(name == data["type"] for name, data in events)
+    assert "".join(d["delta"] for n, d in events if n == "text_delta") == events[-2][1]["content"]
+
+    [receipt] = app.receipts(run_id, 1)
+    assert receipt["provenance"] == "stream" and receipt["chargedCredits"] > 0
+    assert receipt["ingressRequestId"] == response.headers["x-request-id"]
+    activity = app.http.get("/v1/activity", headers={"Authorization": f"Bearer {key}"}).json()
+    [run] = [r for r in activity["runs"] if r["runId"] == run_id]
+    assert run["credits"] == receipt["chargedCredits"] and run["llmCalls"] == 1 and run["inputTokens"] > 0
+    assert activity["balanceCredits"] == 10_000_000 - receipt["chargedCredits"]
+
+
+def test_state_key_continues_the_conversation(app: App) -> None:
+    key = app.new_account()
+    first, _ = chat(app, key, {"message": "first turn", "stateKey": "conv.1"})
+    second, _ = chat(app, key, {"message": "second turn", "stateKey": "conv.1"})
+    assert first.headers["x-state-key"] == second.headers["x-state-key"] == "conv.1"
+    [r1] = app.receipts(first.headers["x-run-id"], 1)
+    [r2] = app.receipts(second.headers["x-run-id"], 1)
+    # the second call's prompt carries the first exchange: the thread state was kept
+    activity = app.http.get("/v1/activity", headers={"Authorization": f"Bearer {key}"}).json()["runs"]
+    tokens = {r["runId"]: r["inputTokens"] for r in activity}
+    assert tokens[second.headers["x-run-id"]] > tokens[first.headers["x-run-id"]]
+    assert r1["runId"] != r2["runId"]
+
+
+def test_models_lists_the_allowlist_with_its_default(app: App) -> None:
+    key = app.new_account()
+    body = app.http.get("/v1/models", headers={"Authorization": f"Bearer {key}"}).json()
+    ids = {m["id"]: m for m in body["models"]}
+    assert body["defaultModelId"] == "gpt-4o-mini"
+    assert ids["free-chat"]["isFree"] is True and ids["gpt-4o-mini"]["isDefault"] is True
+
+
+def test_free_model_is_served_and_charges_nothing(app: App) -> None:
+    key = app.new_account()
+    response, events = chat(app, key, {"message": "free please", "model": "free-chat"})
+    assert response.status_code == 200 and events[-1][0] == "done"
+    [receipt] = app.receipts(response.headers["x-run-id"], 1)
+    assert receipt["chargedCredits"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        ({"message": "x", "stateKey": "bad key!"}, 400, "stateKey"),
+        ({"message": "   "}, 400, "message"),
+        ({"message": "x", "graphId": "nonamespace"}, 400, "graphId"),
+        ({"message": "x", "runId": "mine"}, 422, "runId"),
+        ({"message": "x", "model": "gpt-9-ultra"}, 409, "gpt-4o-mini"),
+        ({"message": "x", "graphId": "langgraph:nope"}, 404, "nope"),
+    ],
+)
+def test_bad_requests_get_clear_statuses(app: App, body: dict[str, Any], status: int, needle: str) -> None:
+    key = app.new_account()
+    response, _ = chat(app, key, body)
+    assert response.status_code == status, response.text
+    assert needle in response.text
+    if status == 409:
+        assert response.json()["defaultModelId"] == "gpt-4o-mini"
+
+
+def test_authentication(app: App) -> None:
+    assert app.http.post("/v1/chat", json={"message": "x"}).status_code == 401
+    forbidden = app.http.post("/v1/chat", json={"message": "x"}, headers={"Authorization": "Bearer nope"})
+    assert forbidden.status_code == 403
+    assert app.http.post("/v1/admin/accounts", json={"name": "x"}).status_code == 401
+    wrong = app.http.post("/v1/admin/accounts", json={"name": "x"}, headers={"Authorization": "Bearer " + "b" * 40})
+    assert wrong.status_code == 403
+
+
+def test_insufficient_credits_is_402_with_no_run_and_no_records(app: App) -> None:
+    key = app.new_account(credits=0)
+    llm_calls_before = len(app.stack.spend_rows())
+    response, _ = chat(app, key, {"message": "I cannot pay"})
+    assert response.status_code == 402
+    assert response.json()["error"] == "insufficient_credits"
+    activity = app.http.get("/v1/activity", headers={"Authorization": f"Bearer {key}"}).json()
+    assert activity["runs"] == [] and activity["balanceCredits"] == 0
+    time.sleep(0.3)  # the sink writes asynchronously: give a call that should not exist time to show up
+    assert len(app.stack.spend_rows()) == llm_calls_before  # no LLM call was made
+
+
+@pytest.mark.parametrize(
+    ("directive", "status", "code"),
+    [("[mock:status=429]", 429, "rate_limit"), ("[mock:status=500]", 503, "internal"), ("[mock:hang]", 408, "timeout")],
+)
+def test_an_upstream_failure_before_any_output_is_an_http_status(
+    app: App, directive: str, status: int, code: str
+) -> None:
+    key = app.new_account()
+    response, _ = chat(app, key, {"message": f"{directive} please"})
+    assert response.status_code == status, response.text
+    assert response.json()["error"] == code
+    assert response.headers["x-run-id"]
+
+
+def test_a_failure_after_the_stream_started_is_an_error_event_then_done(app: App) -> None:
+    key = app.new_account()
+    response, events = chat(app, key, {"message": "[mock:tokens=20] [mock:hang_after=3] go"})
+    assert response.status_code == 200
+    names = [name for name, _ in events]
+    assert names[0] == "text_delta" and "assistant_final" not in names
+    assert events[-2:] == [("error", {"type": "error", "error": "timeout"}), ("done", {"type": "done"})]
+
+
+def test_admin_grants_and_balance(app: App) -> None:
+    account = app.admin("POST", "/v1/admin/accounts", json={"name": "grant"}).json()
+    granted = app.admin("POST", f"/v1/admin/accounts/{account['id']}/credits", json={"amount": 500, "reference": "r1"})
+    assert granted.json()["balanceCredits"] == 500
+    again = app.admin("POST", f"/v1/admin/accounts/{account['id']}/credits", json={"amount": 500, "reference": "r1"})
+    assert again.json()["balanceCredits"] == 500  # same reference: idempotent
+    assert app.admin("GET", f"/v1/admin/accounts/{account['id']}/balance").json()["balanceCredits"] == 500
+    assert app.admin("GET", "/v1/admin/accounts/nope/balance").status_code == 404
+
+
+def test_metrics_are_exposed(app: App) -> None:
+    text = app.http.get("/metrics").text
+    assert "cogni_app_api_chat_requests_total" in text and "cogni_billing_receipts" in text

@@ -1,0 +1,5 @@
+"""``python -m cogni_server serve|migrate``."""
+
+from cogni_server.cli import main
+
+main()

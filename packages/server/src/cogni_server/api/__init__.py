@@ -1,0 +1,1 @@
+"""HTTP routes, one module per resource. Routes parse and authorise; services and storage do the work."""

@@ -1,0 +1,78 @@
+"""What every route needs: the app's shared state, the caller's tenant, id parsing, JSON responses."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import HTTPException, Request
+from fastapi.responses import Response
+from psycopg_pool import AsyncConnectionPool
+
+from cogni_server.auth import Authenticator, AuthError, Principal
+from cogni_server.config import Settings
+from cogni_server.graphs import GraphRegistry
+from cogni_server.runs.executor import Executor
+from cogni_server.runs.worker import WorkerPool
+from cogni_server.serde import dumps
+from cogni_server.streaming import StreamBroker
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    pool: AsyncConnectionPool[Any]
+    checkpointer: Any
+    registry: GraphRegistry
+    broker: StreamBroker
+    executor: Executor
+    workers: WorkerPool
+    authenticator: Authenticator
+    system_assistants: dict[str, dict[str, Any]]  # graph id and assistant id -> row (read-only rows)
+
+
+class JSONResponse(Response):
+    """orjson with LangGraph's conventions (messages, interrupts, datetimes)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
+
+def app_state(request: Request) -> AppState:  # plain function: called directly, never as a dependency
+    return request.app.state.cogni
+
+
+async def principal(request: Request) -> Principal:
+    """FastAPI dependency: authenticate the caller; its tenant scopes every query.
+
+    Async on purpose: FastAPI runs sync dependencies in a thread pool, a cost paid on every request.
+    """
+    state: AppState = request.app.state.cogni
+    try:
+        return state.authenticator.authenticate(request.headers)
+    except AuthError as exc:
+        raise HTTPException(status_code=exc.status_code, detail=exc.message) from exc
+
+
+def parse_id(value: str, what: str) -> uuid.UUID:
+    """A path or body id that must be a UUID; anything else answers 422 naming it."""
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        raise HTTPException(status_code=422, detail=f"{what} must be a UUID, got {value!r}") from None
+
+
+def pagination_headers(total: int, offset: int, returned: int) -> dict[str, str]:
+    headers = {"X-Pagination-Total": str(total)}
+    if offset + returned < total:
+        headers["X-Pagination-Next"] = str(offset + returned)
+    return headers
+
+
+def select_fields(rows: list[dict[str, Any]], select: list[str] | None) -> list[dict[str, Any]]:
+    if not select:
+        return rows
+    return [{k: row.get(k) for k in select} for row in rows]

@@ -1,0 +1,111 @@
+"""SSE and keep-alive JSON responses fed by the broker.
+
+A pump task copies broker events into a queue so the response can emit ``: heartbeat`` comments on
+idle connections without cancelling the subscription mid-read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from fastapi.responses import StreamingResponse
+
+from cogni_server.streaming import HEARTBEAT, StreamEvent, encode_sse
+
+_END = object()
+
+
+async def _pumped(
+    source: AsyncIterator[StreamEvent], heartbeat: float, idle_stop: float | None
+) -> AsyncIterator[StreamEvent | None]:
+    """Yield events, or None when ``heartbeat`` seconds pass without one; stop after ``idle_stop``."""
+    queue: asyncio.Queue[object] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for item in source:
+                await queue.put(item)
+        finally:
+            await queue.put(_END)
+
+    task = asyncio.ensure_future(pump())
+    idle = 0.0
+    try:
+        while True:
+            timeout = heartbeat if idle_stop is None else min(heartbeat, idle_stop)
+            try:
+                item = await asyncio.wait_for(queue.get(), timeout)
+            except TimeoutError:
+                idle += timeout
+                if idle_stop is not None and idle >= idle_stop:
+                    return
+                yield None
+                continue
+            idle = 0.0
+            if item is _END:
+                if task.done() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(BaseException):
+                await aclose()
+
+
+def sse_response(
+    source: AsyncIterator[StreamEvent],
+    *,
+    heartbeat: float,
+    headers: dict[str, str],
+    on_disconnect: Callable[[], Awaitable[None]] | None = None,
+    idle_stop: float | None = None,
+) -> StreamingResponse:
+    """Stream events as SSE; ``on_disconnect`` runs if the client leaves before the stream ends."""
+
+    async def body() -> AsyncIterator[bytes]:
+        finished = False
+        try:
+            async for event in _pumped(source, heartbeat, idle_stop):
+                if event is None:
+                    yield HEARTBEAT
+                else:
+                    yield encode_sse(event.event, event.data, event.id if event.resumable else None)
+            finished = True
+        finally:
+            if not finished and on_disconnect is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(on_disconnect())
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", **headers},
+    )
+
+
+def json_keepalive_response(
+    result: Awaitable[bytes], *, heartbeat: float, headers: dict[str, str]
+) -> StreamingResponse:
+    """A JSON body that may take minutes: whitespace keep-alives, then the document."""
+
+    async def body() -> AsyncIterator[bytes]:
+        task = asyncio.ensure_future(result)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=heartbeat)
+                if done:
+                    break
+                yield b"\n"
+            yield task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+
+    return StreamingResponse(body(), media_type="application/json", headers=headers)

@@ -1,0 +1,55 @@
+"""System routes (no auth): liveness, a real database health check, server info, Prometheus metrics."""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from cogni_server.api.common import JSONResponse, app_state
+
+router = APIRouter(tags=["system"])
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+@router.get("/ok")
+async def ok() -> Response:
+    return JSONResponse({"ok": True})
+
+
+@router.get("/health")
+async def health(request: Request) -> Response:
+    st = app_state(request)
+    try:
+        async with st.pool.connection(timeout=3.0) as conn:
+            await conn.execute("SELECT 1")
+    except Exception as exc:
+        return JSONResponse({"ok": False, "database": f"unreachable: {type(exc).__name__}"}, status_code=503)
+    return JSONResponse({"ok": True, "database": "ok"})
+
+
+@router.get("/info")
+async def info(request: Request) -> Response:
+    st = app_state(request)
+    return JSONResponse(
+        {
+            "version": _version("cogni-server"),
+            "langgraph_py_version": _version("langgraph"),
+            "flags": {"assistants": True, "crons": False, "langsmith": False, "store": False},
+            "graphs": st.registry.graph_ids(),
+            "auth_mode": st.settings.auth_mode,
+        }
+    )
+
+
+@router.get("/metrics")
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,127 @@
+"""``cogni-server serve|migrate``: run the Agent Server on any LangGraph project's langgraph.json."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import typer
+
+from cogni_server.config import Settings
+from cogni_server.embedded_pg import DatabaseUnreachable, EmbeddedPostgres, check_database_reachable
+
+app = typer.Typer(add_completion=False, help="The Cogni Agent Server (LangGraph Platform API on Postgres).")
+
+
+def _database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    """The configured URL (checked reachable) or an embedded Postgres in the data directory."""
+    if settings.database_url:
+        try:
+            check_database_reachable(settings.database_url, settings.database_connect_timeout)
+        except DatabaseUnreachable as exc:
+            typer.echo(f"error: LANGGRAPH_DATABASE_URL is set but unreachable: {exc}", err=True)
+            raise typer.Exit(2) from None
+        return settings.database_url, None
+    data_dir = settings.data_dir / "embedded-pg"
+    typer.echo(f"LANGGRAPH_DATABASE_URL not set: starting embedded Postgres in {data_dir}", err=True)
+    embedded = EmbeddedPostgres()
+    return embedded.start(data_dir), embedded
+
+
+def _check_redis(settings: Settings) -> None:
+    """A configured REDIS_URL must answer PING: no silent fallback to the in-memory broker."""
+    if not settings.redis_url:
+        return
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=settings.database_connect_timeout)
+        client.ping()
+        client.close()
+    except redis.RedisError as exc:
+        typer.echo(f"error: REDIS_URL is set but unreachable: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    config: Path = typer.Option(None, "--config", "-c", help="Path to langgraph.json (default: LANGGRAPH_CONFIG)."),
+    host: str = typer.Option(None, help="Bind address (default COGNI_SERVER_HOST or 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port (default COGNI_SERVER_PORT or 8123)."),
+    workers: bool = typer.Option(True, "--workers/--no-workers", help="Run queue workers in this process."),
+    workers_only: bool = typer.Option(False, "--workers-only", help="Only workers (+ /ok, /health, /metrics)."),
+) -> None:
+    """Serve the API (and, by default, run the queue workers in the same process)."""
+    import uvicorn
+
+    from cogni_server.app import create_app
+
+    settings = Settings()
+    overrides: dict[str, object] = {}
+    if config is not None:
+        overrides["config_path"] = config
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if not workers:
+        overrides["run_workers"] = False
+    if workers_only:
+        overrides["serve_api"] = False
+        overrides["run_workers"] = True
+    settings = settings.model_copy(update=overrides)
+    logging.basicConfig(
+        level=settings.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    if not settings.config_path.exists():
+        typer.echo(f"error: langgraph.json not found at {settings.config_path} (use --config)", err=True)
+        raise typer.Exit(2)
+    _check_redis(settings)
+    url, embedded = _database_url(settings)
+    try:
+        application = create_app(settings, url)
+        uvicorn.run(
+            application,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=int(settings.drain_seconds) + 1,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+@app.command("migrate")
+def migrate_cmd() -> None:
+    """Apply pending database migrations and the checkpointer's tables, then exit."""
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+    from cogni_server.storage.migrations import migrate
+
+    settings = Settings()
+    url, embedded = _database_url(settings)
+
+    async def run() -> list[str]:
+        applied = await migrate(url)
+        async with AsyncPostgresSaver.from_conn_string(url) as saver:
+            await saver.setup()
+        return applied
+
+    try:
+        applied = asyncio.run(run())
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    typer.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Server settings, read once from the environment (pydantic-settings).
+
+Unset optional services fall back to embedded defaults (embedded Postgres, in-memory broker); a set
+but unreachable service is a start-up error, never a silent fallback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the Agent Server; see docs/server.md for the list with defaults."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    database_url: str | None = Field(default=None, validation_alias="LANGGRAPH_DATABASE_URL")
+    data_dir: Path = Field(default=Path(".data"), validation_alias="COGNI_DATA_DIR")
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    redis_key_prefix: str = Field(default="cogni", validation_alias="COGNI_REDIS_KEY_PREFIX")
+    host: str = Field(default="127.0.0.1", validation_alias="COGNI_SERVER_HOST")
+    port: int = Field(default=8123, validation_alias="COGNI_SERVER_PORT")
+    config_path: Path = Field(default=Path("langgraph.json"), validation_alias="LANGGRAPH_CONFIG")
+
+    auth_mode: str = Field(default="none", validation_alias="COGNI_AUTH_MODE")
+    api_key: str | None = Field(default=None, validation_alias="LANGGRAPH_API_KEY")
+    api_keys: str | None = Field(default=None, validation_alias="COGNI_API_KEYS")
+    jwt_secret: str | None = Field(default=None, validation_alias="COGNI_JWT_SECRET")
+    jwt_public_key: str | None = Field(default=None, validation_alias="COGNI_JWT_PUBLIC_KEY")
+    jwt_algorithm: str = Field(default="HS256", validation_alias="COGNI_JWT_ALGORITHM")
+    jwt_audience: str | None = Field(default=None, validation_alias="COGNI_JWT_AUDIENCE")
+    jwt_issuer: str | None = Field(default=None, validation_alias="COGNI_JWT_ISSUER")
+
+    n_jobs_per_worker: int = Field(
+        default=10, ge=1, validation_alias=AliasChoices("N_JOBS_PER_WORKER", "COGNI_N_JOBS_PER_WORKER")
+    )
+    lease_seconds: float = Field(default=30.0, gt=0, validation_alias="COGNI_LEASE_SECONDS")
+    heartbeat_seconds: float = Field(default=10.0, gt=0, validation_alias="COGNI_HEARTBEAT_SECONDS")
+    sweep_seconds: float = Field(default=5.0, gt=0, validation_alias="COGNI_SWEEP_SECONDS")
+    poll_seconds: float = Field(default=2.0, gt=0, validation_alias="COGNI_POLL_SECONDS")
+    drain_seconds: float = Field(default=20.0, ge=0, validation_alias="COGNI_DRAIN_SECONDS")
+    max_attempts: int = Field(default=3, ge=1, validation_alias="COGNI_MAX_ATTEMPTS")
+    stream_heartbeat_seconds: float = Field(default=5.0, gt=0, validation_alias="COGNI_STREAM_HEARTBEAT_SECONDS")
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0, validation_alias="COGNI_MAX_BODY_BYTES")
+    pool_min_size: int = Field(default=2, ge=1, validation_alias="COGNI_POOL_MIN_SIZE")
+    pool_max_size: int = Field(default=20, ge=1, validation_alias="COGNI_POOL_MAX_SIZE")
+    database_connect_timeout: float = Field(default=5.0, gt=0, validation_alias="COGNI_DATABASE_CONNECT_TIMEOUT")
+
+    run_workers: bool = Field(default=True, validation_alias="COGNI_RUN_WORKERS")
+    serve_api: bool = Field(default=True, validation_alias="COGNI_SERVE_API")
+    log_level: str = Field(default="info", validation_alias="COGNI_LOG_LEVEL")
+    cors_allow_origins: str | None = Field(default=None, validation_alias="COGNI_CORS_ALLOW_ORIGINS")
+
+    def api_key_map(self) -> dict[str, str]:
+        """key -> tenant from COGNI_API_KEYS ("k1:tenantA,k2:tenantB") and/or LANGGRAPH_API_KEY."""
+        from cogni_server.auth import DEFAULT_TENANT, parse_api_keys
+
+        keys: dict[str, str] = {}
+        if self.api_keys:
+            keys.update(parse_api_keys(self.api_keys))
+        if self.api_key:
+            keys.setdefault(self.api_key.strip(), DEFAULT_TENANT)
+        return keys

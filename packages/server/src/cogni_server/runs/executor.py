@@ -1,0 +1,212 @@
+"""Execute one claimed run: stream the graph, publish wire events, honour cancellation, record the end.
+
+The database is updated before the broker stream ends, so a client that sees the stream close and
+asks for the run already reads its final status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from langgraph.errors import GraphInterrupt
+from psycopg_pool import AsyncConnectionPool
+
+from cogni_server import metrics
+from cogni_server.graphs import GraphRegistry
+from cogni_server.runs.inputs import build_command, run_config
+from cogni_server.runs.stream_modes import ChunkRouter, langgraph_modes, split_ns
+from cogni_server.serde import dumps, to_jsonable
+from cogni_server.storage import checkpoints as checkpoint_repo
+from cogni_server.storage import runs as run_repo
+from cogni_server.storage import threads as thread_repo
+from cogni_server.streaming import StreamBroker
+
+log = logging.getLogger("cogni_server.runs")
+
+
+@dataclass
+class Outcome:
+    status: str  # success | error | interrupted
+    thread_status: str
+    values: Any
+    interrupts: dict[str, Any]
+    error: dict[str, Any] | None
+    rolled_back: bool = False
+
+
+class RunCancelled(Exception):
+    def __init__(self, action: str) -> None:
+        super().__init__(action)
+        self.action = action
+
+
+class Executor:
+    """Holds what every run needs (pool, checkpointer, graphs, broker); one instance per process."""
+
+    def __init__(
+        self, *, pool: AsyncConnectionPool[Any], checkpointer: Any, registry: GraphRegistry, broker: StreamBroker
+    ) -> None:
+        self.pool = pool
+        self.checkpointer = checkpointer
+        self.registry = registry
+        self.broker = broker
+
+    async def execute(self, run: dict[str, Any], worker_id: str) -> None:
+        run_id, thread_id = str(run["run_id"]), str(run["thread_id"])
+        kw = run["kwargs"]
+        resumable = bool(kw.get("stream_resumable"))
+        started = time.perf_counter()
+
+        async def publish(event: str, data: bytes) -> None:
+            await self.broker.publish(run_id, event, data, resumable=resumable, thread_id=thread_id)
+
+        await publish("metadata", dumps({"run_id": run_id, "attempt": run["attempt"]}))
+        control = asyncio.ensure_future(self.broker.wait_control(run_id))
+        graph_task = asyncio.ensure_future(self._stream(run, publish))
+        try:
+            await asyncio.wait({control, graph_task}, return_when=asyncio.FIRST_COMPLETED)
+            if not graph_task.done() and control.exception() is not None:
+                # The broker cannot deliver cancellations any more (shutting down): finish the run.
+                await asyncio.wait({graph_task})
+            if graph_task.done():
+                outcome = await self._outcome(run, graph_task)
+            else:
+                action = control.result()
+                graph_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await graph_task
+                outcome = await self._cancelled(run, action)
+            if outcome.error is not None:
+                await publish("error", dumps(outcome.error))
+        except asyncio.CancelledError:
+            # The worker is draining: leave the row running; the drain re-queues it for another worker.
+            graph_task.cancel()
+            raise
+        finally:
+            control.cancel()
+        owns_stream = True
+        try:
+            async with self.pool.connection() as conn:
+                if outcome.rolled_back:
+                    await run_repo.delete_cancelled(conn, run_id, worker_id)
+                    await checkpoint_repo.delete_run(conn, thread_id, run_id)
+                else:
+                    finished = await run_repo.finish(
+                        conn,
+                        run_id,
+                        worker_id,
+                        status=outcome.status,
+                        thread_status=outcome.thread_status,
+                        values=outcome.values,
+                        interrupts=outcome.interrupts,
+                        error=outcome.error,
+                        update_state=outcome.values is not None,
+                    )
+                    if not finished:
+                        if await run_repo.status_of(conn, run_id) is not None:
+                            # Our lease lapsed and another worker owns the run now: its stream is theirs.
+                            owns_stream = False
+                            log.warning("run %s: lease lost before finishing; result discarded", run_id)
+                        elif not await thread_repo.exists_any(conn, run["thread_id"]):
+                            # The thread was deleted mid-run: drop checkpoints written after the delete.
+                            await checkpoint_repo.delete_thread(conn, thread_id)
+                    if finished and kw.get("temporary"):
+                        await conn.execute("DELETE FROM threads WHERE thread_id = %s", (run["thread_id"],))
+                        await checkpoint_repo.delete_thread(conn, thread_id)
+        finally:
+            if owns_stream:
+                await self.broker.end(run_id)
+            with contextlib.suppress(Exception):
+                await self.broker.notify_run_pending()
+            metrics.RUNS_FINISHED.labels(outcome.status).inc()
+            metrics.RUN_SECONDS.observe(time.perf_counter() - started)
+
+    async def _graph(self, run: dict[str, Any], config: dict[str, Any]) -> Any:
+        return await self.registry.get(run["graph_id"], checkpointer=self.checkpointer, config=config)
+
+    async def _stream(self, run: dict[str, Any], publish: Any) -> ChunkRouter:
+        kw = run["kwargs"]
+        config = run_config(run)
+        graph = await self._graph(run, config)
+        wire_modes: list[str] = kw.get("stream_mode") or ["values"]
+        router = ChunkRouter(wire_modes, publish)
+        graph_input: Any = kw.get("input")
+        if kw.get("command"):
+            graph_input = build_command(kw["command"])
+        if run["attempt"] > 1 and await self._has_own_checkpoint(config, str(run["run_id"])):
+            graph_input = None  # a retry resumes from the last checkpoint the run wrote
+        subgraphs = bool(kw.get("stream_subgraphs"))
+        options: dict[str, Any] = {
+            "stream_mode": langgraph_modes(wire_modes),
+            "subgraphs": True,
+            "durability": kw.get("durability") or "async",
+        }
+        if kw.get("interrupt_before") is not None:
+            options["interrupt_before"] = kw["interrupt_before"]
+        if kw.get("interrupt_after") is not None:
+            options["interrupt_after"] = kw["interrupt_after"]
+        if kw.get("context"):
+            options["context"] = kw["context"]
+        if "events" in wire_modes:
+            async for event in graph.astream_events(graph_input, config, version="v2", **options):
+                if event["event"] == "on_chain_stream" and not event.get("parent_ids"):
+                    ns, mode, chunk = event["data"]["chunk"]
+                    if subgraphs or not ns:
+                        await router.route(split_ns(ns), mode, chunk)
+                    continue
+                await publish("events", dumps(event))
+        else:
+            async for ns, mode, chunk in graph.astream(graph_input, config, **options):
+                if subgraphs or not ns:
+                    await router.route(split_ns(ns), mode, chunk)
+                elif mode == "messages":  # LLM tokens of nested graphs still reach the root listener
+                    await router.route([], mode, chunk)
+        return router
+
+    async def _has_own_checkpoint(self, config: dict[str, Any], run_id: str) -> bool:
+        cfg = {"configurable": {"thread_id": config["configurable"]["thread_id"], "checkpoint_ns": ""}}
+        tup = await self.checkpointer.aget_tuple(cfg)
+        return bool(tup and (tup.metadata or {}).get("run_id") == run_id)
+
+    async def _outcome(self, run: dict[str, Any], task: asyncio.Future[ChunkRouter]) -> Outcome:
+        exc = task.exception()
+        if exc is not None and not isinstance(exc, GraphInterrupt):
+            log.warning("run %s failed: %r", run["run_id"], exc)
+            return Outcome("error", "error", None, {}, {"error": type(exc).__name__, "message": str(exc)})
+        router = task.result() if exc is None else None
+        values = router.last_values if router else None
+        interrupted = isinstance(values, dict) and "__interrupt__" in values
+        kw = run["kwargs"]
+        if not interrupted and (kw.get("interrupt_before") or kw.get("interrupt_after") or values is None):
+            interrupted = True  # decided from the checkpoint below
+        interrupts: dict[str, Any] = {}
+        if interrupted:
+            interrupts, has_next, state_values = await self._interrupts(run)
+            interrupted = bool(interrupts) or has_next
+            if values is None:
+                values = state_values
+        clean = (
+            to_jsonable({k: v for k, v in values.items() if k != "__interrupt__"})
+            if isinstance(values, dict)
+            else to_jsonable(values)
+        )
+        if interrupted:
+            return Outcome("interrupted", "interrupted", clean, interrupts, None)
+        return Outcome("success", "idle", clean, {}, None)
+
+    async def _interrupts(self, run: dict[str, Any]) -> tuple[dict[str, Any], bool, Any]:
+        config = {"configurable": {"thread_id": str(run["thread_id"])}}
+        graph = await self._graph(run, config)
+        state = await graph.aget_state(config)
+        interrupts = {t.id: to_jsonable(list(t.interrupts)) for t in state.tasks if t.interrupts}
+        return interrupts, bool(state.next), state.values
+
+    async def _cancelled(self, run: dict[str, Any], action: str) -> Outcome:
+        if action == "rollback":
+            return Outcome("interrupted", "idle", None, {}, None, rolled_back=True)
+        return Outcome("interrupted", "idle", None, {}, None)

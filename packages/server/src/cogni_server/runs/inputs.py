@@ -1,0 +1,60 @@
+"""Build what LangGraph needs for a run from its stored kwargs: input or Command, config, context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.types import Command, Send
+
+
+def build_command(command: dict[str, Any]) -> Command[Any]:
+    """``{"resume", "update", "goto"}`` as sent by the clients -> a LangGraph Command."""
+    goto = command.get("goto")
+    if goto is not None:
+        items = goto if isinstance(goto, list) else [goto]
+        converted = [Send(g["node"], g.get("input")) if isinstance(g, dict) else g for g in items]
+        goto = converted if isinstance(goto, list) else converted[0]
+    update = command.get("update")
+    if isinstance(update, list):
+        update = [tuple(item) for item in update]
+    kwargs: dict[str, Any] = {}
+    if "resume" in command:
+        kwargs["resume"] = command["resume"]
+    if update is not None:
+        kwargs["update"] = update
+    if goto is not None:
+        kwargs["goto"] = goto
+    return Command(**kwargs)
+
+
+def run_config(run: dict[str, Any]) -> dict[str, Any]:
+    """The RunnableConfig of a run: assistant config merged under the run's, plus the run's identity."""
+    kw = run["kwargs"]
+    config: dict[str, Any] = dict(kw.get("config") or {})
+    configurable = dict(config.get("configurable") or {})
+    run_id, thread_id = str(run["run_id"]), str(run["thread_id"])
+    configurable.update(
+        thread_id=thread_id,
+        run_id=run_id,
+        assistant_id=str(run["assistant_id"]),
+        graph_id=run["graph_id"],
+    )
+    checkpoint = kw.get("checkpoint") or {}
+    checkpoint_id = kw.get("checkpoint_id") or checkpoint.get("checkpoint_id")
+    if checkpoint_id:
+        configurable["checkpoint_id"] = checkpoint_id
+    if checkpoint.get("checkpoint_ns"):
+        configurable["checkpoint_ns"] = checkpoint["checkpoint_ns"]
+    config["configurable"] = configurable
+    metadata = dict(config.get("metadata") or {})
+    metadata.update(run.get("metadata") or {})
+    metadata.update(
+        run_id=run_id,
+        thread_id=thread_id,
+        graph_id=run["graph_id"],
+        assistant_id=str(run["assistant_id"]),
+        run_attempt=run["attempt"],
+    )
+    config["metadata"] = metadata
+    config["run_id"] = run_id
+    return config

@@ -1,0 +1,168 @@
+"""The worker pool of one process: bounded concurrency, claims from Postgres, leases, sweeper, drain.
+
+Runs created through this process's API start immediately in a free slot (inserted already claimed,
+no queue hop); everything else is claimed with ``FOR UPDATE SKIP LOCKED`` when the broker signals a
+pending run, with a slow poll as the fallback. A heartbeat renews the leases of every run held here,
+and the sweeper (in every process, safe to run concurrently) re-queues runs whose worker died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from cogni_server import metrics
+from cogni_server.config import Settings
+from cogni_server.runs.executor import Executor
+from cogni_server.storage import runs as run_repo
+from cogni_server.streaming import StreamBroker
+
+log = logging.getLogger("cogni_server.worker")
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        *,
+        pool: AsyncConnectionPool[Any],
+        executor: Executor,
+        broker: StreamBroker,
+        settings: Settings,
+        enabled: bool,
+    ) -> None:
+        self.pool = pool
+        self.executor = executor
+        self.broker = broker
+        self.settings = settings
+        self.enabled = enabled
+        self.capacity = settings.n_jobs_per_worker
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._active: dict[str, asyncio.Task[None]] = {}
+        self._reserved = 0
+        self._stopping = False
+        self._loops: list[asyncio.Task[None]] = []
+
+    # -- slots for runs started by this process's API -------------------------------------------
+    def try_reserve(self) -> str | None:
+        """Reserve a slot for a run about to be inserted already claimed; returns the worker id."""
+        if not self.enabled or self._stopping or len(self._active) + self._reserved >= self.capacity:
+            return None
+        self._reserved += 1
+        return self.worker_id
+
+    def release(self) -> None:
+        self._reserved = max(0, self._reserved - 1)
+
+    def start_reserved(self, run: dict[str, Any]) -> None:
+        self.release()
+        self._spawn(run)
+
+    def _spawn(self, run: dict[str, Any]) -> None:
+        run_id = str(run["run_id"])
+        task = asyncio.create_task(self._execute(run), name=f"run-{run_id}")
+        self._active[run_id] = task
+        metrics.RUNS_ACTIVE.set(len(self._active))
+
+    async def _execute(self, run: dict[str, Any]) -> None:
+        run_id = str(run["run_id"])
+        try:
+            await self.executor.execute(run, self.worker_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("run %s crashed in the executor", run_id)
+        finally:
+            self._active.pop(run_id, None)
+            metrics.RUNS_ACTIVE.set(len(self._active))
+
+    # -- background loops ----------------------------------------------------------------------
+    def start(self) -> None:
+        if not self.enabled:
+            return
+        self._loops = [
+            asyncio.create_task(self._claim_loop(), name="claim-loop"),
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat-loop"),
+            asyncio.create_task(self._sweep_loop(), name="sweep-loop"),
+        ]
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            try:
+                free = self.capacity - len(self._active) - self._reserved
+                if free > 0:
+                    async with self.pool.connection() as conn:
+                        rows = await run_repo.claim(conn, self.worker_id, free, self.settings.lease_seconds)
+                    for row in rows:
+                        self._spawn(row)
+                    if rows and len(rows) == free:
+                        continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("claiming runs failed; retrying")
+            with contextlib.suppress(Exception):
+                await self.broker.wait_run_pending(self.settings.poll_seconds)
+
+    async def _heartbeat_loop(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            if not self._active:
+                continue
+            try:
+                async with self.pool.connection() as conn:
+                    await run_repo.heartbeat(conn, self.worker_id, self.settings.lease_seconds)
+            except Exception:
+                log.exception("lease heartbeat failed")
+
+    async def _sweep_loop(self) -> None:
+        while not self._stopping:
+            try:
+                async with self.pool.connection() as conn:
+                    swept = await run_repo.sweep(conn, self.settings.max_attempts)
+                if swept:
+                    metrics.RUNS_REQUEUED.inc(len(swept))
+                    log.warning("re-queued %d run(s) whose lease lapsed: %s", len(swept), swept)
+                    for row in swept:
+                        if row["status"] == "error":
+                            await self.broker.end(str(row["run_id"]))
+                    await self.broker.notify_run_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sweeping lapsed leases failed")
+            await asyncio.sleep(self.settings.sweep_seconds)
+
+    # -- shutdown --------------------------------------------------------------------------------
+    async def drain(self, grace: float) -> None:
+        """Stop claiming, let running runs finish for ``grace`` seconds, re-queue the rest."""
+        self._stopping = True
+        for loop in self._loops:
+            loop.cancel()
+        for loop in self._loops:
+            with contextlib.suppress(BaseException):
+                await loop
+        if self._active:
+            await asyncio.wait(list(self._active.values()), timeout=grace)
+        leftover = list(self._active.items())
+        for _, task in leftover:
+            task.cancel()
+        for _, task in leftover:
+            with contextlib.suppress(BaseException):
+                await task
+        if leftover:
+            ids = [run_id for run_id, _ in leftover]
+            try:
+                async with self.pool.connection() as conn:
+                    n = await run_repo.requeue(conn, ids, self.worker_id)
+                metrics.RUNS_REQUEUED.inc(n)
+                log.warning("drain: re-queued %d unfinished run(s)", n)
+                await self.broker.notify_run_pending()
+            except Exception:
+                log.exception("drain: re-queueing failed; the sweeper will recover the runs")

@@ -1,0 +1,1 @@
+"""Postgres storage: the connection pool, versioned migrations and the repositories holding all SQL."""

@@ -1,0 +1,37 @@
+"""The LangGraph checkpointer on our pool, without AsyncPostgresSaver's instance-wide lock.
+
+``AsyncPostgresSaver`` serialises every operation on one ``asyncio.Lock`` because it may be given a
+single connection. Given a pool, each operation checks out its own connection, so the lock only makes
+concurrent runs of a process queue behind each other's checkpoint writes. This subclass keeps the
+saver's SQL and serialisation unchanged and only drops the lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from psycopg import AsyncCursor
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+
+class PooledPostgresSaver(AsyncPostgresSaver):
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        super().__init__(pool)
+        self._pool = pool
+
+    @asynccontextmanager
+    async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
+        async with self._pool.connection() as conn:
+            if pipeline and self.supports_pipeline:
+                async with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    yield cur
+            elif pipeline:
+                async with conn.transaction(), conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    yield cur
+            else:
+                async with conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    yield cur

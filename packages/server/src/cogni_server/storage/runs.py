@@ -1,0 +1,396 @@
+"""Runs: the queue. A run row is inserted in the transaction that answers the client; workers claim
+pending rows with ``FOR UPDATE SKIP LOCKED``, hold a lease they renew, and a sweeper re-queues rows
+whose lease lapsed. All the SQL of the run lifecycle lives here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg.errors import UniqueViolation
+from psycopg.types.json import Jsonb
+
+from cogni_server.storage.errors import Conflict, NotFound
+from cogni_server.storage.pool import Conn
+
+_COLS = (
+    "run_id, thread_id, assistant_id, graph_id, status, metadata, kwargs, multitask_strategy, attempt,"
+    " created_at, updated_at, cancel_reason"
+)
+INFLIGHT = ("pending", "running")
+_RUNS_COLS = ", ".join("runs." + c.strip() for c in _COLS.split(","))
+
+
+def run_out(row: dict[str, Any]) -> dict[str, Any]:
+    """The wire shape of a run (what the SDK's ``Run`` expects)."""
+    return {
+        "run_id": str(row["run_id"]),
+        "thread_id": str(row["thread_id"]),
+        "assistant_id": str(row["assistant_id"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "status": row["status"],
+        "metadata": row["metadata"],
+        "kwargs": row["kwargs"],
+        "multitask_strategy": row["multitask_strategy"],
+        "cancel_reason": row.get("cancel_reason"),
+    }
+
+
+@dataclass
+class NewRun:
+    run_id: uuid.UUID
+    thread_id: uuid.UUID
+    assistant_id: uuid.UUID
+    graph_id: str
+    owner: str
+    metadata: dict[str, Any]
+    kwargs: dict[str, Any]
+    multitask_strategy: str
+    if_not_exists: str
+    after_seconds: float
+    thread_metadata: dict[str, Any]
+    temporary: bool = False
+
+
+@dataclass
+class Created:
+    run: dict[str, Any]
+    started: bool
+    to_cancel: list[str] = field(default_factory=list)  # running runs to stop (interrupt/rollback)
+
+
+async def create(conn: Conn, new: NewRun, *, worker_id: str | None, lease_seconds: float) -> Created:
+    """Insert a run, applying the thread's multitask strategy, in one transaction.
+
+    When ``worker_id`` is given (a local worker slot is free) and nothing else is in flight on the
+    thread, the run is inserted already claimed, so the caller can start it without a queue hop.
+    """
+    if worker_id is not None and new.after_seconds <= 0:
+        fast = await _create_started(conn, new, worker_id, lease_seconds)
+        if fast is not None:
+            return Created(run=fast, started=True)
+    async with conn.transaction():
+        cur = await conn.execute(
+            "SELECT t.thread_id, (SELECT coalesce(array_agg(r.run_id::text || ':' || r.status), '{}')"
+            " FROM runs r WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running')) AS inflight"
+            " FROM threads t WHERE t.thread_id = %s AND t.owner = %s FOR UPDATE",
+            (new.thread_id, new.owner),
+        )
+        row = await cur.fetchone()
+        inflight: list[tuple[str, str]] = []
+        if row is None:
+            if new.if_not_exists != "create":
+                raise NotFound(f"thread {new.thread_id} not found")
+            try:
+                await conn.execute(
+                    "INSERT INTO threads (thread_id, owner, metadata, status) VALUES (%s, %s, %s, 'busy')",
+                    (new.thread_id, new.owner, Jsonb(new.thread_metadata)),
+                )
+            except UniqueViolation:
+                raise NotFound(f"thread {new.thread_id} not found") from None  # another tenant's id
+        else:
+            inflight = [tuple(item.split(":", 1)) for item in row["inflight"]]
+        to_cancel: list[str] = []
+        if inflight:
+            if new.multitask_strategy == "reject":
+                raise Conflict(f"thread {new.thread_id} is busy with a run; multitask_strategy is 'reject'")
+            if new.multitask_strategy in ("interrupt", "rollback"):
+                pending = [rid for rid, status in inflight if status == "pending"]
+                to_cancel = [rid for rid, status in inflight if status == "running"]
+                if pending:
+                    if new.multitask_strategy == "rollback":
+                        await conn.execute("DELETE FROM runs WHERE run_id = ANY(%s::uuid[])", (pending,))
+                    else:
+                        await conn.execute(
+                            "UPDATE runs SET status = 'interrupted', cancel_reason = 'multitask',"
+                            " updated_at = now() WHERE run_id = ANY(%s::uuid[]) AND status = 'pending'",
+                            (pending,),
+                        )
+        start = worker_id is not None and not inflight and new.after_seconds <= 0
+        cur = await conn.execute(
+            f"WITH ins AS (INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, owner, status, metadata,"
+            f" kwargs, multitask_strategy, worker_id, lease_expires_at, run_after)"
+            f" VALUES (%(run_id)s, %(thread_id)s, %(assistant_id)s, %(graph_id)s, %(owner)s, %(status)s,"
+            f" %(metadata)s, %(kwargs)s, %(strategy)s, %(worker)s,"
+            f" CASE WHEN %(start)s THEN now() + make_interval(secs => %(lease)s) END,"
+            f" now() + make_interval(secs => %(after)s)) RETURNING {_COLS}),"
+            f" upd AS (UPDATE threads SET status = 'busy', updated_at = now(), metadata = metadata || %(tmeta)s"
+            f" WHERE thread_id = %(thread_id)s)"
+            f" SELECT * FROM ins",
+            {
+                "run_id": new.run_id,
+                "thread_id": new.thread_id,
+                "assistant_id": new.assistant_id,
+                "graph_id": new.graph_id,
+                "owner": new.owner,
+                "status": "running" if start else "pending",
+                "metadata": Jsonb(new.metadata),
+                "kwargs": Jsonb(new.kwargs),
+                "strategy": new.multitask_strategy,
+                "worker": worker_id if start else None,
+                "start": start,
+                "lease": lease_seconds,
+                "after": max(new.after_seconds, 0.0),
+                "tmeta": Jsonb(new.thread_metadata),
+            },
+        )
+        inserted = await cur.fetchone()
+        assert inserted is not None
+        return Created(run=dict(inserted), started=start, to_cancel=to_cancel)
+
+
+async def _create_started(conn: Conn, new: NewRun, worker_id: str, lease_seconds: float) -> dict[str, Any] | None:
+    """The common case in one statement (one round trip): the thread exists and is free.
+
+    Returns None when it does not apply (no such thread, something in flight, or a concurrent
+    creator won the thread's single running slot); the caller then takes the general path.
+    """
+    try:
+        cur = await conn.execute(
+            f"WITH t AS (SELECT thread_id FROM threads WHERE thread_id = %(thread_id)s AND owner = %(owner)s"
+            f" FOR UPDATE),"
+            f" free AS (SELECT t.thread_id FROM t WHERE NOT EXISTS (SELECT 1 FROM runs r"
+            f" WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))),"
+            f" ins AS (INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, owner, status, metadata,"
+            f" kwargs, multitask_strategy, worker_id, lease_expires_at, run_after)"
+            f" SELECT %(run_id)s, free.thread_id, %(assistant_id)s, %(graph_id)s, %(owner)s, 'running',"
+            f" %(metadata)s, %(kwargs)s, %(strategy)s, %(worker)s, now() + make_interval(secs => %(lease)s),"
+            f" now() FROM free RETURNING {_COLS}),"
+            f" upd AS (UPDATE threads SET status = 'busy', updated_at = now(), metadata = metadata || %(tmeta)s"
+            f" WHERE thread_id IN (SELECT thread_id FROM ins))"
+            f" SELECT * FROM ins",
+            {
+                "run_id": new.run_id,
+                "thread_id": new.thread_id,
+                "assistant_id": new.assistant_id,
+                "graph_id": new.graph_id,
+                "owner": new.owner,
+                "metadata": Jsonb(new.metadata),
+                "kwargs": Jsonb(new.kwargs),
+                "strategy": new.multitask_strategy,
+                "worker": worker_id,
+                "lease": lease_seconds,
+                "tmeta": Jsonb(new.thread_metadata),
+            },
+        )
+    except UniqueViolation:
+        return None
+    row = await cur.fetchone()
+    return dict(row) if row is not None else None
+
+
+async def get(conn: Conn, owner: str, thread_id: uuid.UUID | None, run_id: uuid.UUID) -> dict[str, Any]:
+    if thread_id is None:
+        cur = await conn.execute(f"SELECT {_COLS} FROM runs WHERE run_id = %s AND owner = %s", (run_id, owner))
+    else:
+        cur = await conn.execute(
+            f"SELECT {_COLS} FROM runs WHERE run_id = %s AND thread_id = %s AND owner = %s",
+            (run_id, thread_id, owner),
+        )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"run {run_id} not found")
+    return dict(row)
+
+
+async def status_of(conn: Conn, run_id: uuid.UUID | str) -> str | None:
+    cur = await conn.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,))
+    row = await cur.fetchone()
+    return None if row is None else str(row["status"])
+
+
+async def list_for_thread(
+    conn: Conn, owner: str, thread_id: uuid.UUID, *, status: str | None, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    clauses = ["thread_id = %(thread_id)s", "owner = %(owner)s"]
+    params: dict[str, Any] = {"thread_id": thread_id, "owner": owner, "limit": limit, "offset": offset}
+    if status:
+        clauses.append("status = %(status)s")
+        params["status"] = status
+    cur = await conn.execute(
+        f"SELECT {_COLS} FROM runs WHERE {' AND '.join(clauses)} ORDER BY created_at DESC"
+        " LIMIT %(limit)s OFFSET %(offset)s",
+        params,
+    )
+    return [dict(r) for r in await cur.fetchall()]
+
+
+async def delete(conn: Conn, owner: str, thread_id: uuid.UUID, run_id: uuid.UUID) -> None:
+    cur = await conn.execute(
+        "SELECT status FROM runs WHERE run_id = %s AND thread_id = %s AND owner = %s", (run_id, thread_id, owner)
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"run {run_id} not found")
+    if row["status"] in INFLIGHT:
+        raise Conflict(f"run {run_id} is {row['status']}; cancel it before deleting")
+    await conn.execute("DELETE FROM runs WHERE run_id = %s", (run_id,))
+
+
+async def cancel_pending(conn: Conn, run_ids: list[str], action: str) -> list[dict[str, Any]]:
+    """Cancel runs still waiting in the queue; returns the rows cancelled (the rest are running)."""
+    async with conn.transaction():
+        if action == "rollback":
+            cur = await conn.execute(
+                "DELETE FROM runs WHERE run_id = ANY(%s::uuid[]) AND status = 'pending' RETURNING run_id, thread_id",
+                (run_ids,),
+            )
+        else:
+            cur = await conn.execute(
+                "UPDATE runs SET status = 'interrupted', cancel_reason = 'cancelled', updated_at = now()"
+                " WHERE run_id = ANY(%s::uuid[]) AND status = 'pending' RETURNING run_id, thread_id",
+                (run_ids,),
+            )
+        rows = [dict(r) for r in await cur.fetchall()]
+        for thread_id in {r["thread_id"] for r in rows}:
+            await _refresh_thread_status(conn, thread_id)
+        return rows
+
+
+async def inflight(
+    conn: Conn, owner: str, *, thread_id: uuid.UUID | None, run_ids: list[uuid.UUID] | None, status: str
+) -> list[dict[str, Any]]:
+    statuses = list(INFLIGHT) if status == "all" else [status]
+    clauses = ["owner = %(owner)s", "status = ANY(%(statuses)s)"]
+    params: dict[str, Any] = {"owner": owner, "statuses": statuses}
+    if thread_id is not None:
+        clauses.append("thread_id = %(thread_id)s")
+        params["thread_id"] = thread_id
+    if run_ids is not None:
+        clauses.append("run_id = ANY(%(run_ids)s)")
+        params["run_ids"] = run_ids
+    cur = await conn.execute(f"SELECT run_id, thread_id, status FROM runs WHERE {' AND '.join(clauses)}", params)
+    return [dict(r) for r in await cur.fetchall()]
+
+
+async def claim(conn: Conn, worker_id: str, limit: int, lease_seconds: float) -> list[dict[str, Any]]:
+    """Claim up to ``limit`` runnable runs: the oldest pending run of threads with nothing running."""
+    try:
+        cur = await conn.execute(
+            f"WITH cand AS (SELECT DISTINCT ON (thread_id) run_id FROM runs r WHERE status = 'pending'"
+            f" AND run_after <= now() AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id"
+            f" AND x.status = 'running') ORDER BY thread_id, created_at),"
+            f" picked AS (SELECT r.run_id FROM runs r WHERE r.run_id IN (SELECT run_id FROM cand)"
+            f" AND r.status = 'pending' ORDER BY r.created_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+            f" UPDATE runs SET status = 'running', worker_id = %s,"
+            f" lease_expires_at = now() + make_interval(secs => %s), updated_at = now()"
+            f" FROM picked WHERE runs.run_id = picked.run_id RETURNING {_RUNS_COLS}",
+            (limit, worker_id, lease_seconds),
+        )
+    except UniqueViolation:
+        return []  # another worker started a run of the same thread at the same instant: retry later
+    return [dict(r) for r in await cur.fetchall()]
+
+
+async def next_run_at(conn: Conn) -> float | None:
+    """Seconds until the earliest delayed pending run becomes runnable (None if none)."""
+    cur = await conn.execute(
+        "SELECT extract(epoch FROM min(run_after) - now()) AS s FROM runs WHERE status = 'pending'"
+    )
+    row = await cur.fetchone()
+    return None if row is None or row["s"] is None else float(row["s"])
+
+
+async def heartbeat(conn: Conn, worker_id: str, lease_seconds: float) -> int:
+    cur = await conn.execute(
+        "UPDATE runs SET lease_expires_at = now() + make_interval(secs => %s)"
+        " WHERE worker_id = %s AND status = 'running'",
+        (lease_seconds, worker_id),
+    )
+    return cur.rowcount
+
+
+async def finish(
+    conn: Conn,
+    run_id: uuid.UUID | str,
+    worker_id: str,
+    *,
+    status: str,
+    thread_status: str,
+    values: Any,
+    interrupts: dict[str, Any],
+    error: dict[str, Any] | None,
+    update_state: bool,
+) -> bool:
+    """Mark the run done and summarise the thread, fenced by the lease owner. False if we lost it.
+
+    One statement (one round trip): the run update and the thread summary commit together.
+    """
+    cur = await conn.execute(
+        "WITH r AS (UPDATE runs SET status = %(run_status)s, worker_id = NULL, lease_expires_at = NULL,"
+        " updated_at = now() WHERE run_id = %(run)s AND worker_id = %(worker)s AND status = 'running'"
+        " RETURNING thread_id)"
+        " UPDATE threads t SET status = CASE WHEN EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = t.thread_id"
+        " AND x.run_id <> %(run)s AND x.status IN ('pending', 'running')) THEN 'busy' ELSE %(status)s END,"
+        ' "values" = CASE WHEN %(upd)s THEN %(values)s ELSE t."values" END,'
+        " interrupts = CASE WHEN %(upd)s THEN %(interrupts)s ELSE t.interrupts END,"
+        " error = %(error)s, updated_at = now(),"
+        " state_updated_at = CASE WHEN %(upd)s THEN now() ELSE t.state_updated_at END"
+        " FROM r WHERE t.thread_id = r.thread_id RETURNING t.thread_id",
+        {
+            "run": run_id,
+            "worker": worker_id,
+            "run_status": status,
+            "status": thread_status,
+            "values": Jsonb(values),
+            "interrupts": Jsonb(interrupts),
+            "error": Jsonb(error) if error is not None else None,
+            "upd": update_state,
+        },
+    )
+    return await cur.fetchone() is not None
+
+
+async def delete_cancelled(conn: Conn, run_id: uuid.UUID | str, worker_id: str) -> uuid.UUID | None:
+    """Rollback: the run disappears (its checkpoints are deleted by the caller)."""
+    async with conn.transaction():
+        cur = await conn.execute(
+            "DELETE FROM runs WHERE run_id = %s AND worker_id = %s RETURNING thread_id", (run_id, worker_id)
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        await _refresh_thread_status(conn, row["thread_id"])
+        return row["thread_id"]
+
+
+async def _refresh_thread_status(conn: Conn, thread_id: uuid.UUID) -> None:
+    await conn.execute(
+        "UPDATE threads SET status = CASE WHEN EXISTS (SELECT 1 FROM runs WHERE thread_id = %(t)s"
+        " AND status IN ('pending', 'running')) THEN 'busy' WHEN status = 'busy' THEN 'idle' ELSE status END,"
+        " updated_at = now() WHERE thread_id = %(t)s",
+        {"t": thread_id},
+    )
+
+
+async def requeue(conn: Conn, run_ids: list[str], worker_id: str) -> int:
+    """Give runs back to the queue (drain at shutdown): another worker resumes them."""
+    cur = await conn.execute(
+        "UPDATE runs SET status = 'pending', attempt = attempt + 1, worker_id = NULL, lease_expires_at = NULL,"
+        " updated_at = now() WHERE run_id = ANY(%s::uuid[]) AND worker_id = %s AND status = 'running'",
+        (run_ids, worker_id),
+    )
+    return cur.rowcount
+
+
+async def sweep(conn: Conn, max_attempts: int) -> list[dict[str, Any]]:
+    """Re-queue runs whose lease lapsed (their worker died); give up after ``max_attempts``."""
+    async with conn.transaction():
+        cur = await conn.execute(
+            "UPDATE runs SET status = CASE WHEN attempt >= %s THEN 'error' ELSE 'pending' END,"
+            " attempt = CASE WHEN attempt >= %s THEN attempt ELSE attempt + 1 END,"
+            " worker_id = NULL, lease_expires_at = NULL, updated_at = now()"
+            " WHERE run_id IN (SELECT run_id FROM runs WHERE status = 'running' AND lease_expires_at < now()"
+            " FOR UPDATE SKIP LOCKED) RETURNING run_id, thread_id, status, attempt",
+            (max_attempts, max_attempts),
+        )
+        rows = [dict(r) for r in await cur.fetchall()]
+        for r in rows:
+            if r["status"] == "error":
+                await conn.execute(
+                    "UPDATE threads SET status = 'error', updated_at = now() WHERE thread_id = %s", (r["thread_id"],)
+                )
+        return rows
