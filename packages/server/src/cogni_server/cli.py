@@ -6,8 +6,11 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
+import uvicorn
+from fastapi import FastAPI
 
 from cogni_server.config import Settings
 from cogni_server.embedded_pg import DatabaseUnreachable, EmbeddedPostgres, check_database_reachable
@@ -45,6 +48,21 @@ def _check_redis(settings: Settings) -> None:
         raise typer.Exit(2) from None
 
 
+class DrainingServer(uvicorn.Server):
+    """uvicorn's Server, but SIGTERM/SIGINT also stops the workers from claiming new runs at once
+    (uvicorn first waits for open connections, such as live streams, before the app's shutdown)."""
+
+    def __init__(self, config: uvicorn.Config, application: FastAPI) -> None:
+        super().__init__(config)
+        self.application = application
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        state = getattr(self.application.state, "cogni", None)
+        if state is not None:
+            state.workers.stop_claiming()
+        super().handle_exit(sig, frame)
+
+
 @app.command()
 def serve(
     config: Path = typer.Option(None, "--config", "-c", help="Path to langgraph.json (default: LANGGRAPH_CONFIG)."),
@@ -54,8 +72,6 @@ def serve(
     workers_only: bool = typer.Option(False, "--workers-only", help="Only workers (+ /ok, /health, /metrics)."),
 ) -> None:
     """Serve the API (and, by default, run the queue workers in the same process)."""
-    import uvicorn
-
     from cogni_server.app import create_app
 
     settings = Settings()
@@ -82,7 +98,7 @@ def serve(
     url, embedded = _database_url(settings)
     try:
         application = create_app(settings, url)
-        uvicorn.run(
+        uv_config = uvicorn.Config(
             application,
             host=settings.host,
             port=settings.port,
@@ -90,6 +106,7 @@ def serve(
             access_log=False,
             timeout_graceful_shutdown=int(settings.drain_seconds) + 1,
         )
+        DrainingServer(uv_config, application).run()
     finally:
         if embedded is not None:
             embedded.stop()

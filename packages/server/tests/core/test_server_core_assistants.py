@@ -117,3 +117,15 @@ async def test_system_routes(server: Server) -> None:
         for method, path in [("POST", "/runs/crons"), ("POST", "/runs/crons/search"), ("PUT", "/store/items")]:
             r = await http.request(method, path, headers={"x-api-key": KEY_A}, json={})
             assert r.status_code == 404 and "not supported" in r.json()["detail"]
+
+
+async def test_delete_assistant_with_its_threads(client: LangGraphClient) -> None:
+    assistant = await client.assistants.create("echo")
+    tid = (await client.threads.create())["thread_id"]
+    other = (await client.threads.create())["thread_id"]
+    await client.runs.wait(tid, assistant["assistant_id"], input={"messages": []})
+    await client.runs.wait(other, "echo", input={"messages": []})
+    await client.assistants.delete(assistant["assistant_id"], delete_threads=True)
+    with pytest.raises(NotFoundError):
+        await client.threads.get(tid)
+    assert (await client.threads.get(other))["status"] == "idle"

@@ -222,7 +222,26 @@ async def test_delete_thread_mid_run_stops_it_and_leaves_no_checkpoints(
     with pytest.raises(httpx.HTTPStatusError) as info:
         await client.threads.get(tid)
     assert info.value.response.status_code == 404
-    await asyncio.sleep(1.0)  # the worker notices the cancel and cleans up after itself
-    with psycopg.connect(server.database_url) as conn:
-        row = conn.execute("SELECT count(*) FROM checkpoints WHERE thread_id = %s", (tid,)).fetchone()
-    assert row is not None and row[0] == 0
+    remaining = -1
+    for _ in range(50):  # the worker notices the cancel and cleans up after itself
+        await asyncio.sleep(0.1)
+        with psycopg.connect(server.database_url) as conn:
+            row = conn.execute("SELECT count(*) FROM checkpoints WHERE thread_id = %s", (tid,)).fetchone()
+        remaining = row[0] if row else -1
+        if remaining == 0:
+            break
+    assert remaining == 0
+
+
+async def test_interrupt_strategy_also_cancels_queued_runs(client: LangGraphClient) -> None:
+    tid = (await client.threads.create())["thread_id"]
+    first = await client.runs.create(tid, "slow", input={"delay": 0.2, "steps": 50})
+    await wait_status(client, tid, first["run_id"], {"running"})
+    queued = await client.runs.create(tid, "echo", input=HI)
+    waiter = asyncio.create_task(client.runs.join(tid, queued["run_id"]))
+    await asyncio.sleep(0.2)
+    third = await client.runs.create(tid, "echo", input=HI, multitask_strategy="interrupt")
+    await asyncio.wait_for(waiter, 10)  # the queued run's joiners are released
+    assert (await client.runs.get(tid, queued["run_id"]))["status"] == "interrupted"
+    assert (await client.runs.join(tid, third["run_id"]))["count"] == 1
+    assert (await client.runs.get(tid, first["run_id"]))["status"] == "interrupted"

@@ -21,6 +21,8 @@ from cogni_server.auth import Principal
 from cogni_server.graphs import GraphNotFound
 from cogni_server.services.assistants import assistant_uuid, resolve_assistant
 from cogni_server.storage import assistants as assistant_repo
+from cogni_server.storage import checkpoints as checkpoint_repo
+from cogni_server.storage import threads as thread_repo
 
 router = APIRouter(dependencies=[Depends(principal)], tags=["assistants"])
 SELECT_FIELDS = {
@@ -134,9 +136,8 @@ async def delete_assistant(
     async with st.pool.connection() as conn:
         await assistant_repo.delete(conn, who.tenant, aid)
         if delete_threads:
-            await conn.execute(
-                "DELETE FROM threads WHERE owner = %s AND metadata->>'assistant_id' = %s", (who.tenant, str(aid))
-            )
+            for thread_id in await thread_repo.delete_for_assistant(conn, who.tenant, aid):
+                await checkpoint_repo.delete_thread(conn, thread_id)
     return Response(status_code=204)
 
 

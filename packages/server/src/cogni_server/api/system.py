@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cogni_server.api.common import JSONResponse, app_state
+from cogni_server.storage import threads as thread_repo
 
 router = APIRouter(tags=["system"])
 
@@ -30,7 +31,7 @@ async def health(request: Request) -> Response:
     st = app_state(request)
     try:
         async with st.pool.connection(timeout=3.0) as conn:
-            await conn.execute("SELECT 1")
+            await thread_repo.ping(conn)
     except Exception as exc:
         return JSONResponse({"ok": False, "database": f"unreachable: {type(exc).__name__}"}, status_code=503)
     return JSONResponse({"ok": True, "database": "ok"})

@@ -74,7 +74,11 @@ class Executor:
                 # The broker cannot deliver cancellations any more (shutting down): finish the run.
                 await asyncio.wait({graph_task})
             if graph_task.done():
-                outcome = await self._outcome(run, graph_task)
+                try:
+                    outcome = await self._outcome(run, graph_task)
+                except Exception as exc:  # e.g. reading the interrupted state failed
+                    log.exception("run %s: could not summarise the outcome", run_id)
+                    outcome = Outcome("error", "error", None, {}, {"error": type(exc).__name__, "message": str(exc)})
             else:
                 action = control.result()
                 graph_task.cancel()
@@ -116,7 +120,7 @@ class Executor:
                             # The thread was deleted mid-run: drop checkpoints written after the delete.
                             await checkpoint_repo.delete_thread(conn, thread_id)
                     if finished and kw.get("temporary"):
-                        await conn.execute("DELETE FROM threads WHERE thread_id = %s", (run["thread_id"],))
+                        await thread_repo.delete_any(conn, run["thread_id"])
                         await checkpoint_repo.delete_thread(conn, thread_id)
         finally:
             if owns_stream:
@@ -174,6 +178,8 @@ class Executor:
         return bool(tup and (tup.metadata or {}).get("run_id") == run_id)
 
     async def _outcome(self, run: dict[str, Any], task: asyncio.Future[ChunkRouter]) -> Outcome:
+        if task.cancelled():
+            return Outcome("interrupted", "idle", None, {}, None)
         exc = task.exception()
         if exc is not None and not isinstance(exc, GraphInterrupt):
             log.warning("run %s failed: %r", run["run_id"], exc)

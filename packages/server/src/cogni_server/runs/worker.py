@@ -21,7 +21,8 @@ from psycopg_pool import AsyncConnectionPool
 from cogni_server import metrics
 from cogni_server.config import Settings
 from cogni_server.runs.executor import Executor
-from cogni_server.storage import runs as run_repo
+from cogni_server.serde import dumps
+from cogni_server.storage import queue as queue_repo
 from cogni_server.streaming import StreamBroker
 
 log = logging.getLogger("cogni_server.worker")
@@ -98,7 +99,7 @@ class WorkerPool:
                 free = self.capacity - len(self._active) - self._reserved
                 if free > 0:
                     async with self.pool.connection() as conn:
-                        rows = await run_repo.claim(conn, self.worker_id, free, self.settings.lease_seconds)
+                        rows = await queue_repo.claim(conn, self.worker_id, free, self.settings.lease_seconds)
                     for row in rows:
                         self._spawn(row)
                     if rows and len(rows) == free:
@@ -117,7 +118,7 @@ class WorkerPool:
                 continue
             try:
                 async with self.pool.connection() as conn:
-                    await run_repo.heartbeat(conn, self.worker_id, self.settings.lease_seconds)
+                    await queue_repo.heartbeat(conn, self.worker_id, self.settings.lease_seconds)
             except Exception:
                 log.exception("lease heartbeat failed")
 
@@ -125,13 +126,21 @@ class WorkerPool:
         while not self._stopping:
             try:
                 async with self.pool.connection() as conn:
-                    swept = await run_repo.sweep(conn, self.settings.max_attempts)
+                    swept = await queue_repo.sweep(conn, self.settings.max_attempts)
                 if swept:
                     metrics.RUNS_REQUEUED.inc(len(swept))
                     log.warning("re-queued %d run(s) whose lease lapsed: %s", len(swept), swept)
                     for row in swept:
                         if row["status"] == "error":
-                            await self.broker.end(str(row["run_id"]))
+                            run_id = str(row["run_id"])
+                            message = f"the run's worker was lost {row['attempt']} time(s); giving up"
+                            await self.broker.publish(
+                                run_id,
+                                "error",
+                                dumps({"error": "WorkerLost", "message": message}),
+                                thread_id=str(row["thread_id"]),
+                            )
+                            await self.broker.end(run_id)
                     await self.broker.notify_run_pending()
             except asyncio.CancelledError:
                 raise
@@ -140,6 +149,10 @@ class WorkerPool:
             await asyncio.sleep(self.settings.sweep_seconds)
 
     # -- shutdown --------------------------------------------------------------------------------
+    def stop_claiming(self) -> None:
+        """First step of a drain (on SIGTERM): take no new runs; running ones carry on."""
+        self._stopping = True
+
     async def drain(self, grace: float) -> None:
         """Stop claiming, let running runs finish for ``grace`` seconds, re-queue the rest."""
         self._stopping = True
@@ -160,7 +173,7 @@ class WorkerPool:
             ids = [run_id for run_id, _ in leftover]
             try:
                 async with self.pool.connection() as conn:
-                    n = await run_repo.requeue(conn, ids, self.worker_id)
+                    n = await queue_repo.requeue(conn, ids, self.worker_id)
                 metrics.RUNS_REQUEUED.inc(n)
                 log.warning("drain: re-queued %d unfinished run(s)", n)
                 await self.broker.notify_run_pending()

@@ -114,6 +114,8 @@ async def create_run(
             )
     for other in created.to_cancel:
         await st.broker.publish_control(other, body.multitask_strategy)
+    for other in created.cancelled:  # queued runs that never started: close their streams
+        await st.broker.end(other)
     metrics.RUNS_CREATED.labels(kind).inc()
     return created.run
 

@@ -1,6 +1,5 @@
-"""Runs: the queue. A run row is inserted in the transaction that answers the client; workers claim
-pending rows with ``FOR UPDATE SKIP LOCKED``, hold a lease they renew, and a sweeper re-queues rows
-whose lease lapsed. All the SQL of the run lifecycle lives here.
+"""Runs: creation (multitask rules, inserted already claimed when a local slot is free), reads,
+cancellation and the fenced finish. The queue side (claim, lease, sweep) is in ``storage.queue``.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ _COLS = (
     " created_at, updated_at, cancel_reason"
 )
 INFLIGHT = ("pending", "running")
-_RUNS_COLS = ", ".join("runs." + c.strip() for c in _COLS.split(","))
+RUNS_COLS = ", ".join("runs." + c.strip() for c in _COLS.split(","))
 
 
 def run_out(row: dict[str, Any]) -> dict[str, Any]:
@@ -60,6 +59,7 @@ class Created:
     run: dict[str, Any]
     started: bool
     to_cancel: list[str] = field(default_factory=list)  # running runs to stop (interrupt/rollback)
+    cancelled: list[str] = field(default_factory=list)  # pending runs this insert cancelled
 
 
 async def create(conn: Conn, new: NewRun, *, worker_id: str | None, lease_seconds: float) -> Created:
@@ -94,12 +94,14 @@ async def create(conn: Conn, new: NewRun, *, worker_id: str | None, lease_second
         else:
             inflight = [tuple(item.split(":", 1)) for item in row["inflight"]]
         to_cancel: list[str] = []
+        cancelled: list[str] = []
         if inflight:
             if new.multitask_strategy == "reject":
                 raise Conflict(f"thread {new.thread_id} is busy with a run; multitask_strategy is 'reject'")
             if new.multitask_strategy in ("interrupt", "rollback"):
                 pending = [rid for rid, status in inflight if status == "pending"]
                 to_cancel = [rid for rid, status in inflight if status == "running"]
+                cancelled = pending
                 if pending:
                     if new.multitask_strategy == "rollback":
                         await conn.execute("DELETE FROM runs WHERE run_id = ANY(%s::uuid[])", (pending,))
@@ -139,7 +141,7 @@ async def create(conn: Conn, new: NewRun, *, worker_id: str | None, lease_second
         )
         inserted = await cur.fetchone()
         assert inserted is not None
-        return Created(run=dict(inserted), started=start, to_cancel=to_cancel)
+        return Created(run=dict(inserted), started=start, to_cancel=to_cancel, cancelled=cancelled)
 
 
 async def _create_started(conn: Conn, new: NewRun, worker_id: str, lease_seconds: float) -> dict[str, Any] | None:
@@ -266,43 +268,6 @@ async def inflight(
     return [dict(r) for r in await cur.fetchall()]
 
 
-async def claim(conn: Conn, worker_id: str, limit: int, lease_seconds: float) -> list[dict[str, Any]]:
-    """Claim up to ``limit`` runnable runs: the oldest pending run of threads with nothing running."""
-    try:
-        cur = await conn.execute(
-            f"WITH cand AS (SELECT DISTINCT ON (thread_id) run_id FROM runs r WHERE status = 'pending'"
-            f" AND run_after <= now() AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id"
-            f" AND x.status = 'running') ORDER BY thread_id, created_at),"
-            f" picked AS (SELECT r.run_id FROM runs r WHERE r.run_id IN (SELECT run_id FROM cand)"
-            f" AND r.status = 'pending' ORDER BY r.created_at LIMIT %s FOR UPDATE SKIP LOCKED)"
-            f" UPDATE runs SET status = 'running', worker_id = %s,"
-            f" lease_expires_at = now() + make_interval(secs => %s), updated_at = now()"
-            f" FROM picked WHERE runs.run_id = picked.run_id RETURNING {_RUNS_COLS}",
-            (limit, worker_id, lease_seconds),
-        )
-    except UniqueViolation:
-        return []  # another worker started a run of the same thread at the same instant: retry later
-    return [dict(r) for r in await cur.fetchall()]
-
-
-async def next_run_at(conn: Conn) -> float | None:
-    """Seconds until the earliest delayed pending run becomes runnable (None if none)."""
-    cur = await conn.execute(
-        "SELECT extract(epoch FROM min(run_after) - now()) AS s FROM runs WHERE status = 'pending'"
-    )
-    row = await cur.fetchone()
-    return None if row is None or row["s"] is None else float(row["s"])
-
-
-async def heartbeat(conn: Conn, worker_id: str, lease_seconds: float) -> int:
-    cur = await conn.execute(
-        "UPDATE runs SET lease_expires_at = now() + make_interval(secs => %s)"
-        " WHERE worker_id = %s AND status = 'running'",
-        (lease_seconds, worker_id),
-    )
-    return cur.rowcount
-
-
 async def finish(
     conn: Conn,
     run_id: uuid.UUID | str,
@@ -364,33 +329,3 @@ async def _refresh_thread_status(conn: Conn, thread_id: uuid.UUID) -> None:
         " updated_at = now() WHERE thread_id = %(t)s",
         {"t": thread_id},
     )
-
-
-async def requeue(conn: Conn, run_ids: list[str], worker_id: str) -> int:
-    """Give runs back to the queue (drain at shutdown): another worker resumes them."""
-    cur = await conn.execute(
-        "UPDATE runs SET status = 'pending', attempt = attempt + 1, worker_id = NULL, lease_expires_at = NULL,"
-        " updated_at = now() WHERE run_id = ANY(%s::uuid[]) AND worker_id = %s AND status = 'running'",
-        (run_ids, worker_id),
-    )
-    return cur.rowcount
-
-
-async def sweep(conn: Conn, max_attempts: int) -> list[dict[str, Any]]:
-    """Re-queue runs whose lease lapsed (their worker died); give up after ``max_attempts``."""
-    async with conn.transaction():
-        cur = await conn.execute(
-            "UPDATE runs SET status = CASE WHEN attempt >= %s THEN 'error' ELSE 'pending' END,"
-            " attempt = CASE WHEN attempt >= %s THEN attempt ELSE attempt + 1 END,"
-            " worker_id = NULL, lease_expires_at = NULL, updated_at = now()"
-            " WHERE run_id IN (SELECT run_id FROM runs WHERE status = 'running' AND lease_expires_at < now()"
-            " FOR UPDATE SKIP LOCKED) RETURNING run_id, thread_id, status, attempt",
-            (max_attempts, max_attempts),
-        )
-        rows = [dict(r) for r in await cur.fetchall()]
-        for r in rows:
-            if r["status"] == "error":
-                await conn.execute(
-                    "UPDATE threads SET status = 'error', updated_at = now() WHERE thread_id = %s", (r["thread_id"],)
-                )
-        return rows

@@ -92,6 +92,25 @@ async def delete(conn: Conn, owner: str, thread_id: uuid.UUID) -> None:
         raise NotFound(f"thread {thread_id} not found")
 
 
+async def delete_any(conn: Conn, thread_id: uuid.UUID) -> None:
+    """Delete a thread whoever owns it (the temporary thread of a stateless run)."""
+    await conn.execute("DELETE FROM threads WHERE thread_id = %s", (thread_id,))
+
+
+async def delete_for_assistant(conn: Conn, owner: str, assistant_id: uuid.UUID) -> list[uuid.UUID]:
+    """Delete the tenant's threads whose runs used the assistant; returns their ids."""
+    cur = await conn.execute(
+        "DELETE FROM threads WHERE owner = %s AND metadata->>'assistant_id' = %s RETURNING thread_id",
+        (owner, str(assistant_id)),
+    )
+    return [row["thread_id"] for row in await cur.fetchall()]
+
+
+async def ping(conn: Conn) -> None:
+    """The health check's round trip."""
+    await conn.execute("SELECT 1")
+
+
 def _filters(
     owner: str,
     metadata: dict[str, Any] | None,
