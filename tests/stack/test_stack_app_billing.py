@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
@@ -32,7 +32,6 @@ MARKUP = Decimal("2.0")
 @dataclass
 class Stack:
     llm: LlmStack
-    app_url: str
     app_db: str
     http: httpx.Client
 
@@ -44,25 +43,25 @@ class Stack:
         key = self.admin("POST", f"/v1/admin/accounts/{account['id']}/api-keys", json={}).json()
         return account["id"], key["apiKey"]
 
+    def balance(self, account_id: str) -> int:
+        return int(self.admin("GET", f"/v1/admin/accounts/{account_id}/balance").json()["balanceCredits"])
+
     def sink_rows(self, account_id: str, run_id: str, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while True:
-            rows = [
+        def fetch() -> list[dict[str, Any]]:
+            return [
                 r for r in self.llm.spend_rows()
                 if r["end_user"] == account_id and r["spend_logs_metadata"].get("run_id") == run_id
             ]  # fmt: skip
-            if len(rows) >= count or time.monotonic() > deadline:
-                return rows
-            time.sleep(0.1)
+
+        return poll_rows(fetch, count, timeout)
 
     def receipts(self, run_id: str, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while True:
+        def fetch() -> list[dict[str, Any]]:
             with psycopg.connect(self.app_db, row_factory=dict_row) as conn:
                 rows = conn.execute("SELECT * FROM charge_receipts WHERE run_id = %s", (run_id,)).fetchall()
-            if len(rows) >= count or time.monotonic() > deadline:
-                return [dict(r) for r in rows]
-            time.sleep(0.1)
+            return [dict(r) for r in rows]
+
+        return poll_rows(fetch, count, timeout)
 
     def wait_idle(self, timeout: float = 20.0) -> None:
         """Until the app's relay has no run in flight (pump, billing and post-run reconcile all done)."""
@@ -73,6 +72,16 @@ class Stack:
                 return
             time.sleep(0.1)
         raise TimeoutError("the app still has runs in flight")
+
+
+def poll_rows(fetch: Callable[[], list[dict[str, Any]]], count: int, timeout: float) -> list[dict[str, Any]]:
+    """`fetch()` until it returns at least `count` rows or `timeout` passes; the last answer either way."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = fetch()
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
 
 
 def expected_credits(spend: Decimal) -> int:
@@ -122,7 +131,7 @@ def stack() -> Iterator[Stack]:
             )  # fmt: skip
             app.wait_http(f"http://127.0.0.1:{app_port}/healthz", timeout=60)
             with httpx.Client(base_url=f"http://127.0.0.1:{app_port}", timeout=60.0) as http:
-                yield Stack(llm=llm, app_url=f"http://127.0.0.1:{app_port}", app_db=app_db, http=http)
+                yield Stack(llm=llm, app_db=app_db, http=http)
         finally:
             if app is not None:
                 app.stop()
@@ -154,7 +163,7 @@ def test_chat_is_answered_and_every_llm_call_has_exactly_one_receipt_at_cost_tim
         metadata = row["spend_logs_metadata"]
         assert metadata["request_id"] == "req-stack-1" and metadata["trace_id"] == trace
         assert metadata["executor_type"] == "langgraph_server" and metadata["graph_id"] == "langgraph:poet"
-    balance = stack.admin("GET", f"/v1/admin/accounts/{account_id}/balance").json()["balanceCredits"]
+    balance = stack.balance(account_id)
     assert balance == 50_000_000 - sum(r["charged_credits"] for r in receipts)
 
 
@@ -183,7 +192,7 @@ def test_reconciler_fills_in_lost_usage_once(stack: Stack) -> None:
     assert events[-1]["type"] == "done"
     assert len(stack.receipts(run_id, 2)) == 2
     stack.wait_idle()
-    charged_balance = stack.admin("GET", f"/v1/admin/accounts/{account_id}/balance").json()["balanceCredits"]
+    charged_balance = stack.balance(account_id)
 
     # Simulate usage events lost on the way: the run's receipts and ledger rows vanish, the balance is restored.
     with psycopg.connect(stack.app_db) as conn:
@@ -201,5 +210,5 @@ def test_reconciler_fills_in_lost_usage_once(stack: Stack) -> None:
     assert {r["litellm_call_id"]: r["charged_credits"] for r in receipts} == {
         call_id: expected_credits(row["spend"]) for call_id, row in rows.items()
     }
-    balance = stack.admin("GET", f"/v1/admin/accounts/{account_id}/balance").json()["balanceCredits"]
+    balance = stack.balance(account_id)
     assert balance == charged_balance  # charged again exactly what the stream had charged

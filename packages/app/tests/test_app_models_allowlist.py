@@ -1,13 +1,11 @@
 """ModelAllowlist against a local fake of LiteLLM's /model/info that can be switched to fail."""
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import uvicorn
 from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -15,7 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from cogni_app.models import ModelAllowlist, ModelAllowlistUnavailable, UnknownModel
-from testsupport import free_port
+from testsupport import free_port, serve_asgi
 
 MASTER_KEY = "sk-test-master"
 
@@ -50,27 +48,10 @@ class FakeLiteLLM:
         return JSONResponse({"data": self.data})
 
 
-@contextlib.asynccontextmanager
-async def serve(app: Starlette, port: int) -> AsyncIterator[str]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.02)
-        assert server.started, "fake server did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=10)
-
-
 @pytest.fixture
-async def fake() -> AsyncIterator[tuple[FakeLiteLLM, str]]:
+def fake() -> Iterator[tuple[FakeLiteLLM, str]]:
     state = FakeLiteLLM()
-    app = Starlette(routes=[Route("/model/info", state.model_info)])
-    async with serve(app, free_port()) as url:
+    with serve_asgi(Starlette(routes=[Route("/model/info", state.model_info)]), lifespan="off") as url:
         yield state, url
 
 

@@ -102,20 +102,40 @@ def normalised(events: list[AiEvent]) -> list[str]:
     return out
 
 
+def run_request(
+    graph: str,
+    prompt: str,
+    *,
+    account: str = "acct-srv",
+    vkey: str = "vk-srv",
+    state_key: str = "srv-1",
+    run: RunContext | None = None,
+) -> GraphRunRequest:
+    """A one-message run of catalog graph `graph` (a fresh run id unless `run` is given)."""
+    return GraphRunRequest(
+        graph_id=f"langgraph:{graph}",
+        model="gpt-4o-mini",
+        run=run or RunContext(run_id=str(uuid.uuid4())),
+        billing_account_id=account,
+        virtual_key_id=vkey,
+        state_key=state_key,
+        input_messages=[{"role": "user", "content": prompt}],
+    )
+
+
 async def run_once(
     provider: GraphExecutorPort, ledger: Ledger, accounts: Accounts, graph: str, prompt: str
 ) -> tuple[list[AiEvent], list[dict[str, Any]]]:
     account = await accounts.create_account(f"parity-{graph}", initial_credits=10_000_000)
     vkey = await accounts.create_virtual_key(account.id)
     run_id = str(uuid.uuid4())
-    request = GraphRunRequest(
-        graph_id=f"langgraph:{graph}",
-        model="gpt-4o-mini",
-        run=RunContext(run_id=run_id, ingress_request_id=str(uuid.uuid4()), trace_id=uuid.uuid4().hex),
-        billing_account_id=account.id,
-        virtual_key_id=vkey.id,
+    request = run_request(
+        graph,
+        prompt,
+        account=account.id,
+        vkey=vkey.id,
         state_key=f"parity-{uuid.uuid4().hex[:8]}",
-        input_messages=[{"role": "user", "content": prompt}],
+        run=RunContext(run_id=run_id, ingress_request_id=str(uuid.uuid4()), trace_id=uuid.uuid4().hex),
     )
     events: list[AiEvent] = []
     relay = Relay(ledger=ledger, reconciler=None)
@@ -182,18 +202,6 @@ async def test_an_upstream_failure_is_the_same_error_on_both_executors(
 # -- the server provider's own contract, against the same server -------------------------------------------
 
 
-def server_request(graph: str, prompt: str, *, account: str = "acct-srv", state_key: str = "srv-1") -> GraphRunRequest:
-    return GraphRunRequest(
-        graph_id=f"langgraph:{graph}",
-        model="gpt-4o-mini",
-        run=RunContext(run_id=str(uuid.uuid4())),
-        billing_account_id=account,
-        virtual_key_id="vk-srv",
-        state_key=state_key,
-        input_messages=[{"role": "user", "content": prompt}],
-    )
-
-
 async def test_server_threads_are_derived_tenant_tagged_and_continue_with_only_new_input(
     topology: tuple[LlmStack, str, str],
 ) -> None:
@@ -202,7 +210,7 @@ async def test_server_threads_are_derived_tenant_tagged_and_continue_with_only_n
     account, state_key = f"acct-{uuid.uuid4().hex[:6]}", "conv.server"
     try:
         for prompt in ("first", "second"):
-            result = server.run_graph(server_request("chat", prompt, account=account, state_key=state_key))
+            result = server.run_graph(run_request("chat", prompt, account=account, state_key=state_key))
             events = [e async for e in result.stream]
             assert events[-1].type == "done"
             final = await result.final
@@ -227,8 +235,8 @@ async def test_server_provider_errors_are_normalised(topology: tuple[LlmStack, s
     good = LangGraphServerProvider(topology[1], tokens=ServiceTokenMinter(SECRET, audience=AUDIENCE))
     forged = LangGraphServerProvider(topology[1], tokens=ServiceTokenMinter("w" * 40, audience=AUDIENCE))
     try:
-        missing = [e.dump() async for e in good.run_graph(server_request("no-such-graph", "x")).stream]
-        rejected = [e.dump() async for e in forged.run_graph(server_request("chat", "x")).stream]
+        missing = [e.dump() async for e in good.run_graph(run_request("no-such-graph", "x")).stream]
+        rejected = [e.dump() async for e in forged.run_graph(run_request("chat", "x")).stream]
     finally:
         await good.aclose()
         await forged.aclose()

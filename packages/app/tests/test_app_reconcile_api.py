@@ -6,9 +6,7 @@ The fake keeps LiteLLM's contract as far as this source depends on it: master-ke
 with `metadata` carrying `spend_logs_metadata`.
 """
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -25,7 +22,7 @@ from starlette.routing import Route
 from cogni_app.billing import Accounts, Ledger
 from cogni_app.db.testing import open_migrated
 from cogni_app.reconcile import LiteLLMSpendLogsApiSource, Reconciler
-from testsupport import free_port, fresh_database
+from testsupport import fresh_database, serve_asgi
 
 MASTER_KEY = "sk-fake-master"
 
@@ -101,26 +98,10 @@ def api_row(call_id: str, end_user: str | None, run_id: str, **overrides: Any) -
     return row
 
 
-@contextlib.asynccontextmanager
-async def serve(app: Starlette, port: int) -> AsyncIterator[str]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.02)
-        assert server.started, "fake server did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=10)
-
-
 @pytest.fixture
-async def fake() -> AsyncIterator[tuple[FakeSpendLogsApi, str]]:
+def fake() -> Iterator[tuple[FakeSpendLogsApi, str]]:
     state = FakeSpendLogsApi()
-    async with serve(Starlette(routes=[Route("/spend/logs", state.spend_logs)]), free_port()) as url:
+    with serve_asgi(Starlette(routes=[Route("/spend/logs", state.spend_logs)]), lifespan="off") as url:
         yield state, url
 
 

@@ -10,8 +10,6 @@ so the capture path is unit-tested without the proxy; the `proxy` test proves it
 from __future__ import annotations
 
 import json
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -19,14 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from cogni_ai_core import GraphRunConfig
-from testsupport import ManagedProcess, free_port
+from testsupport import ManagedProcess, free_port, serve_asgi
 
 PRICE_PER_TOKEN = 0.000001  # what the relay pretends LiteLLM charges per token
 
@@ -123,20 +120,8 @@ def mock_llm_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def _relay_server(mock_llm_url: str) -> Iterator[tuple[Relay, str]]:
     relay = Relay(upstream=mock_llm_url)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(relay_app(relay), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="llm-relay", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("recording relay did not start")
-        time.sleep(0.02)
-    try:
-        yield relay, f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_asgi(relay_app(relay), name="llm-relay") as url:
+        yield relay, f"{url}/v1"
 
 
 @pytest.fixture

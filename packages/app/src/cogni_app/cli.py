@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TypeVar
 
 import typer
 import uvicorn
@@ -13,7 +14,11 @@ from cogni_app.config import AppSettings, DatabaseSettings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Cogni app runtime: chat API and billing.")
 
 
-def _settings(kind: type[AppSettings | DatabaseSettings] = AppSettings) -> AppSettings | DatabaseSettings:
+Settings = TypeVar("Settings", bound=DatabaseSettings)
+
+
+def _settings(kind: type[Settings]) -> Settings:
+    """The settings from the environment, or a readable configuration error and exit code 2."""
     try:
         return kind()
     except ValidationError as exc:
@@ -31,8 +36,7 @@ def serve(
     """Run the chat API (POST /v1/chat, /v1/models, /v1/activity, /v1/admin/*, /metrics)."""
     from cogni_app.app import create_app
 
-    settings = _settings()
-    assert isinstance(settings, AppSettings)
+    settings = _settings(AppSettings)
     uvicorn.run(
         create_app(settings, run_migrations=migrate),
         host=host,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +15,7 @@ from cogni_app.executors.router import parse_executor_map
 
 MIN_ADMIN_TOKEN_CHARS = 32
 ExecutorName = Literal["inproc", "server"]
+EXECUTOR_NAMES: tuple[str, ...] = get_args(ExecutorName)
 
 
 class DatabaseSettings(BaseSettings):
@@ -25,12 +26,9 @@ class DatabaseSettings(BaseSettings):
     database_url: str = Field(description="App database (accounts, ledger, receipts). Required.")
 
 
-class AppSettings(BaseSettings):
+class AppSettings(DatabaseSettings):
     """Every knob of `cogni-app serve`; names are the environment variables (case-insensitive)."""
 
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
-
-    database_url: str = Field(description="App database (accounts, ledger, receipts). Required.")
     langgraph_server_url: str = "http://127.0.0.1:8123"
     litellm_base_url: str = "http://127.0.0.1:4000"
     litellm_api_key: SecretStr = SecretStr("")
@@ -63,10 +61,11 @@ class AppSettings(BaseSettings):
     @field_validator("cogni_executor_map")
     @classmethod
     def _executor_map(cls, value: str) -> str:
-        parse_executor_map(value)
         for provider in parse_executor_map(value).values():
-            if provider not in ("inproc", "server"):
-                raise ValueError(f"COGNI_EXECUTOR_MAP names unknown provider {provider!r} (inproc or server)")
+            if provider not in EXECUTOR_NAMES:
+                raise ValueError(
+                    f"COGNI_EXECUTOR_MAP names unknown provider {provider!r} ({' or '.join(EXECUTOR_NAMES)})"
+                )
         return value
 
     @model_validator(mode="after")

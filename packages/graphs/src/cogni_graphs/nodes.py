@@ -1,4 +1,4 @@
-"""Building blocks the catalog graphs share: the LLM node and the route after it."""
+"""Building blocks the catalog graphs share: the LLM node, the route after it, and the tool-loop shape."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.graph import START, StateGraph
 
 from cogni_graphs.catalog import catalog_entry
 from cogni_graphs.llm.factory import chat_model
 from cogni_graphs.state import ChatState, GraphNode
+from cogni_graphs.tools.policy import tools_node
 from cogni_graphs.tools.registry import tools_for
 
 
@@ -55,3 +57,16 @@ def route_tools(state: ChatState) -> Literal["tools", "__end__"]:
     if isinstance(last, AIMessage) and last.tool_calls:
         return "tools"
     return "__end__"
+
+
+def tool_loop(*, graph: str, node: str, system_prompt: str, max_tool_rounds: int) -> StateGraph[Any]:
+    """START -> `node` -(tool calls)-> tools -> `node` ... -> END, at most `max_tool_rounds` tool rounds."""
+    builder = StateGraph(ChatState)
+    builder.add_node(
+        node, llm_node(graph=graph, node=node, system_prompt=system_prompt, max_tool_rounds=max_tool_rounds)
+    )
+    builder.add_node("tools", tools_node(graph=graph))
+    builder.add_edge(START, node)
+    builder.add_conditional_edges(node, route_tools)
+    builder.add_edge("tools", node)
+    return builder

@@ -16,8 +16,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +30,7 @@ from cogni_litellm_sink.config import (
     proxy_config,
     write_proxy_config,
 )
+from cogni_litellm_sink.processes import log_tail, stop_process_group, wait_for_http_ok
 from cogni_litellm_sink.venv import (
     DEFAULT_LITELLM_VERSION,
     cache_root,
@@ -150,46 +149,23 @@ class LiteLLMProxy:
                 start_new_session=True,
             )
         try:
-            self._wait_live(timeout)
+            wait_for_http_ok(
+                f"{self.base_url}/health/liveliness", self.process, self.log_path, timeout=timeout, name="litellm"
+            )
         except Exception:
             self.stop()
             raise
         self.start_seconds = round(time.monotonic() - started, 2)
         return self
 
-    def _wait_live(self, timeout: float) -> None:
-        url = f"{self.base_url}/health/liveliness"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"litellm exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"litellm not live at {url} after {timeout}s:\n{self.log_tail()}")
-
     def log_tail(self, chars: int = 8000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except FileNotFoundError:
-            return ""
+        return log_tail(self.log_path, chars)
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the proxy's process group (so the sink flushes), SIGKILL if it lingers."""
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-            except ProcessLookupError:
-                pass
+        if process is not None:
+            stop_process_group(process, timeout)
         if self._own_workdir and os.environ.get("COGNI_KEEP_PROXY_LOGS") is None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -15,14 +15,11 @@ nothing of the mock's code.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +31,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from cogni_litellm_sink.config import FREE_ALIAS, PAID_ALIAS
+from cogni_litellm_sink.processes import stop_process_group, wait_for_http_ok
 from cogni_litellm_sink.proxy import LiteLLMProxy
 from cogni_litellm_sink.schema import TABLE
 
@@ -45,34 +43,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float, log_path: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: process exited {process.returncode}:\n{log_path.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} not up after {timeout}s:\n{log_path.read_text()[-4000:]}")
-
-
-def _stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-    except ProcessLookupError:
-        pass
 
 
 @contextmanager
@@ -87,10 +57,10 @@ def running_mock_llm(
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        _wait_http(f"http://127.0.0.1:{port}/health", process, 30.0, log_path)
+        wait_for_http_ok(f"http://127.0.0.1:{port}/health", process, log_path, timeout=30.0, name="mock-llm")
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        _stop(process)
+        stop_process_group(process, timeout=10.0)
         log_path.unlink(missing_ok=True)
 
 

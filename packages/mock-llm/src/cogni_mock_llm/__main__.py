@@ -12,11 +12,14 @@ from cogni_mock_llm.settings import MockSettings
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    defaults = MockSettings()
     parser = argparse.ArgumentParser(prog="cogni_mock_llm", description="Deterministic OpenAI-compatible mock")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4010)
-    parser.add_argument("--token-delay-ms", type=float, default=0.0, help="pause between streamed tokens")
-    parser.add_argument("--hang-seconds", type=float, default=30.0, help="how long [mock:hang] hangs")
+    parser.add_argument(
+        "--token-delay-ms", type=float, default=defaults.token_delay_ms, help="pause between streamed tokens"
+    )
+    parser.add_argument("--hang-seconds", type=float, default=defaults.hang_seconds, help="how long [mock:hang] hangs")
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
     settings = MockSettings(token_delay_ms=args.token_delay_ms, hang_seconds=args.hang_seconds)

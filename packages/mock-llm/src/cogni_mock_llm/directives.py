@@ -7,9 +7,13 @@ through an ordinary chat request, so the same script works through LiteLLM uncha
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 DIRECTIVE_RE = re.compile(r"\[mock:([a-z_]+)(?:=([^\]]*))?\]")
+
+N = TypeVar("N", int, float)
 
 KNOWN = ("status", "hang", "hang_after", "delay_ms", "tokens", "reply")
 
@@ -31,24 +35,22 @@ class Directives:
     reply: str | None = None
 
 
-def _int(name: str, value: str | None, low: int, high: int) -> int:
+def _number(name: str, value: str | None, low: N, high: N, kind: Callable[[str], N], wants: str) -> N:
     try:
-        number = int(value or "")
+        number = kind(value or "")
     except ValueError:
-        raise DirectiveError(f"[mock:{name}=...] needs an integer, got {value!r}") from None
+        raise DirectiveError(f"[mock:{name}=...] needs {wants}, got {value!r}") from None
     if not low <= number <= high:
         raise DirectiveError(f"[mock:{name}={number}] must be between {low} and {high}")
     return number
+
+
+def _int(name: str, value: str | None, low: int, high: int) -> int:
+    return _number(name, value, low, high, int, "an integer")
 
 
 def _float(name: str, value: str | None, low: float, high: float) -> float:
-    try:
-        number = float(value or "")
-    except ValueError:
-        raise DirectiveError(f"[mock:{name}=...] needs a number, got {value!r}") from None
-    if not low <= number <= high:
-        raise DirectiveError(f"[mock:{name}={number}] must be between {low} and {high}")
-    return number
+    return _number(name, value, low, high, float, "a number")
 
 
 def parse_directives(message: str, *, hang_seconds: float, max_tokens: int) -> Directives:

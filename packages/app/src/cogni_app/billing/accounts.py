@@ -9,7 +9,7 @@ from psycopg.errors import ForeignKeyViolation
 from psycopg.types.json import Jsonb
 
 from cogni_app.billing.errors import UnknownAccount
-from cogni_app.billing.types import Account, ApiKeyPrincipal, VirtualKey
+from cogni_app.billing.types import LEDGER_CHARGE_REASON, Account, ApiKeyPrincipal, VirtualKey
 from cogni_app.db import AppDatabase
 
 API_KEY_PREFIX = "cogni_"
@@ -71,8 +71,8 @@ class Accounts:
         """
         if amount == 0:
             raise ValueError("a grant must change the balance")
-        if reason == "charge_receipt":
-            raise ValueError("'charge_receipt' is reserved for the ledger's charges")
+        if reason == LEDGER_CHARGE_REASON:
+            raise ValueError(f"{LEDGER_CHARGE_REASON!r} is reserved for the ledger's charges")
         if not reason.strip() or not reference.strip():
             raise ValueError("a grant needs a reason and a reference")
         async with self.db.pool.connection() as conn, conn.transaction():

@@ -8,7 +8,7 @@ concurrent or late, changes nothing. Receipt, ledger row and balance change comm
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import structlog
 from psycopg import AsyncConnection
@@ -18,13 +18,12 @@ from psycopg.types.json import Jsonb
 from cogni_ai_core import UsageFact, charge_idempotency_key, price_usage, validate_markup
 from cogni_app import metrics
 from cogni_app.billing.errors import InsufficientCredits, UnknownAccount
-from cogni_app.billing.types import CommitResult
+from cogni_app.billing.types import LEDGER_CHARGE_REASON, CommitResult
 from cogni_app.db import AppDatabase
 
 Provenance = Literal["response", "stream", "reconcile"]
-PROVENANCES: tuple[str, ...] = ("response", "stream", "reconcile")
+PROVENANCES: tuple[str, ...] = get_args(Provenance)
 CHARGE_REASON = "llm_usage"
-LEDGER_CHARGE_REASON = "charge_receipt"
 
 log = structlog.get_logger(__name__)
 

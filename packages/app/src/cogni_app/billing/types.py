@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+LEDGER_CHARGE_REASON = "charge_receipt"  # credit_ledger.reason of the ledger's own charges; grants may not use it
+
 
 @dataclass(frozen=True)
 class Account:

@@ -13,7 +13,7 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 
-from cogni_ai_core import ExecutorType, GraphRunConfig, derive_thread_id, parse_graph_id
+from cogni_ai_core import ExecutorType, parse_graph_id
 from cogni_app.executors.driver import drive
 from cogni_app.executors.jsonable import to_jsonable
 from cogni_app.executors.port import GraphRunRequest, GraphRunResult, UnknownGraph
@@ -54,26 +54,14 @@ class InProcProvider:
 
     def run_graph(self, request: GraphRunRequest) -> GraphRunResult:
         graph = self._graph(parse_graph_id(request.graph_id).name)
-        thread_id = derive_thread_id(request.billing_account_id, request.state_key)
-        run_config = GraphRunConfig(
-            model=request.model,
-            run_id=request.run_id,
-            attempt=request.attempt,
-            billing_account_id=request.billing_account_id,
-            virtual_key_id=request.virtual_key_id,
-            trace_id=request.trace_id,
-            request_id=request.request_id,
-            tool_ids=request.tool_ids,
-            executor_type=self.executor_type,
-            graph_id=request.graph_id,
-        )
+        thread_id = request.thread_id
+        run_config = request.run_config(self.executor_type)
         config = {"configurable": {**run_config.to_configurable(), "thread_id": thread_id}}
-        translator = StreamTranslator(request, executor_type=self.executor_type)
-        translator.provider_thread_id = thread_id
+        translator = StreamTranslator(request, executor_type=self.executor_type, provider_thread_id=thread_id)
 
         async def parts() -> AsyncIterator[tuple[str, Any]]:
             stream = graph.astream({"messages": request.input_messages}, config, stream_mode=STREAM_MODES)
             async for mode, chunk in stream:
                 yield str(mode), to_jsonable(chunk)
 
-        return drive(parts, translator, executor="inproc")
+        return drive(parts, translator, executor=self.executor_type.value)

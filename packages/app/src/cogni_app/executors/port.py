@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
-from cogni_ai_core import AiEvent, AiExecutionErrorCode, RunContext
+from cogni_ai_core import (
+    AiEvent,
+    AiExecutionErrorCode,
+    ExecutorType,
+    GraphRunConfig,
+    RunContext,
+    derive_thread_id,
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,26 @@ class GraphRunRequest:
     @property
     def request_id(self) -> str | None:
         return self.run.ingress_request_id
+
+    @property
+    def thread_id(self) -> str:
+        """The executor's thread for this (billing account, state key): the same on every provider."""
+        return derive_thread_id(self.billing_account_id, self.state_key)
+
+    def run_config(self, executor_type: ExecutorType) -> GraphRunConfig:
+        """The run's trusted config as the graph reads it (`configurable`), whichever provider runs it."""
+        return GraphRunConfig(
+            model=self.model,
+            run_id=self.run_id,
+            attempt=self.attempt,
+            billing_account_id=self.billing_account_id,
+            virtual_key_id=self.virtual_key_id,
+            trace_id=self.trace_id,
+            request_id=self.request_id,
+            tool_ids=self.tool_ids,
+            executor_type=executor_type,
+            graph_id=self.graph_id,
+        )
 
 
 @dataclass

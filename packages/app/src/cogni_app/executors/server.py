@@ -13,7 +13,7 @@ from typing import Any, cast
 from langgraph_sdk import get_client
 from langgraph_sdk.schema import Config, StreamMode
 
-from cogni_ai_core import ExecutorType, GraphRunConfig, derive_thread_id, parse_graph_id
+from cogni_ai_core import ExecutorType, parse_graph_id
 from cogni_app.executors.driver import drive
 from cogni_app.executors.port import GraphRunRequest, GraphRunResult
 from cogni_app.executors.translate import StreamTranslator
@@ -37,21 +37,9 @@ class LangGraphServerProvider:
 
     def run_graph(self, request: GraphRunRequest) -> GraphRunResult:
         assistant = parse_graph_id(request.graph_id).name
-        thread_id = derive_thread_id(request.billing_account_id, request.state_key)
-        run_config = GraphRunConfig(
-            model=request.model,
-            run_id=request.run_id,
-            attempt=request.attempt,
-            billing_account_id=request.billing_account_id,
-            virtual_key_id=request.virtual_key_id,
-            trace_id=request.trace_id,
-            request_id=request.request_id,
-            tool_ids=request.tool_ids,
-            executor_type=self.executor_type,
-            graph_id=request.graph_id,
-        )
-        translator = StreamTranslator(request, executor_type=self.executor_type)
-        translator.provider_thread_id = thread_id
+        thread_id = request.thread_id
+        run_config = request.run_config(self.executor_type)
+        translator = StreamTranslator(request, executor_type=self.executor_type, provider_thread_id=thread_id)
         client = self._client
 
         async def parts() -> AsyncIterator[tuple[str, Any]]:
@@ -74,4 +62,4 @@ class LangGraphServerProvider:
             async for part in stream:
                 yield part.event, part.data
 
-        return drive(parts, translator, executor="langgraph_server")
+        return drive(parts, translator, executor=self.executor_type.value)

@@ -68,7 +68,9 @@ def tool_result_payload(content: object) -> dict[str, Any]:
 class StreamTranslator:
     """Stateful: feed parts with `on_part`, end with `finish()` or `fail(code)`; read `final` after."""
 
-    def __init__(self, request: GraphRunRequest, *, executor_type: ExecutorType) -> None:
+    def __init__(
+        self, request: GraphRunRequest, *, executor_type: ExecutorType, provider_thread_id: str | None = None
+    ) -> None:
         self._request = request
         self._executor_type = executor_type
         self._tools = ToolCallAssembler()
@@ -79,7 +81,7 @@ class StreamTranslator:
         self._totals = UsageTotals()
         self._ended = False
         self.provider_run_id: str | None = None
-        self.provider_thread_id: str | None = None
+        self.provider_thread_id = provider_thread_id
         self.final: GraphFinal | None = None
 
     # -- input -------------------------------------------------------------------------------

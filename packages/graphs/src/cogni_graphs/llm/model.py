@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx2
@@ -116,6 +116,31 @@ class LiteLLMChatModel(BaseChatModel):
     def _openai(self) -> openai.AsyncOpenAI:
         return _client(self.base_url, self.api_key.get_secret_value(), self.timeout_seconds)
 
+    def _report_usage(
+        self,
+        headers: Mapping[str, str],
+        fields: dict[str, Any],
+        *,
+        cost: object,
+        response_id: str | None,
+        response_model: str,
+        finish_reason: str | None,
+    ) -> dict[str, Any]:
+        """The call's `response_metadata`; its usage (when LiteLLM reported one) is kept there and emitted."""
+        usage = build_call_usage(
+            headers=headers,
+            fields=fields,
+            cost=parse_cost(cost),
+            model=self.model,
+            node=self.node,
+            provider_response_id=response_id,
+        )
+        metadata: dict[str, Any] = {"model_name": response_model, "finish_reason": finish_reason}
+        if usage is not None:
+            metadata[LITELLM_METADATA_KEY] = usage.dump()
+            emit_usage(usage)
+        return metadata
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -173,18 +198,14 @@ class LiteLLMChatModel(BaseChatModel):
                 )
                 continue
             tool_calls.append({"id": call.id, "name": function.name, "args": args, "type": "tool_call"})
-        usage = build_call_usage(
-            headers=headers,
-            fields=fields,
-            cost=parse_cost(headers.get(RESPONSE_COST_HEADER)),
-            model=self.model,
-            node=self.node,
-            provider_response_id=completion.id,
+        metadata = self._report_usage(
+            headers,
+            fields,
+            cost=headers.get(RESPONSE_COST_HEADER),
+            response_id=completion.id,
+            response_model=completion.model,
+            finish_reason=choice.finish_reason,
         )
-        metadata: dict[str, Any] = {"model_name": completion.model, "finish_reason": choice.finish_reason}
-        if usage is not None:
-            metadata[LITELLM_METADATA_KEY] = usage.dump()
-            emit_usage(usage)
         message = AIMessage(
             content=choice.message.content or "",
             tool_calls=tool_calls,
@@ -238,18 +259,14 @@ class LiteLLMChatModel(BaseChatModel):
                             )
         except (openai.OpenAIError, httpx2.HTTPError) as exc:
             raise from_openai_error(exc, self.model) from exc
-        usage = build_call_usage(
-            headers=headers,
-            fields=fields,
-            cost=parse_cost(fields.get("cost")),
-            model=self.model,
-            node=self.node,
-            provider_response_id=response_id,
+        metadata = self._report_usage(
+            headers,
+            fields,
+            cost=fields.get("cost"),
+            response_id=response_id,
+            response_model=response_model or self.model,
+            finish_reason=finish_reason,
         )
-        metadata: dict[str, Any] = {"model_name": response_model or self.model, "finish_reason": finish_reason}
-        if usage is not None:
-            metadata[LITELLM_METADATA_KEY] = usage.dump()
-            emit_usage(usage)
         yield ChatGenerationChunk(
             message=AIMessageChunk(
                 content="", usage_metadata=usage_metadata(fields), response_metadata=metadata, chunk_position="last"

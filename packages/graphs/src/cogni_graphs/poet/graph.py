@@ -2,11 +2,9 @@
 
 from typing import Any
 
-from langgraph.graph import START, StateGraph
+from langgraph.graph import StateGraph
 
-from cogni_graphs.nodes import llm_node, route_tools
-from cogni_graphs.state import ChatState
-from cogni_graphs.tools.policy import tools_node
+from cogni_graphs.nodes import tool_loop
 
 NAME = "poet"
 SYSTEM_PROMPT = (
@@ -18,15 +16,7 @@ MAX_TOOL_ROUNDS = 2
 
 def build() -> StateGraph[Any]:
     """START -> poet -(tool calls)-> tools -> poet -> END."""
-    builder = StateGraph(ChatState)
-    builder.add_node(
-        "poet", llm_node(graph=NAME, node="poet", system_prompt=SYSTEM_PROMPT, max_tool_rounds=MAX_TOOL_ROUNDS)
-    )
-    builder.add_node("tools", tools_node(graph=NAME))
-    builder.add_edge(START, "poet")
-    builder.add_conditional_edges("poet", route_tools)
-    builder.add_edge("tools", "poet")
-    return builder
+    return tool_loop(graph=NAME, node="poet", system_prompt=SYSTEM_PROMPT, max_tool_rounds=MAX_TOOL_ROUNDS)
 
 
 graph = build().compile()

@@ -2,11 +2,9 @@
 
 from typing import Any
 
-from langgraph.graph import START, StateGraph
+from langgraph.graph import StateGraph
 
-from cogni_graphs.nodes import llm_node, route_tools
-from cogni_graphs.state import ChatState
-from cogni_graphs.tools.policy import tools_node
+from cogni_graphs.nodes import tool_loop
 
 NAME = "research"
 SYSTEM_PROMPT = (
@@ -18,15 +16,7 @@ MAX_TOOL_ROUNDS = 5
 
 def build() -> StateGraph[Any]:
     """START -> agent -(tool calls)-> tools -> agent ... -> END, at most MAX_TOOL_ROUNDS tool rounds."""
-    builder = StateGraph(ChatState)
-    builder.add_node(
-        "agent", llm_node(graph=NAME, node="agent", system_prompt=SYSTEM_PROMPT, max_tool_rounds=MAX_TOOL_ROUNDS)
-    )
-    builder.add_node("tools", tools_node(graph=NAME))
-    builder.add_edge(START, "agent")
-    builder.add_conditional_edges("agent", route_tools)
-    builder.add_edge("tools", "agent")
-    return builder
+    return tool_loop(graph=NAME, node="agent", system_prompt=SYSTEM_PROMPT, max_tool_rounds=MAX_TOOL_ROUNDS)
 
 
 graph = build().compile()
