@@ -60,7 +60,13 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
                 for graph_id in registry.graph_ids():
                     row = await assistant_repo.upsert_system(conn, graph_id)
                     system_assistants[graph_id] = system_assistants[row["assistant_id"]] = row
-            executor = Executor(pool=pool, checkpointer=checkpointer, registry=registry, broker=broker)
+            executor = Executor(
+                pool=pool,
+                checkpointer=checkpointer,
+                registry=registry,
+                broker=broker,
+                run_timeout=settings.run_timeout_seconds,
+            )
             workers = WorkerPool(
                 pool=pool, executor=executor, broker=broker, settings=settings, enabled=settings.run_workers
             )

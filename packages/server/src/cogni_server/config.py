@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(default=2.0, gt=0, validation_alias="COGNI_POLL_SECONDS")
     drain_seconds: float = Field(default=20.0, ge=0, validation_alias="COGNI_DRAIN_SECONDS")
     max_attempts: int = Field(default=3, ge=1, validation_alias="COGNI_MAX_ATTEMPTS")
+    run_timeout_seconds: float = Field(default=0.0, ge=0, validation_alias="COGNI_RUN_TIMEOUT_SECONDS")
     stream_heartbeat_seconds: float = Field(default=5.0, gt=0, validation_alias="COGNI_STREAM_HEARTBEAT_SECONDS")
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0, validation_alias="COGNI_MAX_BODY_BYTES")
     pool_min_size: int = Field(default=2, ge=1, validation_alias="COGNI_POOL_MIN_SIZE")

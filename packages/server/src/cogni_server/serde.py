@@ -8,6 +8,7 @@ anything else falls back to its string form rather than failing a whole stream.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import orjson
@@ -40,9 +41,40 @@ def _default(obj: Any) -> Any:
     return str(obj)
 
 
+class UnstorableJson(ValueError):
+    """A request carried JSON we cannot store faithfully: an integer beyond 64 bits, or a string
+    with a lone UTF-16 surrogate (not valid Unicode)."""
+
+
 def dumps(value: Any) -> bytes:
-    """Serialize for the wire; never raises on odd objects inside graph state."""
-    return orjson.dumps(value, default=_default, option=_OPTS)
+    """Serialize for the wire; never raises on odd objects inside graph state.
+
+    orjson refuses integers beyond 64 bits and strings with lone surrogates; graph state may hold
+    them, so those fall back to the standard library (slower, rare).
+    """
+    try:
+        return orjson.dumps(value, default=_default, option=_OPTS)
+    except TypeError as exc:
+        if "64-bit" not in str(exc) and "surrogates" not in str(exc):
+            raise
+        # the standard library writes big integers exactly and escapes lone surrogates
+        return json.dumps(value, default=_default, separators=(",", ":")).encode()
+
+
+def dumps_for_db(value: Any) -> str:
+    """Serialize a jsonb parameter; what orjson refuses raises ``UnstorableJson`` (answered 422).
+
+    Integers beyond 64 bits would come back as floats and lone surrogates are not Unicode, so we
+    refuse them rather than silently change the data.
+    """
+    try:
+        return orjson.dumps(value, default=_default, option=_OPTS).decode()
+    except TypeError as exc:
+        if "64-bit" in str(exc):
+            raise UnstorableJson("JSON integers must fit in 64 bits") from None
+        if "UTF-8" in str(exc) or "surrogate" in str(exc):
+            raise UnstorableJson("JSON strings must be valid Unicode (no lone surrogates)") from None
+        raise
 
 
 def loads(data: bytes | str) -> Any:

@@ -121,7 +121,7 @@ async def patch_assistant(
     st = app_state(request)
     if body.graph_id is not None:
         _check_graph(st, body.graph_id)
-    changes = body.model_dump(exclude_unset=True)
+    changes = body.model_dump(exclude_none=True)  # an explicit null means "leave as is", like an absent field
     async with st.pool.connection() as conn:
         row = await assistant_repo.update(conn, who.tenant, assistant_uuid(st, assistant_id), changes)
     return JSONResponse(row)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +64,28 @@ def parse_id(value: str, what: str) -> uuid.UUID:
         return uuid.UUID(str(value))
     except (ValueError, TypeError, AttributeError):
         raise HTTPException(status_code=422, detail=f"{what} must be a UUID, got {value!r}") from None
+
+
+def query_list(values: list[str] | None, what: str) -> list[str]:
+    """A list in the query string, as either client sends it.
+
+    The Python client repeats the parameter (``?select=a&select=b``); the JS client sends one
+    JSON-encoded array (``?select=["a","b"]``). Empty values (``?stream_mode=``) mean "not given".
+    """
+    out: list[str] = []
+    for value in values or ():
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                items = json.loads(text)
+            except ValueError:
+                raise HTTPException(422, detail=f"{what} is not a valid JSON array: {value!r}") from None
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise HTTPException(422, detail=f"{what} must be a list of strings, got {value!r}")
+            out.extend(i for i in items if i)
+        elif text:
+            out.append(text)
+    return out
 
 
 def pagination_headers(total: int, offset: int, returned: int) -> dict[str, str]:

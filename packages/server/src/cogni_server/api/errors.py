@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
 from cogni_server.api.common import JSONResponse
 from cogni_server.graphs import GraphNotFound
+from cogni_server.serde import UnstorableJson
 from cogni_server.storage.errors import Conflict, Forbidden, NotFound
 
 log = logging.getLogger("cogni_server.api")
@@ -51,6 +53,17 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Forbidden)
     async def forbidden(_: Request, exc: Forbidden) -> Response:
         return JSONResponse({"detail": str(exc)}, status_code=403)
+
+    @app.exception_handler(UnstorableJson)
+    async def unstorable(_: Request, exc: UnstorableJson) -> Response:
+        return JSONResponse({"detail": f"request body: {exc}"}, status_code=422)
+
+    @app.exception_handler(psycopg.DataError)
+    async def bad_data(_: Request, exc: psycopg.DataError) -> Response:
+        # the database refused a value the client sent (NUL bytes in text, \u0000 in JSON, ...)
+        diag = exc.diag
+        what = " ".join(p for p in (diag.message_primary, diag.message_detail) if p) or str(exc)
+        return JSONResponse({"detail": f"invalid value in the request: {what}"}, status_code=422)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> Response:

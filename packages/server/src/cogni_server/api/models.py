@@ -11,6 +11,7 @@ StreamModeName = Literal[
     "values", "updates", "messages", "messages-tuple", "custom", "debug", "tasks", "checkpoints", "events"
 ]
 Json = dict[str, Any]
+MAX_OFFSET = 2**31 - 1  # pagination offsets beyond this are certainly mistakes (and overflow SQL)
 
 
 class Strict(BaseModel):
@@ -44,7 +45,7 @@ class RunCreateBody(Strict):
     if_not_exists: Literal["create", "reject"] = "reject"
     on_disconnect: Literal["cancel", "continue"] = "continue"
     on_completion: Literal["delete", "keep"] | None = None
-    after_seconds: float | None = Field(default=None, ge=0)
+    after_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     durability: Literal["sync", "async", "exit"] | None = None
     strict_resume: bool | None = None
     langsmith_tracer: Json | None = None
@@ -90,7 +91,7 @@ class ThreadSearchBody(Strict):
     ids: list[str] | None = None
     status: Literal["idle", "busy", "interrupted", "error"] | None = None
     limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
     sort_by: ThreadSortBy | None = None
     sort_order: Literal["asc", "desc"] | None = None
     select: list[str] | None = None
@@ -157,7 +158,7 @@ class AssistantSearchBody(Strict):
     graph_id: str | None = None
     name: str | None = None
     limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
     sort_by: AssistantSortBy | None = None
     sort_order: Literal["asc", "desc"] | None = None
     select: list[str] | None = None
@@ -172,7 +173,7 @@ class AssistantCountBody(Strict):
 class AssistantVersionsBody(Strict):
     metadata: Json | None = None
     limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
 class AssistantLatestBody(Strict):

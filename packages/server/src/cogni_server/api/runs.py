@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import Response
 
-from cogni_server.api.common import AppState, JSONResponse, app_state, parse_id, principal, select_fields
-from cogni_server.api.models import BatchRunBody, BulkCancelBody, RunCreateBody
+from cogni_server.api.common import (
+    AppState,
+    JSONResponse,
+    app_state,
+    parse_id,
+    principal,
+    query_list,
+    select_fields,
+)
+from cogni_server.api.models import MAX_OFFSET, BatchRunBody, BulkCancelBody, RunCreateBody, StreamModeName
 from cogni_server.api.sse import json_keepalive_response, sse_response
 from cogni_server.auth import Principal
 from cogni_server.services import runs as run_service
@@ -93,7 +101,7 @@ async def list_runs(
     thread_id: str,
     request: Request,
     limit: int = Query(10, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     status: str | None = None,
     select: list[str] | None = Query(None),
     who: Principal = Depends(principal),
@@ -104,7 +112,7 @@ async def list_runs(
         if not await thread_repo.exists(conn, who.tenant, tid):
             raise NotFound(f"thread {thread_id} not found")
         rows = await run_repo.list_for_thread(conn, who.tenant, tid, status=status, limit=limit, offset=offset)
-    return JSONResponse(select_fields([run_repo.run_out(r) for r in rows], select))
+    return JSONResponse(select_fields([run_repo.run_out(r) for r in rows], query_list(select, "select")))
 
 
 async def _get_run(st: AppState, tenant: str, thread_id: str, run_id: str) -> dict[str, Any]:
@@ -159,7 +167,10 @@ async def join_stream(
     run = await _get_run(st, who.tenant, thread_id, run_id)
     terminal = run["status"] in run_service.TERMINAL
     source = _subscribe(st, run_id, last_event_id if last_event_id else ("-1" if terminal else None))
-    modes = {m for m in (stream_mode or []) if m}  # the client sends "stream_mode=" when unset
+    modes = set(query_list(stream_mode, "stream_mode"))
+    unknown = sorted(modes - set(get_args(StreamModeName)))
+    if unknown:
+        raise HTTPException(422, detail=f"unknown stream_mode {unknown[0]!r}")
     if modes:
         source = _filter_modes(source, modes)
 

@@ -13,6 +13,7 @@ from cogni_server.api.common import (
     pagination_headers,
     parse_id,
     principal,
+    query_list,
     select_fields,
 )
 from cogni_server.api.models import (
@@ -168,7 +169,7 @@ async def get_state(
     state = await state_service.get_state(
         app_state(request), who.tenant, parse_id(thread_id, "thread_id"), checkpoint=None, subgraphs=subgraphs
     )
-    return JSONResponse(state_service.select_state(state, select))
+    return JSONResponse(state_service.select_state(state, query_list(select, "select")))
 
 
 @router.post("/threads/{thread_id}/state")
@@ -219,7 +220,7 @@ async def state_by_id(
         checkpoint={"checkpoint_id": checkpoint_id},
         subgraphs=subgraphs,
     )
-    return JSONResponse(state_service.select_state(state, select))
+    return JSONResponse(state_service.select_state(state, query_list(select, "select")))
 
 
 @router.post("/threads/{thread_id}/history")

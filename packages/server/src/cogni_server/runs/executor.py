@@ -31,7 +31,7 @@ log = logging.getLogger("cogni_server.runs")
 
 @dataclass
 class Outcome:
-    status: str  # success | error | interrupted
+    status: str  # success | error | interrupted | timeout
     thread_status: str
     values: Any
     interrupts: dict[str, Any]
@@ -49,12 +49,19 @@ class Executor:
     """Holds what every run needs (pool, checkpointer, graphs, broker); one instance per process."""
 
     def __init__(
-        self, *, pool: AsyncConnectionPool[Any], checkpointer: Any, registry: GraphRegistry, broker: StreamBroker
+        self,
+        *,
+        pool: AsyncConnectionPool[Any],
+        checkpointer: Any,
+        registry: GraphRegistry,
+        broker: StreamBroker,
+        run_timeout: float = 0.0,
     ) -> None:
         self.pool = pool
         self.checkpointer = checkpointer
         self.registry = registry
         self.broker = broker
+        self.run_timeout = run_timeout  # seconds per attempt; 0 = no limit
 
     async def execute(self, run: dict[str, Any], worker_id: str) -> None:
         run_id, thread_id = str(run["run_id"]), str(run["thread_id"])
@@ -68,11 +75,17 @@ class Executor:
         await publish("metadata", dumps({"run_id": run_id, "attempt": run["attempt"]}))
         control = asyncio.ensure_future(self.broker.wait_control(run_id))
         graph_task = asyncio.ensure_future(self._stream(run, publish))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.run_timeout if self.run_timeout > 0 else None
+
+        def remaining() -> float | None:
+            return None if deadline is None else max(0.0, deadline - loop.time())
+
         try:
-            await asyncio.wait({control, graph_task}, return_when=asyncio.FIRST_COMPLETED)
-            if not graph_task.done() and control.exception() is not None:
+            await asyncio.wait({control, graph_task}, timeout=remaining(), return_when=asyncio.FIRST_COMPLETED)
+            if not graph_task.done() and control.done() and control.exception() is not None:
                 # The broker cannot deliver cancellations any more (shutting down): finish the run.
-                await asyncio.wait({graph_task})
+                await asyncio.wait({graph_task}, timeout=remaining())
             if graph_task.done():
                 try:
                     outcome = await self._outcome(run, graph_task)
@@ -80,11 +93,15 @@ class Executor:
                     log.exception("run %s: could not summarise the outcome", run_id)
                     outcome = Outcome("error", "error", None, {}, {"error": type(exc).__name__, "message": str(exc)})
             else:
-                action = control.result()
                 graph_task.cancel()
                 with contextlib.suppress(BaseException):
                     await graph_task
-                outcome = await self._cancelled(run, action)
+                if control.done() and control.exception() is None:
+                    outcome = await self._cancelled(run, control.result())
+                else:  # the run timeout elapsed first
+                    message = f"the run exceeded the run timeout of {self.run_timeout:g}s (COGNI_RUN_TIMEOUT_SECONDS)"
+                    log.warning("run %s: %s", run_id, message)
+                    outcome = Outcome("timeout", "error", None, {}, {"error": "TimeoutError", "message": message})
             if outcome.error is not None:
                 await publish("error", dumps(outcome.error))
         except asyncio.CancelledError:

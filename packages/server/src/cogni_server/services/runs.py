@@ -172,7 +172,7 @@ async def thread_output(st: AppState, tenant: str, thread_id: uuid.UUID, run: di
         except Exception:
             return b"{}"
     values = dict(thread.get("values") or {}) if isinstance(thread.get("values"), dict) else thread.get("values")
-    if run["status"] == "error" and thread.get("error"):
+    if run["status"] in ("error", "timeout") and thread.get("error"):
         return dumps({"__error__": thread["error"]})
     interrupts = [i for items in (thread.get("interrupts") or {}).values() for i in items]
     if interrupts and isinstance(values, dict):

@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from fastapi import HTTPException
+from langgraph.errors import InvalidUpdateError
 
 from cogni_server.api.common import AppState
 from cogni_server.serde import to_jsonable
@@ -133,7 +134,10 @@ async def update_state(
         raise HTTPException(409, detail=f"thread {thread_id} is busy with a run")
     config = _config(thread_id, checkpoint)
     config["metadata"] = {"graph_id": (thread.get("metadata") or {}).get("graph_id")}
-    new_config = await graph.aupdate_state(config, values, as_node=as_node)
+    try:
+        new_config = await graph.aupdate_state(config, values, as_node=as_node)
+    except InvalidUpdateError as exc:  # unknown as_node, values of the wrong shape, ambiguous update
+        raise HTTPException(422, detail=f"cannot apply this state update: {exc}") from None
     snapshot = await graph.aget_state({"configurable": {"thread_id": str(thread_id)}})
     interrupts = {t.id: to_jsonable(list(t.interrupts)) for t in snapshot.tasks if t.interrupts}
     async with st.pool.connection() as conn:

@@ -14,9 +14,9 @@ from psycopg.rows import dict_row
 from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
-from cogni_server.serde import dumps
+from cogni_server.serde import dumps_for_db
 
-set_json_dumps(lambda obj: dumps(obj).decode())
+set_json_dumps(dumps_for_db)
 set_json_loads(orjson.loads)
 
 Conn = AsyncConnection[dict[str, Any]]

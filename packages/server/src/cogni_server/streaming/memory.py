@@ -6,12 +6,17 @@ buffer. Publishing appends and wakes waiters through an ``asyncio.Event`` that i
 someone waits: there is no await between a subscriber's "nothing new" check and its wait, so an event
 published concurrently with a replay is never missed. Ended runs are dropped ``retention_seconds``
 after ``end()``; streams nobody touched for ``idle_ttl_seconds`` are dropped too (a crashed run).
+Nothing per run outlives the retention window: thread streams and placeholder run streams (made by a
+subscriber of a run that never published) go ``retention_seconds`` after their last use once nobody
+subscribes, and control messages ``retention_seconds`` after they were sent. A stream that still has a
+live subscriber is never dropped (the subscriber would otherwise wait on an orphan).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator
 
@@ -32,7 +37,7 @@ _IDLE_SCAN_INTERVAL = 30.0
 class _Stream:
     """One run's or thread's retained events and the wake-up for its live subscribers."""
 
-    __slots__ = ("base", "ended", "ended_at", "entries", "last", "touched", "wakeup")
+    __slots__ = ("base", "ended", "ended_at", "entries", "last", "subscribers", "touched", "wakeup")
 
     def __init__(self, now: float) -> None:
         self.entries: deque[tuple[tuple[int, int], StreamEvent]] = deque()
@@ -42,6 +47,8 @@ class _Stream:
         self.ended_at = 0.0
         self.touched = now
         self.wakeup: asyncio.Event | None = None
+        # live subscriptions; weak, so one the route dropped without aclose() does not pin the stream
+        self.subscribers: weakref.WeakSet[_Subscription] = weakref.WeakSet()
 
     def next_id(self) -> tuple[int, int]:
         millis = int(time.time() * 1000)
@@ -74,6 +81,7 @@ class _Subscription:
         self._stream = stream
         self._cursor = cursor
         self._after = after
+        stream.subscribers.add(self)
 
     def __aiter__(self) -> _Subscription:
         return self
@@ -92,13 +100,15 @@ class _Subscription:
                     continue
                 return event
             if stream.ended or self._broker.closed:
+                self._stream.subscribers.discard(self)
                 raise StopAsyncIteration
             if stream.wakeup is None:
                 stream.wakeup = asyncio.Event()
             await stream.wakeup.wait()
 
     async def aclose(self) -> None:
-        """Nothing to release; present so callers can treat every subscription alike."""
+        """Stop counting as a subscriber (the stream may then be dropped once idle)."""
+        self._stream.subscribers.discard(self)
 
 
 class InMemoryBroker:
@@ -119,8 +129,10 @@ class InMemoryBroker:
         self._threads: dict[str, _Stream] = {}
         self._ended: deque[tuple[float, str, _Stream]] = deque()
         self._next_purge = 0.0
-        self._next_idle_scan = time.monotonic() + _IDLE_SCAN_INTERVAL
+        self._scan_interval = max(0.0, min(_IDLE_SCAN_INTERVAL, retention_seconds))
+        self._next_idle_scan = time.monotonic() + self._scan_interval
         self._controls: dict[str, tuple[str, float]] = {}
+        self._control_times: deque[tuple[float, str]] = deque()  # expiry order of ``_controls``
         self._control_waiters: dict[str, list[asyncio.Future[str]]] = {}
         self._pending_flag = False
         self._pending_wakeup: asyncio.Event | None = None
@@ -204,19 +216,36 @@ class InMemoryBroker:
             _, run_id, stream = self._ended.popleft()
             if self._runs.get(run_id) is stream and stream.ended and stream.ended_at <= cutoff:
                 del self._runs[run_id]
-        if now >= self._next_idle_scan:
-            self._next_idle_scan = now + _IDLE_SCAN_INTERVAL
-            idle_cutoff = now - self.idle_ttl_seconds
-            for streams in (self._runs, self._threads):
-                for key in [k for k, s in streams.items() if not s.ended and s.touched <= idle_cutoff]:
-                    del streams[key]
-            for run_id in [r for r, (_, t) in self._controls.items() if t <= idle_cutoff]:
+        while self._control_times and self._control_times[0][0] <= cutoff:
+            sent, run_id = self._control_times.popleft()
+            found = self._controls.get(run_id)
+            if found is not None and found[1] == sent:
                 del self._controls[run_id]
+        if now >= self._next_idle_scan:
+            self._next_idle_scan = now + self._scan_interval
+            self._drop_idle(self._runs, now - self.idle_ttl_seconds, cutoff)
+            self._drop_idle(self._threads, cutoff, cutoff)
+
+    @staticmethod
+    def _drop_idle(streams: dict[str, _Stream], idle_cutoff: float, empty_cutoff: float) -> None:
+        """Drop unsubscribed live streams untouched since ``idle_cutoff`` (or, if they never had an
+        event, since ``empty_cutoff``). Ended run streams are left to the retention queue."""
+        doomed = [
+            key
+            for key, s in streams.items()
+            if not s.ended
+            and not s.subscribers
+            and s.touched <= (empty_cutoff if not s.entries and s.base == 0 else idle_cutoff)
+        ]
+        for key in doomed:
+            del streams[key]
 
     # -- control -----------------------------------------------------------------------------
     async def publish_control(self, run_id: str, action: str) -> None:
         validate_control_action(action)
-        self._controls[run_id] = (action, time.monotonic())
+        now = time.monotonic()
+        self._controls[run_id] = (action, now)
+        self._control_times.append((now, run_id))
         for waiter in self._control_waiters.get(run_id, ()):
             if not waiter.done():
                 waiter.set_result(action)

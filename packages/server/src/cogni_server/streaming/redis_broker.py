@@ -5,8 +5,9 @@ Keys (``P`` = key prefix):
   appends ``{end: "1"}`` and sets the key's TTL to the retention window (default 120 s). Streams are
   capped with ``XADD MAXLEN ~`` and carry an idle TTL while live (a crashed run's stream expires).
   Event ids are the Redis entry ids, ``<millis>-<seq>``, exactly what clients send as Last-Event-ID.
-- ``P:thread:<thread_id>``: the thread-level stream (same entry format, never ended, idle TTL).
-- ``P:control:<run_id>``: the last control action for a run (``SET ... EX``), so a worker that
+- ``P:thread:<thread_id>``: the thread-level stream (same entry format, never ended; it expires
+  ``retention_seconds`` after its last event, like an ended run's stream).
+- ``P:control:<run_id>``: the last control action for a run (``SET ... EX retention``), so a worker that
   starts waiting after the cancel was sent still sees it; plus a ``P:control`` pub/sub message that
   wakes the waiting worker at once wherever it runs.
 - ``P:pending``: pub/sub channel for "a run is pending" wake-ups, fanned out to every instance.
@@ -101,7 +102,7 @@ class RedisBroker:
         if thread_id is not None:
             tkey = self.thread_key(thread_id)
             pipe.xadd(tkey, fields, maxlen=self.max_events, approximate=True)
-            pipe.expire(tkey, self.idle_ttl_seconds)
+            pipe.expire(tkey, self.retention_seconds)
         result = await pipe.execute()
         return _text(result[0])
 
@@ -110,7 +111,7 @@ class RedisBroker:
         key = self.thread_key(thread_id)
         pipe = self._redis.pipeline(transaction=False)
         pipe.xadd(key, fields, maxlen=self.max_events, approximate=True)
-        pipe.expire(key, self.idle_ttl_seconds)
+        pipe.expire(key, self.retention_seconds)
         result = await pipe.execute()
         return _text(result[0])
 
@@ -157,7 +158,7 @@ class RedisBroker:
     async def publish_control(self, run_id: str, action: str) -> None:
         validate_control_action(action)
         pipe = self._redis.pipeline(transaction=False)
-        pipe.set(self.control_key(run_id), action, ex=self.idle_ttl_seconds)
+        pipe.set(self.control_key(run_id), action, ex=self.retention_seconds)
         pipe.publish(self._control_channel, f"{run_id}\n{action}")
         await pipe.execute()
         self._deliver_control(run_id, action)
