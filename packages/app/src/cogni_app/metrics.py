@@ -32,3 +32,10 @@ MODEL_ALLOWLIST_MODELS = Gauge(
     "cogni_model_allowlist_models",
     "Models on the allowlist after the last successful fetch.",
 )
+RECONCILER_ERRORS = Counter(
+    "cogni_reconciler_errors",
+    "Reconcile passes that failed (spend log unreachable, ledger error), by stage (after_run, sweep).",
+    ["stage"],
+)
+for _stage in ("after_run", "sweep"):
+    RECONCILER_ERRORS.labels(stage=_stage)  # export 0 from the start so `increase()` sees the first error

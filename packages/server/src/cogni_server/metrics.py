@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
+from psycopg_pool import AsyncConnectionPool
+
+from cogni_server.storage import runs as runs_repo
+
+log = logging.getLogger("cogni_server.metrics")
 
 HTTP_REQUESTS = Counter("cogni_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
 HTTP_SECONDS = Histogram(
@@ -18,3 +28,50 @@ RUN_SECONDS = Histogram(
 )
 RUNS_ACTIVE = Gauge("cogni_runs_active", "Runs executing in this process")
 RUNS_REQUEUED = Counter("cogni_runs_requeued_total", "Runs re-queued by the sweeper or a drain")
+QUEUE_DEPTH = Gauge(
+    "cogni_run_queue_depth", "Runs pending and due (not delayed by after_seconds), all tenants; sampled at scrape"
+)
+QUEUE_OLDEST_AGE = Gauge(
+    "cogni_run_queue_oldest_age_seconds",
+    "Seconds the oldest due pending run has waited since it became due (0 when none); sampled at scrape",
+)
+
+
+class QueueSampler:
+    """Refreshes the two queue gauges from Postgres when ``/metrics`` is scraped, at most once per
+    ``max_age`` seconds.
+
+    Why at scrape time: the value is fresh exactly when Prometheus reads it, an idle process costs
+    no queries, and it works in every process (API-only processes have no sweeper loop; the values
+    are global, so any instance may report them: aggregate with ``max``, not ``sum``). Why not a
+    prometheus-client custom collector: ``collect()`` is synchronous and would block the event loop
+    on the query. The short cache keeps many scrapers (or a retry storm) to one cheap indexed query
+    per ``max_age`` per process; there is no lock because the timestamp is set before the query, so
+    concurrent scrapes reuse the previous values. A failed query keeps the last values and is logged
+    (``/health`` reports the database itself).
+    """
+
+    def __init__(self, max_age: float = 2.0, query_timeout: float = 2.0) -> None:
+        self.max_age = max_age
+        self.query_timeout = query_timeout
+        self._sampled_at: float | None = None
+
+    async def refresh(self, pool: AsyncConnectionPool[Any]) -> None:
+        now = time.monotonic()
+        if self._sampled_at is not None and now - self._sampled_at < self.max_age:
+            return
+        # Stamped before the query (check and set run without an await in between): concurrent
+        # scrapes get the previous values instead of a second query, and a down database is not
+        # retried on every scrape.
+        self._sampled_at = now
+        try:
+            async with pool.connection(timeout=self.query_timeout) as conn:
+                depth, oldest = await asyncio.wait_for(runs_repo.queue_stats(conn), self.query_timeout)
+        except Exception as exc:
+            log.warning("sampling the run queue for /metrics failed: %s", type(exc).__name__)
+            return
+        QUEUE_DEPTH.set(depth)
+        QUEUE_OLDEST_AGE.set(oldest)
+
+
+QUEUE_SAMPLER = QueueSampler()

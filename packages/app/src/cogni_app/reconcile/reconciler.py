@@ -4,6 +4,10 @@ LiteLLM's spend log is the source of truth for spend. After each run (`reconcile
 periodic sweep (`sweep`), every billable call without a receipt is committed through
 `Ledger.commit_usage_fact`, the same idempotent path the stream uses: a call the stream already
 charged is not charged again, a call the stream missed is charged late.
+
+A pass that fails (spend log unreachable, ledger error) is counted in
+`cogni_reconciler_errors_total{stage}` by the pass itself and re-raised: its caller (the relay after a
+run, `run_periodically` for the sweep) logs it and carries on, and the next pass retries.
 """
 
 import asyncio
@@ -46,6 +50,13 @@ class Reconciler:
 
     async def reconcile_run(self, billing_account_id: str, run_id: str) -> int:
         """Bill the run's calls that have no receipt; returns the number of receipts created."""
+        try:
+            return await self._reconcile_run(billing_account_id, run_id)
+        except Exception:
+            metrics.RECONCILER_ERRORS.labels(stage="after_run").inc()
+            raise
+
+    async def _reconcile_run(self, billing_account_id: str, run_id: str) -> int:
         records = await self.source.for_run(billing_account_id, run_id)
         mine = [r for r in records if account_of(r) == billing_account_id and r.run_id == run_id]
         if not await self.ledger.account_exists(billing_account_id):
@@ -56,6 +67,13 @@ class Reconciler:
 
     async def sweep(self, *, lookback: timedelta = timedelta(hours=1)) -> int:
         """Bill every recent call of a known account that has no receipt; sets `cogni_unbilled_calls`."""
+        try:
+            return await self._sweep(lookback)
+        except Exception:
+            metrics.RECONCILER_ERRORS.labels(stage="sweep").inc()
+            raise
+
+    async def _sweep(self, lookback: timedelta) -> int:
         now = datetime.now(UTC)
         settled_before = now - timedelta(seconds=self.settle_seconds)
         records = await self.source.since(now - lookback)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from cogni_server import metrics as server_metrics
 from cogni_server.api.common import JSONResponse, app_state
 from cogni_server.storage import threads as thread_repo
 
@@ -52,5 +53,6 @@ async def info(request: Request) -> Response:
 
 
 @router.get("/metrics")
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    await server_metrics.QUEUE_SAMPLER.refresh(app_state(request).pool)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -329,3 +329,17 @@ async def _refresh_thread_status(conn: Conn, thread_id: uuid.UUID) -> None:
         " updated_at = now() WHERE thread_id = %(t)s",
         {"t": thread_id},
     )
+
+
+async def queue_stats(conn: Conn) -> tuple[int, float]:
+    """(depth, oldest age in seconds) of the queue, all tenants: runs ``pending`` whose ``run_after``
+    has passed. One range scan of the partial index ``runs_pending_idx (run_after, created_at) WHERE
+    status = 'pending'``. The age counts from ``run_after`` (when the run became due, not when it was
+    created), so a delayed run is not "old" the moment its delay ends; 0 when nothing is due."""
+    cur = await conn.execute(
+        "SELECT count(*) AS depth, coalesce(extract(epoch FROM now() - min(run_after)), 0)::float8 AS oldest"
+        " FROM runs WHERE status = 'pending' AND run_after <= now()"
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row["depth"]), max(float(row["oldest"]), 0.0)
