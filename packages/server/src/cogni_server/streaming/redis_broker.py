@@ -4,7 +4,8 @@ Keys (``P`` = key prefix):
 - ``P:run:<run_id>``: a Redis Stream per run. Entries ``{e: event, d: data, r: "1"|"0"}``; ``end()``
   appends ``{end: "1"}`` and sets the key's TTL to the retention window (default 120 s). Streams are
   capped with ``XADD MAXLEN ~`` and carry an idle TTL while live (a crashed run's stream expires).
-  Event ids are the Redis entry ids, ``<millis>-<seq>``, exactly what clients send as Last-Event-ID.
+  Event ids are ``<millis>-<seq>`` entry ids, exactly what clients send as Last-Event-ID; after a
+  run's first event they are assigned client-side so writes can be batched (``redis_writer``).
 - ``P:thread:<thread_id>``: the thread-level stream (same entry format, never ended; it expires
   ``retention_seconds`` after its last event, like an ended run's stream).
 - ``P:control:<run_id>``: the last control action for a run (``SET ... EX retention``), so a worker that
@@ -16,6 +17,10 @@ Subscribers read with ``XREAD BLOCK`` from the last id they have seen, so an eve
 subscriber moves from replay to live is never skipped. One pub/sub connection per broker carries all
 control and wake-up messages (started on first wait). Own wake-ups are delivered locally at once and
 ignored when they come back over pub/sub.
+
+Stream writes (``publish``, ``publish_thread_event``, ``end``) go through one ``BatchedStreamWriter``
+per broker: events queue in order and one flusher task writes them in pipelines, so a long answer
+costs a few round trips, not one per token. ``end()`` and ``close()`` write everything queued first.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from cogni_server.streaming.base import (
     parse_event_id,
     validate_control_action,
 )
+from cogni_server.streaming.redis_writer import BatchedStreamWriter
 
 _log = logging.getLogger(__name__)
 
@@ -76,6 +82,15 @@ class RedisBroker:
         self._control_waiters: dict[str, list[asyncio.Future[str]]] = {}
         self._pending_flag = False
         self._pending_wakeup: asyncio.Event | None = None
+        self._writer = BatchedStreamWriter(
+            client,
+            run_key=self.run_key,
+            thread_key=self.thread_key,
+            control_key=self.control_key,
+            max_events=max_events,
+            idle_ttl_seconds=self.idle_ttl_seconds,
+            retention_seconds=self.retention_seconds,
+        )
 
     @classmethod
     def from_url(cls, url: str, *, key_prefix: str = "cogni", **kwargs: Any) -> RedisBroker:
@@ -95,33 +110,18 @@ class RedisBroker:
         self, run_id: str, event: str, data: bytes, *, resumable: bool = True, thread_id: str | None = None
     ) -> str:
         fields: Any = {b"e": event, b"d": data, b"r": b"1" if resumable else b"0"}
-        pipe = self._redis.pipeline(transaction=False)
-        key = self.run_key(run_id)
-        pipe.xadd(key, fields, maxlen=self.max_events, approximate=True)
-        pipe.expire(key, self.idle_ttl_seconds)
-        if thread_id is not None:
-            tkey = self.thread_key(thread_id)
-            pipe.xadd(tkey, fields, maxlen=self.max_events, approximate=True)
-            pipe.expire(tkey, self.retention_seconds)
-        result = await pipe.execute()
-        return _text(result[0])
+        return await self._writer.publish(run_id, fields, thread_id)
 
     async def publish_thread_event(self, thread_id: str, event: str, data: bytes, *, resumable: bool = True) -> str:
         fields: Any = {b"e": event, b"d": data, b"r": b"1" if resumable else b"0"}
-        key = self.thread_key(thread_id)
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.xadd(key, fields, maxlen=self.max_events, approximate=True)
-        pipe.expire(key, self.retention_seconds)
-        result = await pipe.execute()
-        return _text(result[0])
+        return await self._writer.publish_thread(thread_id, fields)
 
     async def end(self, run_id: str) -> None:
-        key = self.run_key(run_id)
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.xadd(key, {_END_FIELD: b"1"}, maxlen=self.max_events, approximate=True)
-        pipe.expire(key, self.retention_seconds)
-        pipe.delete(self.control_key(run_id))
-        await pipe.execute()
+        await self._writer.end(run_id)
+
+    async def flush(self) -> None:
+        """Wait until every event published so far through this broker is in Redis."""
+        await self._writer.flush()
 
     def subscribe(self, run_id: str, *, last_event_id: str | None = None) -> AsyncIterator[StreamEvent]:
         start = _start_id(last_event_id)
@@ -134,6 +134,7 @@ class RedisBroker:
     async def _read(self, key: str, start: str | None, *, stop_at_end: bool) -> AsyncIterator[StreamEvent]:
         cursor: Any = start
         if cursor is None:  # "from now on": everything after the current last entry
+            await self._writer.flush()  # our own events published before subscribing are not "new"
             last = await self._redis.xrevrange(key, "+", "-", count=1)
             if not last:
                 cursor = "0-0"
@@ -168,9 +169,14 @@ class RedisBroker:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[str] = loop.create_future()
         self._control_waiters.setdefault(run_id, []).append(future)
+        task = asyncio.current_task()
         try:
             while True:
                 stored = await self._redis.get(self.control_key(run_id))
+                if task is not None and task.cancelling():
+                    # redis-py can swallow a cancellation that lands while it opens a connection;
+                    # honour it, or the abandoned wait would poll until the broker closes
+                    raise asyncio.CancelledError
                 if stored is not None:
                     return _text(stored)
                 # the pub/sub message normally wakes us; re-reading the key covers a dropped connection
@@ -269,6 +275,7 @@ class RedisBroker:
     async def close(self) -> None:
         if self.closed:
             return
+        await self._writer.close()  # everything published before close() is written first
         self.closed = True
         if self._listener is not None:
             self._listener.cancel()
