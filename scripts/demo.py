@@ -104,7 +104,8 @@ async def chat_through_official_client(server_url: str, token: str, model: str) 
         elif part.event == "custom" and isinstance(part.data, dict) and part.data.get("type") == "usage":
             print(f"\n[usage event] LiteLLM call {part.data['callId']} cost ${part.data.get('costUsd')}", flush=True)
     state = await client.threads.get_state(thread_id)
-    print(f"thread now holds {len(state['values']['messages'])} messages (kept in Postgres)")
+    count = len(state["values"]["messages"])
+    print(f"thread now holds {count} messages (kept in Postgres: it grows each time the demo runs)")
 
 
 def chat_through_app(app_url: str, admin_token: str, sink_url: str) -> None:
