@@ -33,3 +33,13 @@ def test_paid_call_without_cost_is_flagged_under_billed() -> None:
 def test_markup_below_one_is_rejected() -> None:
     with pytest.raises(InvalidMarkup, match=r">= 1\.0"):
         price_usage(Decimal("0.1"), markup=Decimal("0.9"), is_free=False)
+
+
+def test_float_noise_in_a_provider_cost_does_not_tip_the_ceil() -> None:
+    # LiteLLM's float arithmetic: 0.1 + 0.2 arrives as 0.30000000000000004 on the stream, while the
+    # spend-log sink's numeric column holds 0.3 (15 significant digits). Both must charge the same.
+    from_stream = price_usage(Decimal(str(0.1 + 0.2)), markup=Decimal("2.0"), is_free=False)
+    from_spend_log = price_usage(Decimal("0.300000000000000"), markup=Decimal("2.0"), is_free=False)
+    assert from_stream.credits == from_spend_log.credits == 6_000_000
+    # Real digits are kept: 15 significant digits of a tiny cost still count.
+    assert price_usage(Decimal("1.23456789012345e-7"), markup=Decimal("1"), is_free=False).credits == 2

@@ -5,6 +5,7 @@ from decimal import ROUND_CEILING, Decimal
 
 CREDITS_PER_USD = 10_000_000
 DEFAULT_MARKUP_FACTOR = Decimal("2.0")
+COST_SIGNIFICANT_DIGITS = 15
 
 
 class InvalidMarkup(ValueError):
@@ -18,9 +19,20 @@ def validate_markup(markup: Decimal | float | str) -> Decimal:
     return value
 
 
+def normalize_provider_cost(provider_cost_usd: Decimal) -> Decimal:
+    """A provider cost rounded to 15 significant digits.
+
+    LiteLLM computes costs in IEEE doubles, so `0.1 + 0.2` arrives as `0.30000000000000004`; digits
+    past the 15th are representation noise. Postgres keeps exactly 15 when the spend-log sink stores
+    the same float as `numeric`, so rounding here too makes the stream path and the reconcile path
+    price one call identically (otherwise the noise can tip the final ceil by one credit).
+    """
+    return Decimal(format(Decimal(provider_cost_usd), f".{COST_SIGNIFICANT_DIGITS}g"))
+
+
 def user_cost_usd(provider_cost_usd: Decimal, markup: Decimal) -> Decimal:
-    """What the user pays in USD: provider cost x markup, exact."""
-    return Decimal(provider_cost_usd) * validate_markup(markup)
+    """What the user pays in USD: (normalised) provider cost x markup, exact."""
+    return normalize_provider_cost(provider_cost_usd) * validate_markup(markup)
 
 
 def usd_to_credits(usd: Decimal) -> int:
