@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 
-from cogni_server.api.common import AppState, JSONResponse, app_state, pagination_headers, principal, select_fields
+from cogni_server.api.common import AppState, JSONResponse, app_state, check_select, page_args, page_response, principal
 from cogni_server.api.models import (
     AssistantCountBody,
     AssistantCreateBody,
@@ -78,8 +78,7 @@ async def create_assistant(
 async def search_assistants(
     body: AssistantSearchBody, request: Request, who: Principal = Depends(principal)
 ) -> Response:
-    if body.select and (unknown := set(body.select) - SELECT_FIELDS):
-        raise HTTPException(422, detail=f"unknown select field(s): {sorted(unknown)}")
+    check_select(body.select, SELECT_FIELDS)
     st = app_state(request)
     async with st.pool.connection() as conn:
         rows, total = await assistant_repo.search(
@@ -88,12 +87,9 @@ async def search_assistants(
             metadata=body.metadata,
             graph_id=body.graph_id,
             name=body.name,
-            limit=body.limit,
-            offset=body.offset,
-            sort_by=body.sort_by or "created_at",
-            sort_order=body.sort_order or "desc",
+            **page_args(body),
         )
-    return JSONResponse(select_fields(rows, body.select), headers=pagination_headers(total, body.offset, len(rows)))
+    return page_response(rows, total, body.offset, body.select)
 
 
 @router.post("/assistants/count")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import Response
@@ -10,11 +11,12 @@ from fastapi.responses import Response
 from cogni_server.api.common import (
     JSONResponse,
     app_state,
-    pagination_headers,
+    check_select,
+    page_args,
+    page_response,
     parse_id,
     principal,
     query_list,
-    select_fields,
 )
 from cogni_server.api.models import (
     HistoryBody,
@@ -61,10 +63,7 @@ async def create_thread(body: ThreadCreateBody, request: Request, who: Principal
 async def search_threads(body: ThreadSearchBody, request: Request, who: Principal = Depends(principal)) -> Response:
     if body.extract:
         raise HTTPException(422, detail="unsupported field for this server: extract")
-    if body.select:
-        unknown = set(body.select) - thread_repo.SELECT_FIELDS
-        if unknown:
-            raise HTTPException(422, detail=f"unknown select field(s): {sorted(unknown)}")
+    check_select(body.select, thread_repo.SELECT_FIELDS)
     st = app_state(request)
     ids = [parse_id(i, "ids[]") for i in body.ids] if body.ids is not None else None
     async with st.pool.connection() as conn:
@@ -75,12 +74,9 @@ async def search_threads(body: ThreadSearchBody, request: Request, who: Principa
             values=body.values,
             status=body.status,
             ids=ids,
-            limit=body.limit,
-            offset=body.offset,
-            sort_by=body.sort_by or "created_at",
-            sort_order=body.sort_order or "desc",
+            **page_args(body),
         )
-    return JSONResponse(select_fields(rows, body.select), headers=pagination_headers(total, body.offset, len(rows)))
+    return page_response(rows, total, body.offset, body.select)
 
 
 @router.post("/threads/count")
@@ -158,6 +154,42 @@ async def copy_thread(thread_id: str, request: Request, who: Principal = Depends
 # -- state -------------------------------------------------------------------------------------
 
 
+async def _state_response(
+    request: Request,
+    who: Principal,
+    thread_id: str,
+    checkpoint: dict[str, Any] | None,
+    subgraphs: bool,
+    select: list[str] | None,
+) -> Response:
+    """The thread's state (latest, or at ``checkpoint``), trimmed to ``select``: three routes answer this."""
+    state = await state_service.get_state(
+        app_state(request), who.tenant, parse_id(thread_id, "thread_id"), checkpoint=checkpoint, subgraphs=subgraphs
+    )
+    return JSONResponse(state_service.select_state(state, select))
+
+
+async def _history(
+    request: Request,
+    who: Principal,
+    thread_id: str,
+    limit: int,
+    before: Any,
+    metadata: dict[str, Any] | None,
+    checkpoint: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """The thread's past states, newest first (GET and POST history differ only in their filters)."""
+    return await state_service.history(
+        app_state(request),
+        who.tenant,
+        parse_id(thread_id, "thread_id"),
+        limit=limit,
+        before=before,
+        metadata=metadata,
+        checkpoint=checkpoint,
+    )
+
+
 @router.get("/threads/{thread_id}/state")
 async def get_state(
     thread_id: str,
@@ -166,10 +198,7 @@ async def get_state(
     select: list[str] | None = Query(None),
     who: Principal = Depends(principal),
 ) -> Response:
-    state = await state_service.get_state(
-        app_state(request), who.tenant, parse_id(thread_id, "thread_id"), checkpoint=None, subgraphs=subgraphs
-    )
-    return JSONResponse(state_service.select_state(state, query_list(select, "select")))
+    return await _state_response(request, who, thread_id, None, subgraphs, query_list(select, "select"))
 
 
 @router.post("/threads/{thread_id}/state")
@@ -194,14 +223,7 @@ async def update_state(
 async def state_at_checkpoint(
     thread_id: str, body: StateCheckpointBody, request: Request, who: Principal = Depends(principal)
 ) -> Response:
-    state = await state_service.get_state(
-        app_state(request),
-        who.tenant,
-        parse_id(thread_id, "thread_id"),
-        checkpoint=body.checkpoint,
-        subgraphs=body.subgraphs,
-    )
-    return JSONResponse(state_service.select_state(state, body.select))
+    return await _state_response(request, who, thread_id, body.checkpoint, body.subgraphs, body.select)
 
 
 @router.get("/threads/{thread_id}/state/{checkpoint_id}")
@@ -213,29 +235,15 @@ async def state_by_id(
     select: list[str] | None = Query(None),
     who: Principal = Depends(principal),
 ) -> Response:
-    state = await state_service.get_state(
-        app_state(request),
-        who.tenant,
-        parse_id(thread_id, "thread_id"),
-        checkpoint={"checkpoint_id": checkpoint_id},
-        subgraphs=subgraphs,
-    )
-    return JSONResponse(state_service.select_state(state, query_list(select, "select")))
+    checkpoint = {"checkpoint_id": checkpoint_id}
+    return await _state_response(request, who, thread_id, checkpoint, subgraphs, query_list(select, "select"))
 
 
 @router.post("/threads/{thread_id}/history")
 async def post_history(
     thread_id: str, body: HistoryBody, request: Request, who: Principal = Depends(principal)
 ) -> Response:
-    states = await state_service.history(
-        app_state(request),
-        who.tenant,
-        parse_id(thread_id, "thread_id"),
-        limit=body.limit,
-        before=body.before,
-        metadata=body.metadata,
-        checkpoint=body.checkpoint,
-    )
+    states = await _history(request, who, thread_id, body.limit, body.before, body.metadata, body.checkpoint)
     return JSONResponse([state_service.select_state(s, body.select) for s in states])
 
 
@@ -247,16 +255,7 @@ async def get_history(
     before: str | None = None,
     who: Principal = Depends(principal),
 ) -> Response:
-    states = await state_service.history(
-        app_state(request),
-        who.tenant,
-        parse_id(thread_id, "thread_id"),
-        limit=limit,
-        before=before,
-        metadata=None,
-        checkpoint=None,
-    )
-    return JSONResponse(states)
+    return JSONResponse(await _history(request, who, thread_id, limit, before, None, None))
 
 
 # -- thread-level stream -----------------------------------------------------------------------

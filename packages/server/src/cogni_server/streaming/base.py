@@ -8,6 +8,8 @@ logic works unchanged whichever broker is configured.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -102,3 +104,77 @@ def validate_control_action(action: str) -> None:
 
 class BrokerClosed(RuntimeError):
     """Raised by waits on a broker that has been closed (shutdown in progress)."""
+
+
+class ControlWaiters(dict[str, list[asyncio.Future[str]]]):
+    """Futures of the workers waiting for a run's control message, by run id (both brokers keep one).
+
+    A plain dict underneath, so an empty one compares equal to ``{}``: nothing per run is left behind.
+    """
+
+    def add(self, run_id: str) -> asyncio.Future[str]:
+        """Register a future that ``deliver`` resolves with the run's next control action."""
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.setdefault(run_id, []).append(future)
+        return future
+
+    def forget(self, run_id: str, future: asyncio.Future[str]) -> None:
+        """Drop a finished or cancelled wait: one left behind per run would leak."""
+        current = self.get(run_id)
+        if current is not None:
+            with contextlib.suppress(ValueError):
+                current.remove(future)
+            if not current:
+                del self[run_id]
+
+    def deliver(self, run_id: str, action: str) -> None:
+        """Answer every wait on the run with ``action``."""
+        for future in self.get(run_id, ()):
+            if not future.done():
+                future.set_result(action)
+
+    def fail_all(self) -> None:
+        """On close: every pending wait raises BrokerClosed instead of hanging."""
+        for futures in self.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(BrokerClosed("broker closed while waiting for a control message"))
+
+
+class PendingWakeup:
+    """Level-triggered "a run is pending" signal: a wake-up nobody waited for is kept for the next wait.
+
+    The event is only allocated when someone waits, and replaced after each wake-up.
+    """
+
+    __slots__ = ("_event", "_flag")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._event: asyncio.Event | None = None
+
+    def wake(self) -> None:
+        self._flag = True
+        if self._event is not None:
+            self._event.set()
+            self._event = None
+
+    async def wait(self, timeout: float) -> bool:  # noqa: ASYNC109 (mirrors wait_run_pending)
+        """Wait up to ``timeout`` seconds; True if a wake-up arrived (possibly before the call)."""
+        if self._flag:
+            self._flag = False
+            return True
+        if self._event is None:
+            self._event = asyncio.Event()
+        wakeup = self._event
+        try:
+            await asyncio.wait_for(wakeup.wait(), timeout)
+        except TimeoutError:
+            return False
+        self._flag = False
+        return True
+
+    def release(self) -> None:
+        """Let current waiters return (shutdown) without recording a wake-up."""
+        if self._event is not None:
+            self._event.set()

@@ -25,6 +25,8 @@ from cogni_server.streaming.base import (
     DEFAULT_MAX_EVENTS,
     DEFAULT_RETENTION_SECONDS,
     BrokerClosed,
+    ControlWaiters,
+    PendingWakeup,
     StreamEvent,
     parse_event_id,
     validate_control_action,
@@ -133,9 +135,8 @@ class InMemoryBroker:
         self._next_idle_scan = time.monotonic() + self._scan_interval
         self._controls: dict[str, tuple[str, float]] = {}
         self._control_times: deque[tuple[float, str]] = deque()  # expiry order of ``_controls``
-        self._control_waiters: dict[str, list[asyncio.Future[str]]] = {}
-        self._pending_flag = False
-        self._pending_wakeup: asyncio.Event | None = None
+        self._control_waiters = ControlWaiters()
+        self._pending = PendingWakeup()
 
     # -- streams -----------------------------------------------------------------------------
     def _append(self, stream: _Stream, event: str, data: bytes, resumable: bool, now: float) -> str:
@@ -246,9 +247,7 @@ class InMemoryBroker:
         now = time.monotonic()
         self._controls[run_id] = (action, now)
         self._control_times.append((now, run_id))
-        for waiter in self._control_waiters.get(run_id, ()):
-            if not waiter.done():
-                waiter.set_result(action)
+        self._control_waiters.deliver(run_id, action)
 
     async def wait_control(self, run_id: str) -> str:
         if self.closed:
@@ -256,43 +255,22 @@ class InMemoryBroker:
         found = self._controls.get(run_id)
         if found is not None:
             return found[0]
-        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        waiters = self._control_waiters.setdefault(run_id, [])
-        waiters.append(waiter)
+        waiter = self._control_waiters.add(run_id)
         try:
             return await waiter
         finally:  # cancelled or answered: never leave a waiter behind (one per run otherwise leaks)
-            waiters.remove(waiter)
-            if not waiters and self._control_waiters.get(run_id) is waiters:
-                del self._control_waiters[run_id]
+            self._control_waiters.forget(run_id, waiter)
 
     # -- wake-ups ----------------------------------------------------------------------------
     async def notify_run_pending(self) -> None:
-        self._pending_flag = True
-        if self._pending_wakeup is not None:
-            self._pending_wakeup.set()
-            self._pending_wakeup = None
+        self._pending.wake()
 
     async def wait_run_pending(self, timeout: float) -> bool:  # noqa: ASYNC109 (contract signature)
-        if self._pending_flag:
-            self._pending_flag = False
-            return True
-        if self._pending_wakeup is None:
-            self._pending_wakeup = asyncio.Event()
-        wakeup = self._pending_wakeup
-        try:
-            await asyncio.wait_for(wakeup.wait(), timeout)
-        except TimeoutError:
-            return False
-        self._pending_flag = False
-        return True
+        return await self._pending.wait(timeout)
 
     async def close(self) -> None:
         self.closed = True
         for streams in (self._runs, self._threads):
             for stream in streams.values():
                 stream.wake()
-        for waiters in self._control_waiters.values():
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_exception(BrokerClosed("broker closed while waiting for a control message"))
+        self._control_waiters.fail_all()

@@ -40,6 +40,8 @@ from cogni_server.streaming.base import (
     DEFAULT_MAX_EVENTS,
     DEFAULT_RETENTION_SECONDS,
     BrokerClosed,
+    ControlWaiters,
+    PendingWakeup,
     StreamEvent,
     parse_event_id,
     validate_control_action,
@@ -79,9 +81,8 @@ class RedisBroker:
         self._pending_channel = f"{key_prefix}:pending".encode()
         self._listener: asyncio.Task[None] | None = None
         self._listener_ready: asyncio.Future[None] | None = None
-        self._control_waiters: dict[str, list[asyncio.Future[str]]] = {}
-        self._pending_flag = False
-        self._pending_wakeup: asyncio.Event | None = None
+        self._control_waiters = ControlWaiters()
+        self._pending = PendingWakeup()
         self._writer = BatchedStreamWriter(
             client,
             run_key=self.run_key,
@@ -162,13 +163,11 @@ class RedisBroker:
         pipe.set(self.control_key(run_id), action, ex=self.retention_seconds)
         pipe.publish(self._control_channel, f"{run_id}\n{action}")
         await pipe.execute()
-        self._deliver_control(run_id, action)
+        self._control_waiters.deliver(run_id, action)
 
     async def wait_control(self, run_id: str) -> str:
         await self._ensure_listener()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[str] = loop.create_future()
-        self._control_waiters.setdefault(run_id, []).append(future)
+        future = self._control_waiters.add(run_id)
         task = asyncio.current_task()
         try:
             while True:
@@ -186,42 +185,15 @@ class RedisBroker:
                 if self.closed:
                     raise BrokerClosed("broker closed while waiting for a control message")
         finally:
-            waiters = self._control_waiters.get(run_id)
-            if waiters is not None:
-                with contextlib.suppress(ValueError):
-                    waiters.remove(future)
-                if not waiters:
-                    del self._control_waiters[run_id]
-
-    def _deliver_control(self, run_id: str, action: str) -> None:
-        for future in self._control_waiters.get(run_id, ()):
-            if not future.done():
-                future.set_result(action)
+            self._control_waiters.forget(run_id, future)
 
     async def notify_run_pending(self) -> None:
-        self._wake_pending()
+        self._pending.wake()
         await self._redis.publish(self._pending_channel, self._instance)
-
-    def _wake_pending(self) -> None:
-        self._pending_flag = True
-        if self._pending_wakeup is not None:
-            self._pending_wakeup.set()
-            self._pending_wakeup = None
 
     async def wait_run_pending(self, timeout: float) -> bool:  # noqa: ASYNC109 (contract signature)
         await self._ensure_listener()
-        if self._pending_flag:
-            self._pending_flag = False
-            return True
-        if self._pending_wakeup is None:
-            self._pending_wakeup = asyncio.Event()
-        wakeup = self._pending_wakeup
-        try:
-            await asyncio.wait_for(wakeup.wait(), timeout)
-        except TimeoutError:
-            return False
-        self._pending_flag = False
-        return True
+        return await self._pending.wait(timeout)
 
     async def _ensure_listener(self) -> None:
         """Start the pub/sub listener once and wait until its subscriptions are confirmed."""
@@ -247,7 +219,7 @@ class RedisBroker:
                 if not ready.done():
                     ready.set_result(None)
                 if reconnect:  # wake-ups may have been missed while disconnected: poll Postgres once
-                    self._wake_pending()
+                    self._pending.wake()
                 reconnect = True
                 backoff = 0.2
                 while not self.closed:
@@ -267,10 +239,10 @@ class RedisBroker:
     def _dispatch(self, channel: bytes, data: bytes) -> None:
         if channel == self._pending_channel:
             if data != self._instance:
-                self._wake_pending()
+                self._pending.wake()
         elif channel == self._control_channel:
             run_id, _, action = _text(data).rpartition("\n")
-            self._deliver_control(run_id, action)
+            self._control_waiters.deliver(run_id, action)
 
     async def close(self) -> None:
         if self.closed:
@@ -281,12 +253,8 @@ class RedisBroker:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._listener
-        for waiters in self._control_waiters.values():
-            for future in waiters:
-                if not future.done():
-                    future.set_exception(BrokerClosed("broker closed while waiting for a control message"))
-        if self._pending_wakeup is not None:
-            self._pending_wakeup.set()
+        self._control_waiters.fail_all()
+        self._pending.release()
         await self._redis.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose
 
 
