@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -20,6 +20,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from cogni_ai_core import price_usage
 from cogni_litellm_sink.testing import LlmStack, running_llm_stack
 from testsupport import ManagedProcess, free_port, fresh_database
 
@@ -85,7 +86,8 @@ def poll_rows(fetch: Callable[[], list[dict[str, Any]]], count: int, timeout: fl
 
 
 def expected_credits(spend: Decimal) -> int:
-    return int((Decimal(spend) * MARKUP * 10_000_000).to_integral_value(rounding=ROUND_CEILING))
+    """What the ledger must charge for LiteLLM's recorded spend (the arithmetic is pinned in ai-core's tests)."""
+    return price_usage(Decimal(spend), markup=MARKUP, is_free=False).credits
 
 
 def stream_chat(

@@ -43,3 +43,8 @@ def test_float_noise_in_a_provider_cost_does_not_tip_the_ceil() -> None:
     assert from_stream.credits == from_spend_log.credits == 6_000_000
     # Real digits are kept: 15 significant digits of a tiny cost still count.
     assert price_usage(Decimal("1.23456789012345e-7"), markup=Decimal("1"), is_free=False).credits == 2
+
+
+def test_observed_litellm_float_charges_the_true_price() -> None:
+    # Seen from LiteLLM in the stack test: a $0.0000084 call reported as 8.4000000000000001e-06.
+    assert price_usage(Decimal("8.4000000000000001e-06"), markup=Decimal("2.0"), is_free=False).credits == 168

@@ -1,7 +1,6 @@
 """Once against the real LiteLLM proxy + sink: the allowlist it serves, and receipts it reconciles."""
 
 import json
-import math
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -9,7 +8,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from cogni_ai_core import CREDITS_PER_USD, ExecutorType, LlmCallUsage
+from cogni_ai_core import ExecutorType, LlmCallUsage, price_usage
 from cogni_app.billing import Accounts, Ledger
 from cogni_app.db.testing import open_migrated
 from cogni_app.models import ModelAllowlist
@@ -93,7 +92,7 @@ async def test_allowlist_and_reconciliation_through_the_real_proxy(stack: LlmSta
             assert await reconciler.reconcile_run(account.id, run_id) == 0
             receipts = {r["litellm_call_id"]: r for r in await ledger.receipts_for_run(run_id)}
             assert {k: r["provenance"] for k, r in receipts.items()} == {paid_call: "stream", free_call: "reconcile"}
-            expected = math.ceil(paid_cost * 2 * CREDITS_PER_USD)
+            expected = price_usage(paid_cost, markup=Decimal("2.0"), is_free=False).credits
             assert receipts[paid_call]["charged_credits"] == expected
             assert (receipts[free_call]["charged_credits"], receipts[free_call]["under_billed"]) == (0, False)
             assert await ledger.balance(account.id) == 10_000_000 - expected
