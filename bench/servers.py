@@ -62,6 +62,16 @@ def _start(proc: ManagedProcess, health_url: str) -> None:
         raise
 
 
+@contextmanager
+def _serving(proc: ManagedProcess, health_url: str, target: Target) -> Iterator[Target]:
+    """Wait for a started peer to answer `health_url`, yield its target, and stop it afterwards."""
+    _start(proc, health_url)
+    try:
+        yield target
+    finally:
+        proc.stop()
+
+
 def _bin(name: str) -> str:
     """A console script installed beside the interpreter running the bench (our workspace venv)."""
     path = Path(sys.executable).parent / name
@@ -148,16 +158,14 @@ def langgraph_dev(llm_base_url: str) -> Iterator[Target]:
         args += ["--server-log-level", "WARNING"]
         env = {**QUIET_ENV, "BENCH_LLM_BASE_URL": llm_base_url}
         proc = ManagedProcess(args, env=env, cwd=workdir, name="bench-langgraph-dev")
-        _start(proc, f"http://127.0.0.1:{port}/ok")
-        try:
-            yield Target(
-                name="langgraph-dev",
-                url=f"http://127.0.0.1:{port}",
-                kind="langgraph dev",
-                details={**versions(venv, spec.report_versions), "storage": "in-memory"},
-            )
-        finally:
-            proc.stop()
+        target = Target(
+            name="langgraph-dev",
+            url=f"http://127.0.0.1:{port}",
+            kind="langgraph dev",
+            details={**versions(venv, spec.report_versions), "storage": "in-memory"},
+        )
+        with _serving(proc, f"{target.url}/ok", target) as served:
+            yield served
 
 
 @contextmanager
@@ -176,16 +184,14 @@ def aegra(llm_base_url: str) -> Iterator[Target]:
             "BENCH_LLM_BASE_URL": llm_base_url,
         }
         proc = ManagedProcess(args, env=env, cwd=workdir, name="bench-aegra")
-        _start(proc, f"http://127.0.0.1:{port}/health")
-        try:
-            yield Target(
-                name="aegra",
-                url=f"http://127.0.0.1:{port}",
-                kind="aegra serve",
-                details={**versions(venv, spec.report_versions), "storage": "postgres (fresh database)"},
-            )
-        finally:
-            proc.stop()
+        target = Target(
+            name="aegra",
+            url=f"http://127.0.0.1:{port}",
+            kind="aegra serve",
+            details={**versions(venv, spec.report_versions), "storage": "postgres (fresh database)"},
+        )
+        with _serving(proc, f"{target.url}/health", target) as served:
+            yield served
 
 
 STARTERS = {"langgraph-dev": langgraph_dev, "aegra": aegra}

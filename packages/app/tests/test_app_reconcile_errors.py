@@ -17,13 +17,13 @@ from prometheus_client import REGISTRY
 
 from cogni_ai_core import AiEvent, Done, TextDelta
 from cogni_app.billing import Accounts, Ledger
-from cogni_app.db.testing import open_migrated
+from cogni_app.db import AppDatabase
 from cogni_app.executors import GraphFinal, GraphRunResult
 from cogni_app.reconcile import Reconciler, SinkTableSource
 from cogni_app.relay import Relay
 from cogni_litellm_sink.mapping import SpendRow
-from cogni_litellm_sink.schema import DDL, UPSERT
-from testsupport import free_port, fresh_database
+from cogni_litellm_sink.schema import UPSERT
+from testsupport import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -36,15 +36,12 @@ class World:
 
 
 @pytest.fixture
-async def world() -> AsyncIterator[World]:
-    with fresh_database("cogni_app_reconcile_errors") as url:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(DDL.encode())
-        async with open_migrated(url) as db:
-            accounts = Accounts(db)
-            account = await accounts.create_account("acme", initial_credits=1_000_000)
-            await accounts.create_virtual_key(account.id)
-            yield World(url, Ledger(db, markup=Decimal("2.0"), is_free_model=lambda _: False), account.id)
+async def world(sink_and_app_db: tuple[str, AppDatabase]) -> AsyncIterator[World]:
+    url, db = sink_and_app_db
+    accounts = Accounts(db)
+    account = await accounts.create_account("acme", initial_credits=1_000_000)
+    await accounts.create_virtual_key(account.id)
+    yield World(url, Ledger(db, markup=Decimal("2.0"), is_free_model=lambda _: False), account.id)
 
 
 def errors(stage: str) -> float:

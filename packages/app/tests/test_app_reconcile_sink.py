@@ -14,10 +14,10 @@ from prometheus_client import REGISTRY
 
 from cogni_ai_core import ExecutorType, SourceSystem, UsageFact
 from cogni_app.billing import Accounts, Ledger, UnknownAccount
-from cogni_app.db.testing import open_migrated
+from cogni_app.db import AppDatabase
 from cogni_app.reconcile import Reconciler, SinkTableSource
 from cogni_litellm_sink.mapping import SpendRow
-from cogni_litellm_sink.schema import DDL, UPSERT
+from cogni_litellm_sink.schema import UPSERT
 from testsupport import fresh_database
 
 pytestmark = pytest.mark.integration
@@ -34,18 +34,15 @@ class World:
 
 
 @pytest.fixture
-async def world() -> AsyncIterator[World]:
-    with fresh_database("cogni_app_reconcile") as url:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(DDL.encode())
-        async with open_migrated(url) as db:
-            accounts = Accounts(db)
-            account = await accounts.create_account("acme", initial_credits=1_000_000)
-            vkey = await accounts.create_virtual_key(account.id)
-            other = await accounts.create_account("other", initial_credits=1_000_000)
-            await accounts.create_virtual_key(other.id)
-            ledger = Ledger(db, markup=Decimal("2.0"), is_free_model=lambda m: m == "free-chat")
-            yield World(url, ledger, Reconciler(ledger, SinkTableSource(url)), account.id, vkey.id, other.id)
+async def world(sink_and_app_db: tuple[str, AppDatabase]) -> AsyncIterator[World]:
+    url, db = sink_and_app_db
+    accounts = Accounts(db)
+    account = await accounts.create_account("acme", initial_credits=1_000_000)
+    vkey = await accounts.create_virtual_key(account.id)
+    other = await accounts.create_account("other", initial_credits=1_000_000)
+    await accounts.create_virtual_key(other.id)
+    ledger = Ledger(db, markup=Decimal("2.0"), is_free_model=lambda m: m == "free-chat")
+    yield World(url, ledger, Reconciler(ledger, SinkTableSource(url)), account.id, vkey.id, other.id)
 
 
 def spend_row(call_id: str, account: str | None, run_id: str | None, **overrides: Any) -> SpendRow:
