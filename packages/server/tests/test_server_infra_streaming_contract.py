@@ -132,15 +132,16 @@ async def test_thread_stream_joins_all_runs_of_the_thread(broker: StreamBroker, 
     first_run, second_run = run_id(), run_id()
     await broker.publish(first_run, "values", b"1", thread_id=thread)
     await broker.end(first_run)
-    await broker.publish_thread_event(thread, "status", b'"busy"')
+    await broker.publish(second_run, "metadata", b'"busy"', thread_id=thread)
     await broker.publish(second_run, "values", b"2", thread_id=thread)
     events = await take(live, 3)
-    assert [(e.event, e.data) for e in events] == [("values", b"1"), ("status", b'"busy"'), ("values", b"2")]
+    assert [(e.event, e.data) for e in events] == [("values", b"1"), ("metadata", b'"busy"'), ("values", b"2")]
     # a reconnect after the first id resumes there
     again = await take(peer.subscribe_thread(thread, last_event_id=events[0].id), 2)
     assert [e.data for e in again] == [b'"busy"', b"2"]
     # the run streams stay separate
     assert payloads(await collect(broker.subscribe(first_run, last_event_id="-1"))) == [b"1"]
+    await broker.end(second_run)
 
 
 async def test_build_broker_picks_by_url() -> None:

@@ -84,11 +84,13 @@ async def test_many_runs_leave_nothing_per_run_behind(make_broker: BrokerFactory
 async def test_an_idle_thread_stream_with_a_subscriber_keeps_delivering(make_broker: BrokerFactory) -> None:
     broker = make_broker(shared=False, retention_seconds=1)
     thread = run_id()
-    await broker.publish_thread_event(thread, "values", b'{"n":0}')
+    first, second = run_id(), run_id()
+    await broker.publish(first, "values", b'{"n":0}', thread_id=thread)
+    await broker.end(first)
     subscription = broker.subscribe_thread(thread)
     await asyncio.sleep(1.3)
     await broker.end(run_id())  # purges what has expired
     reader = asyncio.ensure_future(anext(aiter(subscription)))
     await asyncio.sleep(0.1)
-    await broker.publish_thread_event(thread, "values", b'{"n":1}')
+    await broker.publish(second, "values", b'{"n":1}', thread_id=thread)
     assert (await asyncio.wait_for(reader, 6)).data == b'{"n":1}'

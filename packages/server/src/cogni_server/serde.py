@@ -1,44 +1,20 @@
-"""JSON for the wire and the database: orjson plus the conventions of LangGraph's own serializer.
-
-Messages and other pydantic models become their ``model_dump()`` dicts (``type``, ``content``, ``id``,
-``tool_calls``...), ``Interrupt`` becomes ``{"value", "id"}``, tuples and sets become lists, and
-anything else falls back to its string form rather than failing a whole stream.
-"""
+"""JSON for the wire and the database: orjson with the shared wire rule of ``cogni_ai_core.wire_json``
+(messages as their ``model_dump()``, ``Interrupt`` as ``{"value", "id"}``, tuples and sets as lists,
+anything else its string form rather than failing a whole stream)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
 import orjson
 
+from cogni_ai_core.wire_json import wire_default
+
 _OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_SERIALIZE_NUMPY
 
 
-def _default(obj: Any) -> Any:
-    if hasattr(obj, "model_dump") and callable(obj.model_dump) and not isinstance(obj, type):
-        return obj.model_dump()
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        name = type(obj).__name__
-        if name == "Interrupt":
-            out: dict[str, Any] = {"value": obj.value, "id": obj.id}  # type: ignore[attr-defined]
-            schema = getattr(obj, "response_schema", None)
-            if schema is not None:
-                out["response_schema"] = schema
-            return out
-        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-    if hasattr(obj, "_asdict"):
-        return obj._asdict()
-    if hasattr(obj, "dict") and callable(obj.dict) and not isinstance(obj, type):
-        return obj.dict()
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    if isinstance(obj, BaseException):
-        return {"error": type(obj).__name__, "message": str(obj)}
-    if isinstance(obj, bytes | bytearray):
-        return obj.decode(errors="replace")
-    return str(obj)
+_default = wire_default
 
 
 class UnstorableJson(ValueError):

@@ -1,4 +1,5 @@
-"""Every failure answers a JSON ``{"detail": "..."}`` a person can act on."""
+"""Every failure answers a JSON ``{"detail": "..."}`` a person can act on; domain errors map to
+statuses here and nowhere else."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
-from cogni_server.api.common import JSONResponse
+from cogni_server.api.responses import JSONResponse
+from cogni_server.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from cogni_server.graphs import GraphNotFound
 from cogni_server.serde import UnstorableJson
-from cogni_server.storage.errors import Conflict, Forbidden, NotFound
 
 log = logging.getLogger("cogni_server.api")
 
@@ -32,31 +33,38 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{where}: {error.get('msg')}" if where else str(error.get("msg"))
 
 
+# Domain error -> HTTP status, most specific first; the body is always {"detail": "<message>"}.
+STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
+    (NotFound, 404),
+    (GraphNotFound, 404),
+    (Forbidden, 403),
+    (Conflict, 409),
+    (Invalid, 422),
+    (UnstorableJson, 422),
+)
+
+
+def status_of(exc: Exception) -> int:
+    for kind, status in STATUS_OF:
+        if isinstance(exc, kind):
+            return status
+    return 500
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation(_: Request, exc: RequestValidationError) -> Response:
         messages = [_describe(e) for e in exc.errors()]
         return JSONResponse({"detail": "; ".join(messages)}, status_code=422)
 
-    @app.exception_handler(NotFound)
-    async def not_found(_: Request, exc: NotFound) -> Response:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
+    async def domain(_: Request, exc: Exception) -> Response:
+        detail = f"graph not found: {exc}" if isinstance(exc, GraphNotFound) else str(exc)
+        if isinstance(exc, UnstorableJson):
+            detail = f"request body: {exc}"
+        return JSONResponse({"detail": detail}, status_code=status_of(exc))
 
-    @app.exception_handler(GraphNotFound)
-    async def graph_not_found(_: Request, exc: GraphNotFound) -> Response:
-        return JSONResponse({"detail": f"graph not found: {exc}"}, status_code=404)
-
-    @app.exception_handler(Conflict)
-    async def conflict(_: Request, exc: Conflict) -> Response:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    @app.exception_handler(Forbidden)
-    async def forbidden(_: Request, exc: Forbidden) -> Response:
-        return JSONResponse({"detail": str(exc)}, status_code=403)
-
-    @app.exception_handler(UnstorableJson)
-    async def unstorable(_: Request, exc: UnstorableJson) -> Response:
-        return JSONResponse({"detail": f"request body: {exc}"}, status_code=422)
+    for kind in (DomainError, GraphNotFound, UnstorableJson):
+        app.add_exception_handler(kind, domain)
 
     @app.exception_handler(psycopg.DataError)
     async def bad_data(_: Request, exc: psycopg.DataError) -> Response:

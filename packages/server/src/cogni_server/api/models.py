@@ -1,67 +1,19 @@
 """Request bodies. Unknown fields are rejected (extra="forbid") so nothing is silently dropped;
-fields we know but do not implement are rejected with a 422 naming them (see ``unsupported``)."""
+fields we know but do not implement are rejected with a 422 naming them (see ``RunRequest.unsupported``)."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-StreamModeName = Literal[
-    "values", "updates", "messages", "messages-tuple", "custom", "debug", "tasks", "checkpoints", "events"
-]
-Json = dict[str, Any]
+from cogni_server.services.run_request import Json, RunRequest, Strict
+
 MAX_OFFSET = 2**31 - 1  # pagination offsets beyond this are certainly mistakes (and overflow SQL)
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CommandBody(Strict):
-    resume: Any = None
-    update: Any = None
-    goto: Any = None
-
-
-class RunCreateBody(Strict):
-    assistant_id: str
-    input: Any = None
-    command: CommandBody | None = None
-    config: Json | None = None
-    context: Json | None = None
-    metadata: Json | None = None
-    stream_mode: StreamModeName | list[StreamModeName] = "values"
-    stream_subgraphs: bool = False
-    stream_resumable: bool = False
-    checkpoint: Json | None = None
-    checkpoint_id: str | None = None
-    checkpoint_during: bool | None = None
-    interrupt_before: Literal["*"] | list[str] | None = None
-    interrupt_after: Literal["*"] | list[str] | None = None
-    feedback_keys: list[str] | None = None
-    webhook: str | None = None
-    multitask_strategy: Literal["reject", "interrupt", "rollback", "enqueue"] = "enqueue"
-    if_not_exists: Literal["create", "reject"] = "reject"
-    on_disconnect: Literal["cancel", "continue"] = "continue"
-    on_completion: Literal["delete", "keep"] | None = None
-    after_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    durability: Literal["sync", "async", "exit"] | None = None
-    strict_resume: bool | None = None
-    langsmith_tracer: Json | None = None
-
-    def unsupported(self) -> list[str]:
-        """Known fields this server does not implement, when set to something that needs them."""
-        names = []
-        if self.feedback_keys:
-            names.append("feedback_keys")
-        if self.webhook:
-            names.append("webhook")
-        if self.langsmith_tracer:
-            names.append("langsmith_tracer")
-        if self.strict_resume:
-            names.append("strict_resume")
-        return names
+class RunCreateBody(RunRequest):
+    """The body of every run-creating route: exactly the domain's run request."""
 
 
 class BatchRunBody(RunCreateBody):

@@ -9,8 +9,9 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cogni_server import metrics as server_metrics
-from cogni_server.api.common import JSONResponse, app_state
-from cogni_server.storage import threads as thread_repo
+from cogni_server.api.context import context
+from cogni_server.api.responses import JSONResponse
+from cogni_server.services.health import database_problem
 
 router = APIRouter(tags=["system"])
 
@@ -29,18 +30,15 @@ async def ok() -> Response:
 
 @router.get("/health")
 async def health(request: Request) -> Response:
-    st = app_state(request)
-    try:
-        async with st.pool.connection(timeout=3.0) as conn:
-            await thread_repo.ping(conn)
-    except Exception as exc:
-        return JSONResponse({"ok": False, "database": f"unreachable: {type(exc).__name__}"}, status_code=503)
+    problem = await database_problem(context(request))
+    if problem is not None:
+        return JSONResponse({"ok": False, "database": problem}, status_code=503)
     return JSONResponse({"ok": True, "database": "ok"})
 
 
 @router.get("/info")
 async def info(request: Request) -> Response:
-    st = app_state(request)
+    st = context(request)
     return JSONResponse(
         {
             "version": _version("cogni-server"),
@@ -54,5 +52,5 @@ async def info(request: Request) -> Response:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
-    await server_metrics.QUEUE_SAMPLER.refresh(app_state(request).pool)
+    await server_metrics.QUEUE_SAMPLER.refresh(context(request).pool)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

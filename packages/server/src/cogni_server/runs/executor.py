@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from cogni_server import metrics
 from cogni_server.graphs import GraphRegistry
 from cogni_server.runs.inputs import build_command, run_config
+from cogni_server.runs.settings import RunSettings, UnknownRunSettings, load_run_settings
 from cogni_server.runs.stream_modes import ChunkRouter, langgraph_modes, split_ns
 from cogni_server.serde import dumps, to_jsonable
 from cogni_server.storage import checkpoints as checkpoint_repo
@@ -65,8 +66,12 @@ class Executor:
 
     async def execute(self, run: dict[str, Any], worker_id: str) -> None:
         run_id, thread_id = str(run["run_id"]), str(run["thread_id"])
-        kw = run["kwargs"]
-        resumable = bool(kw.get("stream_resumable"))
+        try:
+            settings = load_run_settings(run["kwargs"])
+        except UnknownRunSettings as exc:
+            await self._refuse(run, worker_id, exc)
+            return
+        resumable = settings.stream_resumable
         started = time.perf_counter()
 
         async def publish(event: str, data: bytes) -> None:
@@ -74,7 +79,7 @@ class Executor:
 
         await publish("metadata", dumps({"run_id": run_id, "attempt": run["attempt"]}))
         control = asyncio.ensure_future(self.broker.wait_control(run_id))
-        graph_task = asyncio.ensure_future(self._stream(run, publish))
+        graph_task = asyncio.ensure_future(self._stream(run, settings, publish))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.run_timeout if self.run_timeout > 0 else None
 
@@ -88,7 +93,7 @@ class Executor:
                 await asyncio.wait({graph_task}, timeout=remaining())
             if graph_task.done():
                 try:
-                    outcome = await self._outcome(run, graph_task)
+                    outcome = await self._outcome(run, settings, graph_task)
                 except Exception as exc:  # e.g. reading the interrupted state failed
                     log.exception("run %s: could not summarise the outcome", run_id)
                     outcome = Outcome("error", "error", None, {}, {"error": type(exc).__name__, "message": str(exc)})
@@ -136,7 +141,7 @@ class Executor:
                         elif not await thread_repo.exists_any(conn, run["thread_id"]):
                             # The thread was deleted mid-run: drop checkpoints written after the delete.
                             await checkpoint_repo.delete_thread(conn, thread_id)
-                    if finished and kw.get("temporary"):
+                    if finished and settings.temporary:
                         await thread_repo.delete_any(conn, run["thread_id"])
                         await checkpoint_repo.delete_thread(conn, thread_id)
         finally:
@@ -147,32 +152,54 @@ class Executor:
             metrics.RUNS_FINISHED.labels(outcome.status).inc()
             metrics.RUN_SECONDS.observe(time.perf_counter() - started)
 
+    async def _refuse(self, run: dict[str, Any], worker_id: str, exc: UnknownRunSettings) -> None:
+        """A run whose stored settings this release cannot read ends in error, saying why."""
+        run_id = str(run["run_id"])
+        log.error("run %s: %s", run_id, exc)
+        error = {"error": "UnknownRunSettings", "message": str(exc)}
+        try:
+            await self.broker.publish(run_id, "error", dumps(error), thread_id=str(run["thread_id"]))
+            async with self.pool.connection() as conn:
+                await run_repo.finish(
+                    conn,
+                    run_id,
+                    worker_id,
+                    status="error",
+                    thread_status="error",
+                    values=None,
+                    interrupts={},
+                    error=error,
+                    update_state=False,
+                )
+        finally:
+            await self.broker.end(run_id)
+            metrics.RUNS_FINISHED.labels("error").inc()
+
     async def _graph(self, run: dict[str, Any], config: dict[str, Any]) -> Any:
         return await self.registry.get(run["graph_id"], checkpointer=self.checkpointer, config=config)
 
-    async def _stream(self, run: dict[str, Any], publish: Any) -> ChunkRouter:
-        kw = run["kwargs"]
-        config = run_config(run)
+    async def _stream(self, run: dict[str, Any], settings: RunSettings, publish: Any) -> ChunkRouter:
+        config = run_config(run, settings)
         graph = await self._graph(run, config)
-        wire_modes: list[str] = kw.get("stream_mode") or ["values"]
+        wire_modes = settings.stream_mode or ["values"]
         router = ChunkRouter(wire_modes, publish)
-        graph_input: Any = kw.get("input")
-        if kw.get("command"):
-            graph_input = build_command(kw["command"])
+        graph_input: Any = settings.input
+        if settings.command:
+            graph_input = build_command(settings.command)
         if run["attempt"] > 1 and await self._has_own_checkpoint(config, str(run["run_id"])):
             graph_input = None  # a retry resumes from the last checkpoint the run wrote
-        subgraphs = bool(kw.get("stream_subgraphs"))
+        subgraphs = settings.stream_subgraphs
         options: dict[str, Any] = {
             "stream_mode": langgraph_modes(wire_modes),
             "subgraphs": True,
-            "durability": kw.get("durability") or "async",
+            "durability": settings.durability or "async",
         }
-        if kw.get("interrupt_before") is not None:
-            options["interrupt_before"] = kw["interrupt_before"]
-        if kw.get("interrupt_after") is not None:
-            options["interrupt_after"] = kw["interrupt_after"]
-        if kw.get("context"):
-            options["context"] = kw["context"]
+        if settings.interrupt_before is not None:
+            options["interrupt_before"] = settings.interrupt_before
+        if settings.interrupt_after is not None:
+            options["interrupt_after"] = settings.interrupt_after
+        if settings.context:
+            options["context"] = settings.context
         if "events" in wire_modes:
             async for event in graph.astream_events(graph_input, config, version="v2", **options):
                 if event["event"] == "on_chain_stream" and not event.get("parent_ids"):
@@ -194,7 +221,7 @@ class Executor:
         tup = await self.checkpointer.aget_tuple(cfg)
         return bool(tup and (tup.metadata or {}).get("run_id") == run_id)
 
-    async def _outcome(self, run: dict[str, Any], task: asyncio.Future[ChunkRouter]) -> Outcome:
+    async def _outcome(self, run: dict[str, Any], settings: RunSettings, task: asyncio.Future[ChunkRouter]) -> Outcome:
         if task.cancelled():
             return Outcome("interrupted", "idle", None, {}, None)
         exc = task.exception()
@@ -204,8 +231,7 @@ class Executor:
         router = task.result() if exc is None else None
         values = router.last_values if router else None
         interrupted = isinstance(values, dict) and "__interrupt__" in values
-        kw = run["kwargs"]
-        if not interrupted and (kw.get("interrupt_before") or kw.get("interrupt_after") or values is None):
+        if not interrupted and (settings.interrupt_before or settings.interrupt_after or values is None):
             interrupted = True  # decided from the checkpoint below
         interrupts: dict[str, Any] = {}
         if interrupted:

@@ -1,10 +1,12 @@
-"""Build what LangGraph needs for a run from its stored kwargs: input or Command, config, context."""
+"""Build what LangGraph needs for a run from its stored settings: input or Command, config, context."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from langgraph.types import Command, Send
+
+from cogni_server.runs.settings import RunSettings, load_run_settings
 
 
 def build_command(command: dict[str, Any]) -> Command[Any]:
@@ -27,10 +29,10 @@ def build_command(command: dict[str, Any]) -> Command[Any]:
     return Command(**kwargs)
 
 
-def run_config(run: dict[str, Any]) -> dict[str, Any]:
+def run_config(run: dict[str, Any], settings: RunSettings | None = None) -> dict[str, Any]:
     """The RunnableConfig of a run: assistant config merged under the run's, plus the run's identity."""
-    kw = run["kwargs"]
-    config: dict[str, Any] = dict(kw.get("config") or {})
+    settings = settings or load_run_settings(run["kwargs"])
+    config: dict[str, Any] = dict(settings.config)
     configurable = dict(config.get("configurable") or {})
     run_id, thread_id = str(run["run_id"]), str(run["thread_id"])
     configurable.update(
@@ -39,8 +41,8 @@ def run_config(run: dict[str, Any]) -> dict[str, Any]:
         assistant_id=str(run["assistant_id"]),
         graph_id=run["graph_id"],
     )
-    checkpoint = kw.get("checkpoint") or {}
-    checkpoint_id = kw.get("checkpoint_id") or checkpoint.get("checkpoint_id")
+    checkpoint = settings.checkpoint or {}
+    checkpoint_id = settings.checkpoint_id or checkpoint.get("checkpoint_id")
     if checkpoint_id:
         configurable["checkpoint_id"] = checkpoint_id
     if checkpoint.get("checkpoint_ns"):

@@ -14,6 +14,8 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -26,6 +28,22 @@ from cogni_server.storage import queue as queue_repo
 from cogni_server.streaming import StreamBroker
 
 log = logging.getLogger("cogni_server.worker")
+
+
+class RunSlot:
+    """A reserved place in this process's worker pool (see ``WorkerPool.reserve``)."""
+
+    def __init__(self, pool: WorkerPool, worker_id: str | None) -> None:
+        self._pool = pool
+        self.worker_id = worker_id
+        self.started = False
+
+    def start(self, run: dict[str, Any]) -> None:
+        """Execute a run that was inserted already claimed by this slot's worker id."""
+        if self.worker_id is None or self.started:
+            raise RuntimeError("this slot holds no reservation to start a run with")
+        self.started = True
+        self._pool._start_reserved(run)
 
 
 class WorkerPool:
@@ -51,18 +69,24 @@ class WorkerPool:
         self._loops: list[asyncio.Task[None]] = []
 
     # -- slots for runs started by this process's API -------------------------------------------
-    def try_reserve(self) -> str | None:
-        """Reserve a slot for a run about to be inserted already claimed; returns the worker id."""
-        if not self.enabled or self._stopping or len(self._active) + self._reserved >= self.capacity:
-            return None
-        self._reserved += 1
-        return self.worker_id
+    @asynccontextmanager
+    async def reserve(self) -> AsyncIterator[RunSlot]:
+        """A local slot for a run about to be inserted: insert it already claimed by
+        ``slot.worker_id`` (None when no slot is free) and ``slot.start(run)`` it; an unused
+        reservation is released on exit, whatever happened."""
+        worker_id: str | None = None
+        if self.enabled and not self._stopping and len(self._active) + self._reserved < self.capacity:
+            self._reserved += 1
+            worker_id = self.worker_id
+        slot = RunSlot(self, worker_id)
+        try:
+            yield slot
+        finally:
+            if worker_id is not None and not slot.started:
+                self._reserved = max(0, self._reserved - 1)
 
-    def release(self) -> None:
+    def _start_reserved(self, run: dict[str, Any]) -> None:
         self._reserved = max(0, self._reserved - 1)
-
-    def start_reserved(self, run: dict[str, Any]) -> None:
-        self.release()
         self._spawn(run)
 
     def _spawn(self, run: dict[str, Any]) -> None:

@@ -1,4 +1,9 @@
-"""Creating, cancelling and waiting on runs (shared by thread runs, stateless runs and batches)."""
+"""Runs as the domain sees them: create (multitask rules, started here when a slot is free), read,
+list, cancel, delete, wait for the end and build what ``/wait`` and ``/join`` answer.
+
+Shared by thread runs, stateless runs, batches and (later) crons and the thread-streaming commands;
+nothing here knows about HTTP.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +12,20 @@ import contextlib
 import uuid
 from typing import Any
 
-from fastapi import HTTPException
-
 from cogni_server import metrics
-from cogni_server.api.common import AppState, parse_id
-from cogni_server.api.models import RunCreateBody
+from cogni_server.errors import Conflict, Invalid, NotFound, Unsupported
 from cogni_server.ids import uuid7
-from cogni_server.serde import dumps, loads
+from cogni_server.runs.settings import RunSettings, dump_run_settings
+from cogni_server.serde import dumps
 from cogni_server.services.assistants import resolve_assistant
+from cogni_server.services.context import ServerContext
+from cogni_server.services.run_request import RunRequest
 from cogni_server.storage import runs as run_repo
 from cogni_server.storage import threads as thread_repo
 from cogni_server.storage.runs import NewRun
 
 TERMINAL = ("success", "error", "interrupted", "timeout")
-
-
-def _stream_modes(body: RunCreateBody) -> list[str]:
-    modes = [body.stream_mode] if isinstance(body.stream_mode, str) else list(body.stream_mode)
-    return list(dict.fromkeys(modes)) or ["values"]
+CANCEL_ACTIONS = ("interrupt", "rollback")
 
 
 def _merge(base: dict[str, Any] | None, override: dict[str, Any] | None) -> dict[str, Any]:
@@ -37,94 +38,164 @@ def _merge(base: dict[str, Any] | None, override: dict[str, Any] | None) -> dict
     return merged
 
 
+def run_settings(req: RunRequest, assistant: dict[str, Any], *, stateless: bool, force_values: bool) -> RunSettings:
+    """The stored execution settings of a run: the request over its assistant's defaults."""
+    if unsupported := req.unsupported():
+        raise Unsupported(f"unsupported field(s) for this server: {', '.join(unsupported)}")
+    if req.command is not None and req.input is not None:
+        raise Invalid("input and command are mutually exclusive")
+    return RunSettings(
+        input=req.input,
+        command=req.command.model_dump(exclude_unset=True) if req.command else None,
+        config=_merge(assistant["config"], req.config),
+        context={**(assistant.get("context") or {}), **(req.context or {})},
+        stream_mode=req.stream_modes(force_values=force_values),
+        stream_subgraphs=req.stream_subgraphs,
+        stream_resumable=req.stream_resumable,
+        interrupt_before=req.interrupt_before,
+        interrupt_after=req.interrupt_after,
+        checkpoint=req.checkpoint,
+        checkpoint_id=req.checkpoint_id,
+        durability=req.durability_mode(),
+        on_disconnect=req.on_disconnect,
+        temporary=stateless and req.on_completion != "keep",
+    )
+
+
 async def create_run(
-    st: AppState,
+    ctx: ServerContext,
     tenant: str,
-    thread_id: str | None,
-    body: RunCreateBody,
+    thread_id: uuid.UUID | None,
+    req: RunRequest,
     *,
     kind: str,
     force_values: bool = False,
 ) -> dict[str, Any]:
-    """Insert the run (applying multitask rules), start it here if a slot is free, stop the ones it replaces."""
-    if unsupported := body.unsupported():
-        raise HTTPException(422, detail=f"unsupported field(s) for this server: {', '.join(unsupported)}")
+    """Insert the run (applying multitask rules), start it here if a slot is free, stop the ones it replaces.
+
+    ``thread_id`` None is a stateless run on a new temporary thread.
+    """
     stateless = thread_id is None
-    tid = uuid.uuid4() if stateless else parse_id(thread_id, "thread_id")  # type: ignore[arg-type]
-    assistant = st.system_assistants.get(body.assistant_id)
-    if assistant is None:
-        async with st.pool.connection() as conn:
-            assistant = await resolve_assistant(conn, st, tenant, body.assistant_id)
-    modes = _stream_modes(body)
-    if force_values and "values" not in modes:
-        modes.append("values")
-    durability = body.durability
-    if durability is None and body.checkpoint_during is not None:
-        durability = "async" if body.checkpoint_during else "exit"
-    if body.command is not None and body.input is not None:
-        raise HTTPException(422, detail="input and command are mutually exclusive")
-    kwargs = {
-        "input": body.input,
-        "command": body.command.model_dump(exclude_unset=True) if body.command else None,
-        "config": _merge(assistant["config"], body.config),
-        "context": {**(assistant.get("context") or {}), **(body.context or {})},
-        "stream_mode": modes,
-        "stream_subgraphs": body.stream_subgraphs,
-        "stream_resumable": body.stream_resumable,
-        "interrupt_before": body.interrupt_before,
-        "interrupt_after": body.interrupt_after,
-        "checkpoint": body.checkpoint,
-        "checkpoint_id": body.checkpoint_id,
-        "durability": durability,
-        "on_disconnect": body.on_disconnect,
-        "temporary": stateless and body.on_completion != "keep",
-        "webhook": None,
-        "feedback_keys": None,
-    }
+    tid = uuid.uuid4() if thread_id is None else thread_id
+    assistant = await resolve_assistant(ctx, tenant, req.assistant_id)
+    settings = run_settings(req, assistant, stateless=stateless, force_values=force_values)
     new = NewRun(
         run_id=uuid7(),
         thread_id=tid,
         assistant_id=uuid.UUID(assistant["assistant_id"]),
         graph_id=assistant["graph_id"],
         owner=tenant,
-        metadata=body.metadata or {},
-        kwargs=kwargs,
-        multitask_strategy=body.multitask_strategy,
-        if_not_exists="create" if stateless else body.if_not_exists,
-        after_seconds=body.after_seconds or 0.0,
+        metadata=req.metadata or {},
+        kwargs=dump_run_settings(settings),
+        multitask_strategy=req.multitask_strategy,
+        if_not_exists="create" if stateless else req.if_not_exists,
+        after_seconds=req.after_seconds or 0.0,
         thread_metadata={"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]},
     )
-    worker = st.workers.try_reserve()
-    try:
-        async with st.pool.connection() as conn:
-            created = await run_repo.create(conn, new, worker_id=worker, lease_seconds=st.settings.lease_seconds)
-    except BaseException:
-        if worker is not None:
-            st.workers.release()
-        raise
-    if created.started:
-        st.workers.start_reserved(created.run)
-    else:
-        if worker is not None:
-            st.workers.release()
-        await st.broker.notify_run_pending()
+    async with ctx.workers.reserve() as slot:
+        async with ctx.pool.connection() as conn:
+            created = await run_repo.create(
+                conn, new, worker_id=slot.worker_id, lease_seconds=ctx.settings.lease_seconds
+            )
+        if created.started:
+            slot.start(created.run)
+    if not created.started:
+        await ctx.broker.notify_run_pending()
         if new.after_seconds > 0:  # wake the workers when the delay is over (the poll is the fallback)
             asyncio.get_running_loop().call_later(
-                new.after_seconds + 0.01, lambda: asyncio.ensure_future(st.broker.notify_run_pending())
+                new.after_seconds + 0.01, lambda: asyncio.ensure_future(ctx.broker.notify_run_pending())
             )
     for other in created.to_cancel:
-        await st.broker.publish_control(other, body.multitask_strategy)
+        await ctx.broker.publish_control(other, req.multitask_strategy)
     for other in created.cancelled:  # queued runs that never started: close their streams
-        await st.broker.end(other)
+        await ctx.broker.end(other)
     metrics.RUNS_CREATED.labels(kind).inc()
     return created.run
 
 
-async def wait_until_done(st: AppState, run_id: str, *, poll: float = 0.5, limit: float | None = None) -> None:
+async def get_run(ctx: ServerContext, tenant: str, thread_id: uuid.UUID | None, run_id: uuid.UUID) -> dict[str, Any]:
+    async with ctx.pool.connection() as conn:
+        return await run_repo.get(conn, tenant, thread_id, run_id)
+
+
+async def list_runs(
+    ctx: ServerContext, tenant: str, thread_id: uuid.UUID, *, status: str | None, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    async with ctx.pool.connection() as conn:
+        if not await thread_repo.exists(conn, tenant, thread_id):
+            raise NotFound(f"thread {thread_id} not found")
+        return await run_repo.list_for_thread(conn, tenant, thread_id, status=status, limit=limit, offset=offset)
+
+
+async def delete_run(ctx: ServerContext, tenant: str, thread_id: uuid.UUID, run_id: uuid.UUID) -> None:
+    async with ctx.pool.connection() as conn:
+        await run_repo.delete(conn, tenant, thread_id, run_id)
+
+
+async def cancel_runs(ctx: ServerContext, run_ids: list[str], action: str) -> None:
+    """Pending runs are cancelled in Postgres; running ones get a control message to their worker."""
+    if action not in CANCEL_ACTIONS:
+        raise Invalid(f"cancel action must be one of {list(CANCEL_ACTIONS)}, got {action!r}")
+    async with ctx.pool.connection() as conn:
+        cancelled = await run_repo.cancel_pending(conn, run_ids, action)
+    done = {str(r["run_id"]) for r in cancelled}
+    for run_id in done:
+        await ctx.broker.end(run_id)
+    for run_id in run_ids:
+        if run_id not in done:
+            await ctx.broker.publish_control(run_id, action)
+
+
+async def cancel_run(
+    ctx: ServerContext,
+    tenant: str,
+    thread_id: uuid.UUID,
+    run_id: uuid.UUID,
+    *,
+    action: str,
+    wait: bool,
+) -> None:
+    """Cancel one of the tenant's runs; with ``wait``, return once it ended (at most a minute)."""
+    run = await get_run(ctx, tenant, thread_id, run_id)
+    if run["status"] in TERMINAL:
+        raise Conflict(f"run {run_id} is already {run['status']}")
+    await cancel_runs(ctx, [str(run_id)], action)
+    if wait:
+        await wait_until_done(ctx, str(run_id), limit=60.0)
+
+
+async def cancel_matching(
+    ctx: ServerContext,
+    tenant: str,
+    *,
+    thread_id: uuid.UUID | None,
+    run_ids: list[uuid.UUID] | None,
+    status: str | None,
+    action: str,
+) -> int:
+    """Cancel the tenant's in-flight runs that match (a thread, ids, a status); returns how many."""
+    if thread_id is None and run_ids is None and status is None:
+        raise Invalid("give thread_id, run_ids or status")
+    async with ctx.pool.connection() as conn:
+        rows = await run_repo.inflight(conn, tenant, thread_id=thread_id, run_ids=run_ids, status=status or "all")
+    if rows:
+        await cancel_runs(ctx, [str(r["run_id"]) for r in rows], action)
+    return len(rows)
+
+
+async def cancel_thread_runs(ctx: ServerContext, tenant: str, thread_id: uuid.UUID, action: str = "interrupt") -> None:
+    """Stop everything in flight on a thread (before it is deleted)."""
+    async with ctx.pool.connection() as conn:
+        rows = await run_repo.inflight(conn, tenant, thread_id=thread_id, run_ids=None, status="all")
+    if rows:
+        await cancel_runs(ctx, [str(r["run_id"]) for r in rows], action)
+
+
+async def wait_until_done(ctx: ServerContext, run_id: str, *, poll: float = 0.5, limit: float | None = None) -> None:
     """Block until the run is terminal (or gone): broker end first, Postgres polling as the fallback."""
     loop = asyncio.get_running_loop()
     deadline = None if limit is None else loop.time() + limit
-    sub = st.broker.subscribe(run_id, last_event_id="-1")
+    sub = ctx.broker.subscribe(run_id, last_event_id="-1")
 
     async def drain() -> None:
         async for _ in sub:
@@ -136,7 +207,7 @@ async def wait_until_done(st: AppState, run_id: str, *, poll: float = 0.5, limit
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
             wait_for = poll if remaining is None else min(poll, remaining)
             done, _ = await asyncio.wait({drainer}, timeout=wait_for)
-            async with st.pool.connection() as conn:
+            async with ctx.pool.connection() as conn:
                 status = await run_repo.status_of(conn, run_id)
             if status is None or status in TERMINAL:
                 return
@@ -150,11 +221,11 @@ async def wait_until_done(st: AppState, run_id: str, *, poll: float = 0.5, limit
             await drainer
 
 
-async def collect_output(st: AppState, run_id: str) -> bytes:
+async def collect_output(ctx: ServerContext, run_id: str) -> bytes:
     """The JSON a ``/wait`` answers: the last ``values`` event, or ``{"__error__": ...}``."""
     last_values: bytes | None = None
     error: bytes | None = None
-    async for event in st.broker.subscribe(run_id, last_event_id="-1"):
+    async for event in ctx.broker.subscribe(run_id, last_event_id="-1"):
         if event.event == "values":
             last_values = event.data
         elif event.event == "error":
@@ -164,12 +235,24 @@ async def collect_output(st: AppState, run_id: str) -> bytes:
     return last_values if last_values is not None else b"{}"
 
 
-async def thread_output(st: AppState, tenant: str, thread_id: uuid.UUID, run: dict[str, Any]) -> bytes:
-    """What ``join`` answers for a finished run: the thread's values (plus interrupts or the error)."""
-    async with st.pool.connection() as conn:
+async def join_output(ctx: ServerContext, tenant: str, run: dict[str, Any]) -> bytes:
+    """What ``join`` answers: wait for the run to end, then the thread's values (or the error)."""
+    if run["status"] not in TERMINAL:
+        await wait_until_done(ctx, str(run["run_id"]))
+    async with ctx.pool.connection() as conn:
+        try:
+            final = await run_repo.get(conn, tenant, None, run["run_id"])
+        except NotFound:  # rolled back: the run is gone
+            final = {**run, "status": "interrupted"}
+    return await thread_output(ctx, tenant, run["thread_id"], final)
+
+
+async def thread_output(ctx: ServerContext, tenant: str, thread_id: uuid.UUID, run: dict[str, Any]) -> bytes:
+    """The thread's values after a finished run (plus interrupts or the error)."""
+    async with ctx.pool.connection() as conn:
         try:
             thread = await thread_repo.get(conn, tenant, thread_id)
-        except Exception:
+        except NotFound:
             return b"{}"
     values = dict(thread.get("values") or {}) if isinstance(thread.get("values"), dict) else thread.get("values")
     if run["status"] in ("error", "timeout") and thread.get("error"):
@@ -178,19 +261,3 @@ async def thread_output(st: AppState, tenant: str, thread_id: uuid.UUID, run: di
     if interrupts and isinstance(values, dict):
         values["__interrupt__"] = interrupts
     return dumps(values if values is not None else {})
-
-
-async def cancel_runs(st: AppState, run_ids: list[str], action: str) -> None:
-    """Pending runs are cancelled in Postgres; running ones get a control message to their worker."""
-    async with st.pool.connection() as conn:
-        cancelled = await run_repo.cancel_pending(conn, run_ids, action)
-    done = {str(r["run_id"]) for r in cancelled}
-    for run_id in done:
-        await st.broker.end(run_id)
-    for run_id in run_ids:
-        if run_id not in done:
-            await st.broker.publish_control(run_id, action)
-
-
-def parse_json_or_empty(data: bytes) -> Any:
-    return loads(data) if data else {}

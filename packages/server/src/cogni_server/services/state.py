@@ -9,11 +9,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import HTTPException
 from langgraph.errors import InvalidUpdateError
 
-from cogni_server.api.common import AppState
+from cogni_server.errors import Conflict, Invalid, NotFound
 from cogni_server.serde import to_jsonable
+from cogni_server.services.context import ServerContext
 from cogni_server.storage import threads as thread_repo
 
 
@@ -71,13 +71,13 @@ def empty_state(thread_id: uuid.UUID) -> dict[str, Any]:
     }
 
 
-async def thread_graph(st: AppState, tenant: str, thread_id: uuid.UUID) -> tuple[dict[str, Any], Any | None]:
-    async with st.pool.connection() as conn:
+async def thread_graph(ctx: ServerContext, tenant: str, thread_id: uuid.UUID) -> tuple[dict[str, Any], Any | None]:
+    async with ctx.pool.connection() as conn:
         thread = await thread_repo.get(conn, tenant, thread_id)
     graph_id = (thread.get("metadata") or {}).get("graph_id")
-    if not graph_id or graph_id not in st.registry.graph_ids():
+    if not graph_id or graph_id not in ctx.registry.graph_ids():
         return thread, None
-    graph = await st.registry.get(graph_id, checkpointer=st.checkpointer, config=None)
+    graph = await ctx.registry.get(graph_id, checkpointer=ctx.checkpointer, config=None)
     return thread, graph
 
 
@@ -100,26 +100,26 @@ def select_state(state: dict[str, Any], select: list[str] | None) -> dict[str, A
         elif field in state:
             out[field] = state[field]
         else:
-            raise HTTPException(422, detail=f"unknown state field in select: {field!r}")
+            raise Invalid(f"unknown state field in select: {field!r}")
     return out
 
 
 async def get_state(
-    st: AppState, tenant: str, thread_id: uuid.UUID, *, checkpoint: dict[str, Any] | None, subgraphs: bool
+    ctx: ServerContext, tenant: str, thread_id: uuid.UUID, *, checkpoint: dict[str, Any] | None, subgraphs: bool
 ) -> dict[str, Any]:
-    _, graph = await thread_graph(st, tenant, thread_id)
+    _, graph = await thread_graph(ctx, tenant, thread_id)
     if graph is None:
         return empty_state(thread_id)
     snapshot = await graph.aget_state(_config(thread_id, checkpoint), subgraphs=subgraphs)
     if checkpoint and checkpoint.get("checkpoint_id") and snapshot.config is None:
-        raise HTTPException(404, detail=f"checkpoint {checkpoint['checkpoint_id']} not found")
+        raise NotFound(f"checkpoint {checkpoint['checkpoint_id']} not found")
     if snapshot.config is None:
         return empty_state(thread_id)
     return snapshot_out(snapshot)
 
 
 async def update_state(
-    st: AppState,
+    ctx: ServerContext,
     tenant: str,
     thread_id: uuid.UUID,
     *,
@@ -127,20 +127,20 @@ async def update_state(
     as_node: str | None,
     checkpoint: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    thread, graph = await thread_graph(st, tenant, thread_id)
+    thread, graph = await thread_graph(ctx, tenant, thread_id)
     if graph is None:
-        raise HTTPException(409, detail=f"thread {thread_id} has no graph yet: run it once before updating state")
+        raise Conflict(f"thread {thread_id} has no graph yet: run it once before updating state")
     if thread["status"] == "busy":
-        raise HTTPException(409, detail=f"thread {thread_id} is busy with a run")
+        raise Conflict(f"thread {thread_id} is busy with a run")
     config = _config(thread_id, checkpoint)
     config["metadata"] = {"graph_id": (thread.get("metadata") or {}).get("graph_id")}
     try:
         new_config = await graph.aupdate_state(config, values, as_node=as_node)
     except InvalidUpdateError as exc:  # unknown as_node, values of the wrong shape, ambiguous update
-        raise HTTPException(422, detail=f"cannot apply this state update: {exc}") from None
+        raise Invalid(f"cannot apply this state update: {exc}") from None
     snapshot = await graph.aget_state({"configurable": {"thread_id": str(thread_id)}})
     interrupts = {t.id: to_jsonable(list(t.interrupts)) for t in snapshot.tasks if t.interrupts}
-    async with st.pool.connection() as conn:
+    async with ctx.pool.connection() as conn:
         await thread_repo.set_state_summary(
             conn,
             thread_id,
@@ -152,7 +152,7 @@ async def update_state(
 
 
 async def history(
-    st: AppState,
+    ctx: ServerContext,
     tenant: str,
     thread_id: uuid.UUID,
     *,
@@ -161,7 +161,7 @@ async def history(
     metadata: dict[str, Any] | None,
     checkpoint: dict[str, Any] | None,
 ) -> list[dict[str, Any]]:
-    _, graph = await thread_graph(st, tenant, thread_id)
+    _, graph = await thread_graph(ctx, tenant, thread_id)
     if graph is None:
         return []
     before_cfg = None

@@ -35,3 +35,24 @@ class PooledPostgresSaver(AsyncPostgresSaver):
             else:
                 async with conn.cursor(binary=True, row_factory=dict_row) as cur:
                     yield cur
+
+
+SETUP_LOCK_KEY = 0x636B7074  # "ckpt": serialises the checkpointer's own migrations across instances
+TAKE_SETUP_LOCK = "SELECT pg_advisory_lock(%s)"
+RELEASE_SETUP_LOCK = "SELECT pg_advisory_unlock(%s)"
+
+
+async def setup_checkpointer(pool: AsyncConnectionPool[Any], saver: AsyncPostgresSaver) -> None:
+    """Run the checkpointer's migrations under an advisory lock.
+
+    ``AsyncPostgresSaver.setup()`` reads its migration table, then inserts the versions it applied:
+    two instances starting at the same moment on a fresh database both try the same inserts and
+    one crashes with ``UniqueViolation``. Holding a session lock makes the second wait, then find
+    everything applied.
+    """
+    async with pool.connection() as conn:
+        await conn.execute(TAKE_SETUP_LOCK, (SETUP_LOCK_KEY,))
+        try:
+            await saver.setup()
+        finally:
+            await conn.execute(RELEASE_SETUP_LOCK, (SETUP_LOCK_KEY,))

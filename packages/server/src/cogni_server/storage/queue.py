@@ -10,60 +10,61 @@ from psycopg.errors import UniqueViolation
 from cogni_server.storage.pool import Conn
 from cogni_server.storage.runs import RUNS_COLS
 
+# The oldest due pending run of each thread that has nothing running, oldest first, skipping rows
+# another worker is claiming right now; they become ``running`` under this worker's lease.
+CLAIM = (
+    "WITH cand AS (SELECT DISTINCT ON (thread_id) run_id FROM runs r WHERE status = 'pending'"
+    " AND run_after <= now() AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id"
+    " AND x.status = 'running') ORDER BY thread_id, created_at),"
+    " picked AS (SELECT r.run_id FROM runs r WHERE r.run_id IN (SELECT run_id FROM cand)"
+    " AND r.status = 'pending' ORDER BY r.created_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+    " UPDATE runs SET status = 'running', worker_id = %s,"
+    " lease_expires_at = now() + make_interval(secs => %s), updated_at = now()"
+    f" FROM picked WHERE runs.run_id = picked.run_id RETURNING {RUNS_COLS}"
+)
+RENEW_LEASES = (
+    "UPDATE runs SET lease_expires_at = now() + make_interval(secs => %s) WHERE worker_id = %s AND status = 'running'"
+)
+REQUEUE = (
+    "UPDATE runs SET status = 'pending', attempt = attempt + 1, worker_id = NULL, lease_expires_at = NULL,"
+    " updated_at = now() WHERE run_id = ANY(%s::uuid[]) AND worker_id = %s AND status = 'running'"
+)
+SWEEP_LAPSED = (
+    "UPDATE runs SET status = CASE WHEN attempt >= %(max)s THEN 'error' ELSE 'pending' END,"
+    " attempt = CASE WHEN attempt >= %(max)s THEN attempt ELSE attempt + 1 END,"
+    " worker_id = NULL, lease_expires_at = NULL, updated_at = now()"
+    " WHERE run_id IN (SELECT run_id FROM runs WHERE status = 'running' AND lease_expires_at < now()"
+    " FOR UPDATE SKIP LOCKED) RETURNING run_id, thread_id, status, attempt"
+)
+MARK_THREAD_ERROR = "UPDATE threads SET status = 'error', updated_at = now() WHERE thread_id = %s"
+
 
 async def claim(conn: Conn, worker_id: str, limit: int, lease_seconds: float) -> list[dict[str, Any]]:
     """Claim up to ``limit`` runnable runs: the oldest pending run of threads with nothing running."""
     try:
-        cur = await conn.execute(
-            f"WITH cand AS (SELECT DISTINCT ON (thread_id) run_id FROM runs r WHERE status = 'pending'"
-            f" AND run_after <= now() AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = r.thread_id"
-            f" AND x.status = 'running') ORDER BY thread_id, created_at),"
-            f" picked AS (SELECT r.run_id FROM runs r WHERE r.run_id IN (SELECT run_id FROM cand)"
-            f" AND r.status = 'pending' ORDER BY r.created_at LIMIT %s FOR UPDATE SKIP LOCKED)"
-            f" UPDATE runs SET status = 'running', worker_id = %s,"
-            f" lease_expires_at = now() + make_interval(secs => %s), updated_at = now()"
-            f" FROM picked WHERE runs.run_id = picked.run_id RETURNING {RUNS_COLS}",
-            (limit, worker_id, lease_seconds),
-        )
+        cur = await conn.execute(CLAIM, (limit, worker_id, lease_seconds))
     except UniqueViolation:
         return []  # another worker started a run of the same thread at the same instant: retry later
     return [dict(r) for r in await cur.fetchall()]
 
 
 async def heartbeat(conn: Conn, worker_id: str, lease_seconds: float) -> int:
-    cur = await conn.execute(
-        "UPDATE runs SET lease_expires_at = now() + make_interval(secs => %s)"
-        " WHERE worker_id = %s AND status = 'running'",
-        (lease_seconds, worker_id),
-    )
+    cur = await conn.execute(RENEW_LEASES, (lease_seconds, worker_id))
     return cur.rowcount
 
 
 async def requeue(conn: Conn, run_ids: list[str], worker_id: str) -> int:
     """Give runs back to the queue (drain at shutdown): another worker resumes them."""
-    cur = await conn.execute(
-        "UPDATE runs SET status = 'pending', attempt = attempt + 1, worker_id = NULL, lease_expires_at = NULL,"
-        " updated_at = now() WHERE run_id = ANY(%s::uuid[]) AND worker_id = %s AND status = 'running'",
-        (run_ids, worker_id),
-    )
+    cur = await conn.execute(REQUEUE, (run_ids, worker_id))
     return cur.rowcount
 
 
 async def sweep(conn: Conn, max_attempts: int) -> list[dict[str, Any]]:
     """Re-queue runs whose lease lapsed (their worker died); give up after ``max_attempts``."""
     async with conn.transaction():
-        cur = await conn.execute(
-            "UPDATE runs SET status = CASE WHEN attempt >= %s THEN 'error' ELSE 'pending' END,"
-            " attempt = CASE WHEN attempt >= %s THEN attempt ELSE attempt + 1 END,"
-            " worker_id = NULL, lease_expires_at = NULL, updated_at = now()"
-            " WHERE run_id IN (SELECT run_id FROM runs WHERE status = 'running' AND lease_expires_at < now()"
-            " FOR UPDATE SKIP LOCKED) RETURNING run_id, thread_id, status, attempt",
-            (max_attempts, max_attempts),
-        )
+        cur = await conn.execute(SWEEP_LAPSED, {"max": max_attempts})
         rows = [dict(r) for r in await cur.fetchall()]
         for r in rows:
             if r["status"] == "error":
-                await conn.execute(
-                    "UPDATE threads SET status = 'error', updated_at = now() WHERE thread_id = %s", (r["thread_id"],)
-                )
+                await conn.execute(MARK_THREAD_ERROR, (r["thread_id"],))
         return rows

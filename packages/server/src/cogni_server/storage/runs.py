@@ -11,15 +11,88 @@ from typing import Any
 from psycopg.errors import UniqueViolation
 from psycopg.types.json import Jsonb
 
-from cogni_server.storage.errors import Conflict, NotFound
+from cogni_server.errors import Conflict, NotFound
 from cogni_server.storage.pool import Conn
 
-_COLS = (
+COLS = (
     "run_id, thread_id, assistant_id, graph_id, status, metadata, kwargs, multitask_strategy, attempt,"
     " created_at, updated_at, cancel_reason"
 )
 INFLIGHT = ("pending", "running")
-RUNS_COLS = ", ".join("runs." + c.strip() for c in _COLS.split(","))
+RUNS_COLS = ", ".join("runs." + c.strip() for c in COLS.split(","))
+
+# The one run insert: both creation paths select the new row's thread from a CTE named ``src``.
+_INSERT_RUN = (
+    "INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, owner, status, metadata, kwargs,"
+    " multitask_strategy, worker_id, lease_expires_at, run_after)"
+    " SELECT %(run_id)s, src.thread_id, %(assistant_id)s, %(graph_id)s, %(owner)s, %(status)s, %(metadata)s,"
+    " %(kwargs)s, %(strategy)s, %(worker)s,"
+    " CASE WHEN %(worker)s::text IS NOT NULL THEN now() + make_interval(secs => %(lease)s) END,"
+    " now() + make_interval(secs => %(after)s) FROM src"
+    f" RETURNING {COLS}"
+)
+_MARK_THREAD_BUSY = (
+    "UPDATE threads SET status = 'busy', updated_at = now(), metadata = metadata || %(tmeta)s"
+    " WHERE thread_id IN (SELECT thread_id FROM ins)"
+)
+# Fast path: the thread exists, is the caller's and has nothing in flight -> insert already running.
+CREATE_STARTED = (
+    "WITH t AS (SELECT thread_id FROM threads WHERE thread_id = %(thread_id)s AND owner = %(owner)s FOR UPDATE),"
+    " src AS (SELECT t.thread_id FROM t WHERE NOT EXISTS (SELECT 1 FROM runs r"
+    " WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))),"
+    f" ins AS ({_INSERT_RUN}), upd AS ({_MARK_THREAD_BUSY}) SELECT * FROM ins"
+)
+# General path, inside a transaction that already locked (or created) the thread.
+CREATE_RUN = (
+    f"WITH src AS (SELECT %(thread_id)s::uuid AS thread_id), ins AS ({_INSERT_RUN}),"
+    f" upd AS ({_MARK_THREAD_BUSY}) SELECT * FROM ins"
+)
+LOCK_THREAD_WITH_INFLIGHT = (
+    "SELECT t.thread_id, (SELECT coalesce(array_agg(r.run_id::text || ':' || r.status), '{}')"
+    " FROM runs r WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running')) AS inflight"
+    " FROM threads t WHERE t.thread_id = %s AND t.owner = %s FOR UPDATE"
+)
+INSERT_BUSY_THREAD = "INSERT INTO threads (thread_id, owner, metadata, status) VALUES (%s, %s, %s, 'busy')"
+DELETE_RUNS = "DELETE FROM runs WHERE run_id = ANY(%s::uuid[])"
+INTERRUPT_PENDING_FOR_MULTITASK = (
+    "UPDATE runs SET status = 'interrupted', cancel_reason = 'multitask',"
+    " updated_at = now() WHERE run_id = ANY(%s::uuid[]) AND status = 'pending'"
+)
+SELECT_RUN = f"SELECT {COLS} FROM runs WHERE run_id = %s AND owner = %s"
+SELECT_THREAD_RUN = f"SELECT {COLS} FROM runs WHERE run_id = %s AND thread_id = %s AND owner = %s"
+RUN_STATUS = "SELECT status FROM runs WHERE run_id = %s"
+LIST_TEMPLATE = f"SELECT {COLS} FROM runs WHERE {{where}} ORDER BY created_at DESC LIMIT %(limit)s OFFSET %(offset)s"
+OWNED_RUN_STATUS = "SELECT status FROM runs WHERE run_id = %s AND thread_id = %s AND owner = %s"
+DELETE_RUN = "DELETE FROM runs WHERE run_id = %s"
+ROLLBACK_PENDING = "DELETE FROM runs WHERE run_id = ANY(%s::uuid[]) AND status = 'pending' RETURNING run_id, thread_id"
+CANCEL_PENDING = (
+    "UPDATE runs SET status = 'interrupted', cancel_reason = 'cancelled', updated_at = now()"
+    " WHERE run_id = ANY(%s::uuid[]) AND status = 'pending' RETURNING run_id, thread_id"
+)
+INFLIGHT_TEMPLATE = "SELECT run_id, thread_id, status FROM runs WHERE {where}"
+# The fenced finish: the run update and the thread summary commit together, in one round trip.
+FINISH = (
+    "WITH r AS (UPDATE runs SET status = %(run_status)s, worker_id = NULL, lease_expires_at = NULL,"
+    " updated_at = now() WHERE run_id = %(run)s AND worker_id = %(worker)s AND status = 'running'"
+    " RETURNING thread_id)"
+    " UPDATE threads t SET status = CASE WHEN EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = t.thread_id"
+    " AND x.run_id <> %(run)s AND x.status IN ('pending', 'running')) THEN 'busy' ELSE %(status)s END,"
+    ' "values" = CASE WHEN %(upd)s THEN %(values)s ELSE t."values" END,'
+    " interrupts = CASE WHEN %(upd)s THEN %(interrupts)s ELSE t.interrupts END,"
+    " error = %(error)s, updated_at = now(),"
+    " state_updated_at = CASE WHEN %(upd)s THEN now() ELSE t.state_updated_at END"
+    " FROM r WHERE t.thread_id = r.thread_id RETURNING t.thread_id"
+)
+DELETE_OWN_RUN = "DELETE FROM runs WHERE run_id = %s AND worker_id = %s RETURNING thread_id"
+REFRESH_THREAD_STATUS = (
+    "UPDATE threads SET status = CASE WHEN EXISTS (SELECT 1 FROM runs WHERE thread_id = %(t)s"
+    " AND status IN ('pending', 'running')) THEN 'busy' WHEN status = 'busy' THEN 'idle' ELSE status END,"
+    " updated_at = now() WHERE thread_id = %(t)s"
+)
+QUEUE_STATS = (
+    "SELECT count(*) AS depth, coalesce(extract(epoch FROM now() - min(run_after)), 0)::float8 AS oldest"
+    " FROM runs WHERE status = 'pending' AND run_after <= now()"
+)
 
 
 def run_out(row: dict[str, Any]) -> dict[str, Any]:
@@ -62,6 +135,24 @@ class Created:
     cancelled: list[str] = field(default_factory=list)  # pending runs this insert cancelled
 
 
+def _insert_params(new: NewRun, *, worker_id: str | None, lease_seconds: float) -> dict[str, Any]:
+    return {
+        "run_id": new.run_id,
+        "thread_id": new.thread_id,
+        "assistant_id": new.assistant_id,
+        "graph_id": new.graph_id,
+        "owner": new.owner,
+        "status": "running" if worker_id is not None else "pending",
+        "metadata": Jsonb(new.metadata),
+        "kwargs": Jsonb(new.kwargs),
+        "strategy": new.multitask_strategy,
+        "worker": worker_id,
+        "lease": lease_seconds,
+        "after": max(new.after_seconds, 0.0),
+        "tmeta": Jsonb(new.thread_metadata),
+    }
+
+
 async def create(conn: Conn, new: NewRun, *, worker_id: str | None, lease_seconds: float) -> Created:
     """Insert a run, applying the thread's multitask strategy, in one transaction.
 
@@ -73,22 +164,14 @@ async def create(conn: Conn, new: NewRun, *, worker_id: str | None, lease_second
         if fast is not None:
             return Created(run=fast, started=True)
     async with conn.transaction():
-        cur = await conn.execute(
-            "SELECT t.thread_id, (SELECT coalesce(array_agg(r.run_id::text || ':' || r.status), '{}')"
-            " FROM runs r WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running')) AS inflight"
-            " FROM threads t WHERE t.thread_id = %s AND t.owner = %s FOR UPDATE",
-            (new.thread_id, new.owner),
-        )
+        cur = await conn.execute(LOCK_THREAD_WITH_INFLIGHT, (new.thread_id, new.owner))
         row = await cur.fetchone()
         inflight: list[tuple[str, str]] = []
         if row is None:
             if new.if_not_exists != "create":
                 raise NotFound(f"thread {new.thread_id} not found")
             try:
-                await conn.execute(
-                    "INSERT INTO threads (thread_id, owner, metadata, status) VALUES (%s, %s, %s, 'busy')",
-                    (new.thread_id, new.owner, Jsonb(new.thread_metadata)),
-                )
+                await conn.execute(INSERT_BUSY_THREAD, (new.thread_id, new.owner, Jsonb(new.thread_metadata)))
             except UniqueViolation:
                 raise NotFound(f"thread {new.thread_id} not found") from None  # another tenant's id
         else:
@@ -103,42 +186,11 @@ async def create(conn: Conn, new: NewRun, *, worker_id: str | None, lease_second
                 to_cancel = [rid for rid, status in inflight if status == "running"]
                 cancelled = pending
                 if pending:
-                    if new.multitask_strategy == "rollback":
-                        await conn.execute("DELETE FROM runs WHERE run_id = ANY(%s::uuid[])", (pending,))
-                    else:
-                        await conn.execute(
-                            "UPDATE runs SET status = 'interrupted', cancel_reason = 'multitask',"
-                            " updated_at = now() WHERE run_id = ANY(%s::uuid[]) AND status = 'pending'",
-                            (pending,),
-                        )
+                    statement = DELETE_RUNS if new.multitask_strategy == "rollback" else INTERRUPT_PENDING_FOR_MULTITASK
+                    await conn.execute(statement, (pending,))
         start = worker_id is not None and not inflight and new.after_seconds <= 0
-        cur = await conn.execute(
-            f"WITH ins AS (INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, owner, status, metadata,"
-            f" kwargs, multitask_strategy, worker_id, lease_expires_at, run_after)"
-            f" VALUES (%(run_id)s, %(thread_id)s, %(assistant_id)s, %(graph_id)s, %(owner)s, %(status)s,"
-            f" %(metadata)s, %(kwargs)s, %(strategy)s, %(worker)s,"
-            f" CASE WHEN %(start)s THEN now() + make_interval(secs => %(lease)s) END,"
-            f" now() + make_interval(secs => %(after)s)) RETURNING {_COLS}),"
-            f" upd AS (UPDATE threads SET status = 'busy', updated_at = now(), metadata = metadata || %(tmeta)s"
-            f" WHERE thread_id = %(thread_id)s)"
-            f" SELECT * FROM ins",
-            {
-                "run_id": new.run_id,
-                "thread_id": new.thread_id,
-                "assistant_id": new.assistant_id,
-                "graph_id": new.graph_id,
-                "owner": new.owner,
-                "status": "running" if start else "pending",
-                "metadata": Jsonb(new.metadata),
-                "kwargs": Jsonb(new.kwargs),
-                "strategy": new.multitask_strategy,
-                "worker": worker_id if start else None,
-                "start": start,
-                "lease": lease_seconds,
-                "after": max(new.after_seconds, 0.0),
-                "tmeta": Jsonb(new.thread_metadata),
-            },
-        )
+        params = _insert_params(new, worker_id=worker_id if start else None, lease_seconds=lease_seconds)
+        cur = await conn.execute(CREATE_RUN, params)
         inserted = await cur.fetchone()
         assert inserted is not None
         return Created(run=dict(inserted), started=start, to_cancel=to_cancel, cancelled=cancelled)
@@ -151,33 +203,7 @@ async def _create_started(conn: Conn, new: NewRun, worker_id: str, lease_seconds
     creator won the thread's single running slot); the caller then takes the general path.
     """
     try:
-        cur = await conn.execute(
-            f"WITH t AS (SELECT thread_id FROM threads WHERE thread_id = %(thread_id)s AND owner = %(owner)s"
-            f" FOR UPDATE),"
-            f" free AS (SELECT t.thread_id FROM t WHERE NOT EXISTS (SELECT 1 FROM runs r"
-            f" WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))),"
-            f" ins AS (INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, owner, status, metadata,"
-            f" kwargs, multitask_strategy, worker_id, lease_expires_at, run_after)"
-            f" SELECT %(run_id)s, free.thread_id, %(assistant_id)s, %(graph_id)s, %(owner)s, 'running',"
-            f" %(metadata)s, %(kwargs)s, %(strategy)s, %(worker)s, now() + make_interval(secs => %(lease)s),"
-            f" now() FROM free RETURNING {_COLS}),"
-            f" upd AS (UPDATE threads SET status = 'busy', updated_at = now(), metadata = metadata || %(tmeta)s"
-            f" WHERE thread_id IN (SELECT thread_id FROM ins))"
-            f" SELECT * FROM ins",
-            {
-                "run_id": new.run_id,
-                "thread_id": new.thread_id,
-                "assistant_id": new.assistant_id,
-                "graph_id": new.graph_id,
-                "owner": new.owner,
-                "metadata": Jsonb(new.metadata),
-                "kwargs": Jsonb(new.kwargs),
-                "strategy": new.multitask_strategy,
-                "worker": worker_id,
-                "lease": lease_seconds,
-                "tmeta": Jsonb(new.thread_metadata),
-            },
-        )
+        cur = await conn.execute(CREATE_STARTED, _insert_params(new, worker_id=worker_id, lease_seconds=lease_seconds))
     except UniqueViolation:
         return None
     row = await cur.fetchone()
@@ -186,12 +212,9 @@ async def _create_started(conn: Conn, new: NewRun, worker_id: str, lease_seconds
 
 async def get(conn: Conn, owner: str, thread_id: uuid.UUID | None, run_id: uuid.UUID) -> dict[str, Any]:
     if thread_id is None:
-        cur = await conn.execute(f"SELECT {_COLS} FROM runs WHERE run_id = %s AND owner = %s", (run_id, owner))
+        cur = await conn.execute(SELECT_RUN, (run_id, owner))
     else:
-        cur = await conn.execute(
-            f"SELECT {_COLS} FROM runs WHERE run_id = %s AND thread_id = %s AND owner = %s",
-            (run_id, thread_id, owner),
-        )
+        cur = await conn.execute(SELECT_THREAD_RUN, (run_id, thread_id, owner))
     row = await cur.fetchone()
     if row is None:
         raise NotFound(f"run {run_id} not found")
@@ -199,7 +222,7 @@ async def get(conn: Conn, owner: str, thread_id: uuid.UUID | None, run_id: uuid.
 
 
 async def status_of(conn: Conn, run_id: uuid.UUID | str) -> str | None:
-    cur = await conn.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,))
+    cur = await conn.execute(RUN_STATUS, (run_id,))
     row = await cur.fetchone()
     return None if row is None else str(row["status"])
 
@@ -212,40 +235,24 @@ async def list_for_thread(
     if status:
         clauses.append("status = %(status)s")
         params["status"] = status
-    cur = await conn.execute(
-        f"SELECT {_COLS} FROM runs WHERE {' AND '.join(clauses)} ORDER BY created_at DESC"
-        " LIMIT %(limit)s OFFSET %(offset)s",
-        params,
-    )
+    cur = await conn.execute(LIST_TEMPLATE.format(where=" AND ".join(clauses)), params)
     return [dict(r) for r in await cur.fetchall()]
 
 
 async def delete(conn: Conn, owner: str, thread_id: uuid.UUID, run_id: uuid.UUID) -> None:
-    cur = await conn.execute(
-        "SELECT status FROM runs WHERE run_id = %s AND thread_id = %s AND owner = %s", (run_id, thread_id, owner)
-    )
+    cur = await conn.execute(OWNED_RUN_STATUS, (run_id, thread_id, owner))
     row = await cur.fetchone()
     if row is None:
         raise NotFound(f"run {run_id} not found")
     if row["status"] in INFLIGHT:
         raise Conflict(f"run {run_id} is {row['status']}; cancel it before deleting")
-    await conn.execute("DELETE FROM runs WHERE run_id = %s", (run_id,))
+    await conn.execute(DELETE_RUN, (run_id,))
 
 
 async def cancel_pending(conn: Conn, run_ids: list[str], action: str) -> list[dict[str, Any]]:
     """Cancel runs still waiting in the queue; returns the rows cancelled (the rest are running)."""
     async with conn.transaction():
-        if action == "rollback":
-            cur = await conn.execute(
-                "DELETE FROM runs WHERE run_id = ANY(%s::uuid[]) AND status = 'pending' RETURNING run_id, thread_id",
-                (run_ids,),
-            )
-        else:
-            cur = await conn.execute(
-                "UPDATE runs SET status = 'interrupted', cancel_reason = 'cancelled', updated_at = now()"
-                " WHERE run_id = ANY(%s::uuid[]) AND status = 'pending' RETURNING run_id, thread_id",
-                (run_ids,),
-            )
+        cur = await conn.execute(ROLLBACK_PENDING if action == "rollback" else CANCEL_PENDING, (run_ids,))
         rows = [dict(r) for r in await cur.fetchall()]
         for thread_id in {r["thread_id"] for r in rows}:
             await _refresh_thread_status(conn, thread_id)
@@ -264,7 +271,7 @@ async def inflight(
     if run_ids is not None:
         clauses.append("run_id = ANY(%(run_ids)s)")
         params["run_ids"] = run_ids
-    cur = await conn.execute(f"SELECT run_id, thread_id, status FROM runs WHERE {' AND '.join(clauses)}", params)
+    cur = await conn.execute(INFLIGHT_TEMPLATE.format(where=" AND ".join(clauses)), params)
     return [dict(r) for r in await cur.fetchall()]
 
 
@@ -280,21 +287,9 @@ async def finish(
     error: dict[str, Any] | None,
     update_state: bool,
 ) -> bool:
-    """Mark the run done and summarise the thread, fenced by the lease owner. False if we lost it.
-
-    One statement (one round trip): the run update and the thread summary commit together.
-    """
+    """Mark the run done and summarise the thread, fenced by the lease owner. False if we lost it."""
     cur = await conn.execute(
-        "WITH r AS (UPDATE runs SET status = %(run_status)s, worker_id = NULL, lease_expires_at = NULL,"
-        " updated_at = now() WHERE run_id = %(run)s AND worker_id = %(worker)s AND status = 'running'"
-        " RETURNING thread_id)"
-        " UPDATE threads t SET status = CASE WHEN EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = t.thread_id"
-        " AND x.run_id <> %(run)s AND x.status IN ('pending', 'running')) THEN 'busy' ELSE %(status)s END,"
-        ' "values" = CASE WHEN %(upd)s THEN %(values)s ELSE t."values" END,'
-        " interrupts = CASE WHEN %(upd)s THEN %(interrupts)s ELSE t.interrupts END,"
-        " error = %(error)s, updated_at = now(),"
-        " state_updated_at = CASE WHEN %(upd)s THEN now() ELSE t.state_updated_at END"
-        " FROM r WHERE t.thread_id = r.thread_id RETURNING t.thread_id",
+        FINISH,
         {
             "run": run_id,
             "worker": worker_id,
@@ -312,9 +307,7 @@ async def finish(
 async def delete_cancelled(conn: Conn, run_id: uuid.UUID | str, worker_id: str) -> uuid.UUID | None:
     """Rollback: the run disappears (its checkpoints are deleted by the caller)."""
     async with conn.transaction():
-        cur = await conn.execute(
-            "DELETE FROM runs WHERE run_id = %s AND worker_id = %s RETURNING thread_id", (run_id, worker_id)
-        )
+        cur = await conn.execute(DELETE_OWN_RUN, (run_id, worker_id))
         row = await cur.fetchone()
         if row is None:
             return None
@@ -323,12 +316,7 @@ async def delete_cancelled(conn: Conn, run_id: uuid.UUID | str, worker_id: str) 
 
 
 async def _refresh_thread_status(conn: Conn, thread_id: uuid.UUID) -> None:
-    await conn.execute(
-        "UPDATE threads SET status = CASE WHEN EXISTS (SELECT 1 FROM runs WHERE thread_id = %(t)s"
-        " AND status IN ('pending', 'running')) THEN 'busy' WHEN status = 'busy' THEN 'idle' ELSE status END,"
-        " updated_at = now() WHERE thread_id = %(t)s",
-        {"t": thread_id},
-    )
+    await conn.execute(REFRESH_THREAD_STATUS, {"t": thread_id})
 
 
 async def queue_stats(conn: Conn) -> tuple[int, float]:
@@ -336,10 +324,7 @@ async def queue_stats(conn: Conn) -> tuple[int, float]:
     has passed. One range scan of the partial index ``runs_pending_idx (run_after, created_at) WHERE
     status = 'pending'``. The age counts from ``run_after`` (when the run became due, not when it was
     created), so a delayed run is not "old" the moment its delay ends; 0 when nothing is due."""
-    cur = await conn.execute(
-        "SELECT count(*) AS depth, coalesce(extract(epoch FROM now() - min(run_after)), 0)::float8 AS oldest"
-        " FROM runs WHERE status = 'pending' AND run_after <= now()"
-    )
+    cur = await conn.execute(QUEUE_STATS)
     row = await cur.fetchone()
     assert row is not None
     return int(row["depth"]), max(float(row["oldest"]), 0.0)

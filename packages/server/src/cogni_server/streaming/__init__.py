@@ -6,7 +6,6 @@ and ``RedisBroker`` (Redis Streams, any instance can serve any stream). ``build_
 Thread-level stream (``GET /threads/{id}/stream``): a thread has its own stream, separate from its
 runs' streams, with its own ids. ``publish(run_id, ..., thread_id=t)`` appends the event to the run's
 stream and mirrors it to thread ``t``'s stream in the same call (one Redis round trip);
-``publish_thread_event`` appends to the thread stream only (e.g. a thread status change);
 ``subscribe_thread`` reads it with the same ``last_event_id`` rules as ``subscribe`` and never ends by
 itself: the route stops it when the client disconnects.
 

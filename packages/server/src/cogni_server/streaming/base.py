@@ -52,10 +52,6 @@ class StreamBroker(Protocol):
         """Events of the run: ``None`` from now on, ``"-1"`` replay all retained, ``"<id>"`` after id."""
         ...
 
-    async def publish_thread_event(self, thread_id: str, event: str, data: bytes, *, resumable: bool = True) -> str:
-        """Append an event only to the thread-level stream (``GET /threads/{id}/stream``)."""
-        ...
-
     def subscribe_thread(self, thread_id: str, *, last_event_id: str | None = None) -> AsyncIterator[StreamEvent]:
         """Events of every run of the thread; never ends by itself (stop by closing the iterator)."""
         ...

@@ -166,10 +166,6 @@ class InMemoryBroker:
             self._purge(now)
         return event_id
 
-    async def publish_thread_event(self, thread_id: str, event: str, data: bytes, *, resumable: bool = True) -> str:
-        now = time.monotonic()
-        return self._append(self._thread(thread_id, now), event, data, resumable, now)
-
     def _thread(self, thread_id: str, now: float) -> _Stream:
         stream = self._threads.get(thread_id)
         if stream is None:

@@ -18,7 +18,7 @@ subscriber moves from replay to live is never skipped. One pub/sub connection pe
 control and wake-up messages (started on first wait). Own wake-ups are delivered locally at once and
 ignored when they come back over pub/sub.
 
-Stream writes (``publish``, ``publish_thread_event``, ``end``) go through one ``BatchedStreamWriter``
+Stream writes (``publish``, ``end``) go through one ``BatchedStreamWriter``
 per broker: events queue in order and one flusher task writes them in pipelines, so a long answer
 costs a few round trips, not one per token. ``end()`` and ``close()`` write everything queued first.
 """
@@ -112,10 +112,6 @@ class RedisBroker:
     ) -> str:
         fields: Any = {b"e": event, b"d": data, b"r": b"1" if resumable else b"0"}
         return await self._writer.publish(run_id, fields, thread_id)
-
-    async def publish_thread_event(self, thread_id: str, event: str, data: bytes, *, resumable: bool = True) -> str:
-        fields: Any = {b"e": event, b"d": data, b"r": b"1" if resumable else b"0"}
-        return await self._writer.publish_thread(thread_id, fields)
 
     async def end(self, run_id: str) -> None:
         await self._writer.end(run_id)

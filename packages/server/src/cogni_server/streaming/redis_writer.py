@@ -39,7 +39,7 @@ MAX_TRACKED_RUNS = 10_000  # last-id entries kept for runs that never called end
 
 @dataclass(eq=False)
 class _Op:
-    """One buffered write. ``kind``: publish | thread | end | barrier."""
+    """One buffered write. ``kind``: publish | end | barrier."""
 
     kind: str
     run_id: str = ""
@@ -106,11 +106,6 @@ class BatchedStreamWriter:
                 if self._seeding.get(run_id) is op.future:
                     del self._seeding[run_id]
         raise RuntimeError(f"could not assign an event id for run {run_id}")  # pragma: no cover
-
-    async def publish_thread(self, thread_id: str, fields: Any) -> str:
-        op = self._enqueue(_Op("thread", thread_id=thread_id, fields=fields, future=self._new_future()))
-        assert op.future is not None
-        return await op.future
 
     async def end(self, run_id: str) -> None:
         """Write the end marker after every event buffered before it; raise a pending write error."""
@@ -205,7 +200,7 @@ class BatchedStreamWriter:
                 if key not in expired:  # once per key and batch, before any end() of it in this batch
                     expired.add(key)
                     add(op, pipe.expire, key, self._idle_ttl)
-            if op.kind in ("publish", "thread") and op.thread_id is not None:
+            if op.kind == "publish" and op.thread_id is not None:
                 tkey = self._thread_key(op.thread_id)
                 add(op, pipe.xadd, tkey, op.fields, maxlen=self._max_events, approximate=True)
                 if tkey not in expired:

@@ -1,0 +1,42 @@
+"""Parsing path and query parameters the way both official clients send them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from cogni_server.errors import Invalid
+
+
+def parse_id(value: str, what: str) -> uuid.UUID:
+    """A path or body id that must be a UUID; anything else answers 422 naming it."""
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        raise Invalid(f"{what} must be a UUID, got {value!r}") from None
+
+
+def parse_ids(values: list[str] | None, what: str) -> list[uuid.UUID] | None:
+    return None if values is None else [parse_id(v, what) for v in values]
+
+
+def query_list(values: list[str] | None, what: str) -> list[str]:
+    """A list in the query string, as either client sends it.
+
+    The Python client repeats the parameter (``?select=a&select=b``); the JS client sends one
+    JSON-encoded array (``?select=["a","b"]``). Empty values (``?stream_mode=``) mean "not given".
+    """
+    out: list[str] = []
+    for value in values or ():
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                items = json.loads(text)
+            except ValueError:
+                raise Invalid(f"{what} is not a valid JSON array: {value!r}") from None
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise Invalid(f"{what} must be a list of strings, got {value!r}")
+            out.extend(i for i in items if i)
+        elif text:
+            out.append(text)
+    return out

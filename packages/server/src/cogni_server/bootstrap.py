@@ -1,0 +1,108 @@
+"""The composition root: builds one server process (database, checkpointer, graphs, broker, workers)
+and tears it down in the right order. The FastAPI app and the CLI both start the process through
+``running_server``; nothing else constructs these parts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from cogni_server.auth import Authenticator, build_authenticator
+from cogni_server.config import Settings
+from cogni_server.graphs import GraphRegistry
+from cogni_server.runs.executor import Executor
+from cogni_server.runs.worker import WorkerPool
+from cogni_server.services.context import ServerContext
+from cogni_server.storage import assistants as assistant_repo
+from cogni_server.storage.checkpointer import PooledPostgresSaver, setup_checkpointer
+from cogni_server.storage.migrations import migrate
+from cogni_server.storage.pool import open_pool
+from cogni_server.streaming import build_broker
+
+log = logging.getLogger("cogni_server")
+
+
+def authenticator_for(settings: Settings) -> Authenticator:
+    """The caller authentication the settings ask for; a misconfiguration is a start-up error."""
+    return build_authenticator(
+        settings.auth_mode,
+        api_keys=settings.api_key_map() or None,
+        jwt_secret=settings.jwt_secret,
+        jwt_public_key=settings.jwt_public_key,
+        jwt_algorithm=settings.jwt_algorithm,
+        jwt_audience=settings.jwt_audience,
+        jwt_issuer=settings.jwt_issuer,
+    )
+
+
+@asynccontextmanager
+async def running_server(
+    settings: Settings,
+    database_url: str,
+    *,
+    registry: GraphRegistry,
+    authenticator: Authenticator,
+    start_workers: bool = True,
+) -> AsyncIterator[ServerContext]:
+    """Migrate, open the pool and broker, register system assistants, start the workers; on exit
+    drain the workers (running runs finish or go back to the queue), then close broker and pool."""
+    applied = await migrate(database_url)
+    if applied:
+        log.info("applied migrations: %s", applied)
+    pool = await open_pool(
+        database_url,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        connect_timeout=settings.database_connect_timeout,
+    )
+    broker = build_broker(settings.redis_url or None, key_prefix=settings.redis_key_prefix)
+    workers: WorkerPool | None = None
+    try:
+        checkpointer = PooledPostgresSaver(pool)
+        await setup_checkpointer(pool, checkpointer)
+        system_assistants: dict[str, dict[str, Any]] = {}
+        async with pool.connection() as conn:
+            for graph_id in registry.graph_ids():
+                row = await assistant_repo.upsert_system(conn, graph_id)
+                system_assistants[graph_id] = system_assistants[row["assistant_id"]] = row
+        executor = Executor(
+            pool=pool,
+            checkpointer=checkpointer,
+            registry=registry,
+            broker=broker,
+            run_timeout=settings.run_timeout_seconds,
+        )
+        workers = WorkerPool(
+            pool=pool,
+            executor=executor,
+            broker=broker,
+            settings=settings,
+            enabled=settings.run_workers and start_workers,
+        )
+        context = ServerContext(
+            settings=settings,
+            pool=pool,
+            checkpointer=checkpointer,
+            registry=registry,
+            broker=broker,
+            executor=executor,
+            workers=workers,
+            authenticator=authenticator,
+            system_assistants=system_assistants,
+        )
+        workers.start()
+        log.info(
+            "cogni-server ready: graphs=%s workers=%s auth=%s",
+            registry.graph_ids(),
+            settings.n_jobs_per_worker if workers.enabled else 0,
+            settings.auth_mode,
+        )
+        yield context
+    finally:
+        if workers is not None:
+            await workers.drain(settings.drain_seconds)
+        await broker.close()
+        await pool.close()

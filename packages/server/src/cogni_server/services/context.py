@@ -1,0 +1,33 @@
+"""The process's shared parts, as the services see them: one value handed to every service call.
+
+Built once per process by the composition root (``cogni_server.bootstrap``); routes, the CLI and the
+background loops (sweepers, scheduler) all pass the same object, so a service never needs an HTTP
+request to find its database, broker or workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from cogni_server.auth import Authenticator
+from cogni_server.config import Settings
+from cogni_server.graphs import GraphRegistry
+from cogni_server.runs.executor import Executor
+from cogni_server.runs.worker import WorkerPool
+from cogni_server.streaming import StreamBroker
+
+
+@dataclass
+class ServerContext:
+    settings: Settings
+    pool: AsyncConnectionPool[Any]
+    checkpointer: Any
+    registry: GraphRegistry
+    broker: StreamBroker
+    executor: Executor
+    workers: WorkerPool
+    authenticator: Authenticator
+    system_assistants: dict[str, dict[str, Any]]  # graph id and assistant id -> row (read-only rows)
