@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from cogni_litellm_sink.testing import LlmStack, running_llm_stack
 from testsupport import ManagedProcess, free_port, fresh_database
+from testsupport.llm_stack import LlmStack, running_llm_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.proxy]
 ADMIN = "op-" + "a" * 40
