@@ -1,5 +1,6 @@
-"""Graph executors: the port, the catalog port, the providers (in-process, Agent Server), the router and the
-shared stream translator."""
+"""Graph executors: the port, the catalog port, the providers (in-process, Agent Server) and the router.
+
+Both providers feed the same stream translator (`executors.translate`)."""
 
 from cogni_app.executors.catalog import (
     AgentCatalogPort,
@@ -17,9 +18,8 @@ from cogni_app.executors.port import (
     UnknownGraph,
     UsageTotals,
 )
-from cogni_app.executors.router import AgentListing, CatalogFailure, ExecutorRouter, RoutedAgent, parse_executor_map
+from cogni_app.executors.router import AgentListing, CatalogFailure, ExecutorRouter, RoutedAgent
 from cogni_app.executors.server import LangGraphServerProvider
-from cogni_app.executors.translate import StreamTranslator
 
 __all__ = [
     "AgentCatalogPort",
@@ -36,9 +36,7 @@ __all__ = [
     "InProcProvider",
     "LangGraphServerProvider",
     "RoutedAgent",
-    "StreamTranslator",
     "ToolCallRecord",
     "UnknownGraph",
     "UsageTotals",
-    "parse_executor_map",
 ]
