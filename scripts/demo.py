@@ -32,9 +32,9 @@ from langgraph_sdk import get_client
 
 from cogni_ai_core import GraphRunConfig, derive_thread_id, price_usage
 from cogni_litellm_sink.proxy import LiteLLMProxy
-from cogni_litellm_sink.testing import wait_for_spend_row
 from cogni_server.embedded_pg import EmbeddedPostgres
 from testsupport import ManagedProcess
+from testsupport.llm_stack import wait_for_spend_row
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".data" / "demo"

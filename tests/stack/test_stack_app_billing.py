@@ -21,8 +21,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from cogni_ai_core import price_usage
-from cogni_litellm_sink.testing import LlmStack, running_llm_stack
 from testsupport import ManagedProcess, free_port, fresh_database
+from testsupport.llm_stack import LlmStack, running_llm_stack
 
 pytestmark = [pytest.mark.stack, pytest.mark.proxy, pytest.mark.integration]
 ADMIN = "stack-admin-" + "k" * 32

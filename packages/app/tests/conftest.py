@@ -8,9 +8,9 @@ import psycopg
 import pytest
 
 from cogni_app.db import AppDatabase
-from cogni_app.db.testing import open_migrated
 from cogni_litellm_sink.schema import DDL
 from testsupport import fresh_database
+from testsupport.app_db import open_migrated
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from cogni_litellm_sink.testing import LlmStack, running_llm_stack
 from testsupport import ManagedProcess, free_port, fresh_database
+from testsupport.llm_stack import LlmStack, running_llm_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.proxy]
 ADMIN = "op-" + "a" * 40
@@ -128,6 +128,16 @@ def test_models_lists_the_allowlist_with_its_default(app: App) -> None:
     ids = {m["id"]: m for m in body["models"]}
     assert body["defaultModelId"] == "gpt-4o-mini"
     assert ids["free-chat"]["isFree"] is True and ids["gpt-4o-mini"]["isDefault"] is True
+
+
+def test_agents_lists_the_catalog_graphs_run_in_process(app: App) -> None:
+    key = app.new_account()
+    body = app.http.get("/v1/agents", headers={"Authorization": f"Bearer {key}"}).json()
+    assert [a["id"] for a in body["agents"]] == ["langgraph:chat", "langgraph:poet", "langgraph:research"]
+    poet = body["agents"][1]
+    assert poet["displayName"] == "Poet" and poet["description"] and poet["tools"] == ["core__get_current_time"]
+    assert body["defaultAgentId"] == "langgraph:chat"
+    assert app.http.get("/v1/agents").status_code == 401
 
 
 def test_free_model_is_served_and_charges_nothing(app: App) -> None:

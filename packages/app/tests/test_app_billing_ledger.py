@@ -19,8 +19,8 @@ from cogni_app.billing import (
     estimate_credits,
 )
 from cogni_app.db import AppDatabase, applied_versions, migrate
-from cogni_app.db.testing import open_migrated
 from testsupport import fresh_database
+from testsupport.app_db import open_migrated
 
 pytestmark = pytest.mark.integration
 

@@ -31,8 +31,8 @@ from cogni_app.executors import (
 )
 from cogni_app.relay import Relay
 from cogni_app.service_auth import ServiceTokenMinter
-from cogni_litellm_sink.testing import LlmStack, running_llm_stack
 from testsupport import ManagedProcess, free_port, fresh_database
+from testsupport.llm_stack import LlmStack, running_llm_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.proxy]
 SECRET = "parity-" + "s" * 40

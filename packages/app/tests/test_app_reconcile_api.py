@@ -20,9 +20,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from cogni_app.billing import Accounts, Ledger
-from cogni_app.db.testing import open_migrated
 from cogni_app.reconcile import LiteLLMSpendLogsApiSource, Reconciler
 from testsupport import fresh_database, serve_asgi
+from testsupport.app_db import open_migrated
 
 MASTER_KEY = "sk-fake-master"
 

@@ -10,11 +10,11 @@ import pytest
 
 from cogni_ai_core import ExecutorType, LlmCallUsage, price_usage
 from cogni_app.billing import Accounts, Ledger
-from cogni_app.db.testing import open_migrated
 from cogni_app.models import ModelAllowlist
 from cogni_app.reconcile import Reconciler, SinkTableSource
-from cogni_litellm_sink.testing import LlmStack, running_llm_stack
 from testsupport import fresh_database
+from testsupport.app_db import open_migrated
+from testsupport.llm_stack import LlmStack, running_llm_stack
 
 pytestmark = [pytest.mark.proxy, pytest.mark.integration]
 

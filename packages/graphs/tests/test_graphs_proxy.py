@@ -14,7 +14,7 @@ from langchain_core.messages import AIMessageChunk, HumanMessage
 from cogni_ai_core import ExecutorType, GraphRunConfig, LlmCallUsage, normalize_error
 from cogni_graphs import compile_graph
 from cogni_graphs.llm import LlmCallError
-from cogni_litellm_sink.testing import LlmStack, running_llm_stack
+from testsupport.llm_stack import LlmStack, running_llm_stack
 
 pytestmark = [pytest.mark.proxy, pytest.mark.integration]
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cogni_litellm_sink.testing import LlmStack, running_llm_stack
+from testsupport.llm_stack import LlmStack, running_llm_stack
 
 
 @pytest.fixture(scope="session")

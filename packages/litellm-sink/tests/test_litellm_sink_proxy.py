@@ -12,7 +12,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from cogni_litellm_sink.testing import LlmStack
+from testsupport.llm_stack import LlmStack
 
 pytestmark = [pytest.mark.proxy, pytest.mark.integration]
 

@@ -12,13 +12,14 @@ import pytest
 
 from cogni_litellm_sink.proxy import LiteLLMProxy
 from cogni_litellm_sink.schema import DDL, TABLE
-from cogni_litellm_sink.testing import free_port, fresh_sink_database, running_mock_llm, wait_for_spend_row
+from testsupport import free_port, fresh_database
+from testsupport.llm_stack import running_mock_llm, wait_for_spend_row
 
 pytestmark = [pytest.mark.proxy, pytest.mark.integration]
 
 
 def test_sigterm_waits_for_the_queued_row_to_be_written() -> None:
-    with running_mock_llm() as mock_url, fresh_sink_database() as db_url:
+    with running_mock_llm() as mock_url, fresh_database("cogni_sink") as db_url:
         with psycopg.connect(db_url, autocommit=True) as conn:
             conn.execute(DDL)
         proxy = LiteLLMProxy(free_port(), mock_url, db_url).start()

@@ -33,7 +33,7 @@ def serve(
     migrate: bool = typer.Option(True, help="Apply pending app-database migrations at start-up."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
-    """Run the chat API (POST /v1/chat, /v1/models, /v1/activity, /v1/admin/*, /metrics)."""
+    """Run the chat API (POST /v1/chat, /v1/agents, /v1/models, /v1/activity, /v1/admin/*, /metrics)."""
     from cogni_app.app import create_app
 
     settings = _settings(AppSettings)

@@ -1,8 +1,7 @@
-"""Child-process plumbing shared by the proxy runner and the test scaffolding.
+"""Child-process plumbing of the proxy runner: wait until a spawned server answers, stop its process group.
 
-Waiting until a spawned server answers and stopping its process group are needed both by
-`LiteLLMProxy` and by `testing.running_mock_llm`; stdlib only, because this package must run
-anywhere it is installed and may not import the workspace's `testsupport`.
+Stdlib only, because this package must run anywhere it is installed and may not import the
+workspace's `testsupport`.
 """
 
 from __future__ import annotations

@@ -15,12 +15,13 @@ router = APIRouter()
 @router.get("/v1/models")
 async def list_models(runtime: Runtime, _: Principal) -> dict[str, Any]:
     """LiteLLM's aliases the app allows, with the default the app picks when none is requested."""
-    models = runtime.models.models()
+    menu = runtime.services.accounts.models()
     return {
         "models": [
-            {"id": m.id, "displayName": m.display_name, "isFree": m.is_free, "isDefault": m.is_default} for m in models
+            {"id": m.id, "displayName": m.display_name, "isFree": m.is_free, "isDefault": m.is_default}
+            for m in menu.models
         ],
-        "defaultModelId": runtime.models.default_model().id,
+        "defaultModelId": menu.default.id,
     }
 
 
@@ -29,6 +30,9 @@ async def activity(
     runtime: Runtime, principal: Principal, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> dict[str, Any]:
     """The calling account's runs, newest first: LLM calls, tokens, cost (USD after markup), credits."""
-    runs = await runtime.ledger.activity(principal.billing_account_id, limit=limit)
-    balance = await runtime.ledger.balance(principal.billing_account_id)
-    return {"billingAccountId": principal.billing_account_id, "balanceCredits": balance, "runs": jsonable(runs)}
+    found = await runtime.services.accounts.activity(principal.billing_account_id, limit=limit)
+    return {
+        "billingAccountId": found.billing_account_id,
+        "balanceCredits": found.balance_credits,
+        "runs": jsonable(found.runs),
+    }

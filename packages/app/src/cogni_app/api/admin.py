@@ -1,8 +1,10 @@
-"""Operator routes under /v1/admin (bearer COGNI_ADMIN_TOKEN): accounts, credits, API keys, receipts."""
+"""Operator routes under /v1/admin (bearer COGNI_ADMIN_TOKEN): accounts, credits, API keys, receipts.
+
+An unknown account is 404 and a grant the ledger refuses (amount 0, ...) is 400, both via errors.py.
+"""
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -11,8 +13,6 @@ from pydantic.alias_generators import to_camel
 
 from cogni_app.api.deps import Operator, Runtime
 from cogni_app.api.encode import jsonable
-from cogni_app.api.errors import ApiError
-from cogni_app.billing import UnknownAccount
 
 router = APIRouter(prefix="/v1/admin", dependencies=[Operator])
 
@@ -27,7 +27,7 @@ class CreateAccount(_Body):
 
 
 class GrantCredits(_Body):
-    amount: int = Field(description="credits to add (negative to remove); never 0")
+    amount: int = Field(description="credits to add (negative to remove); never 0 (the ledger refuses it: 400)")
     reason: Annotated[str, Field(min_length=1, max_length=100)] = "grant"
     reference: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 
@@ -36,65 +36,42 @@ class CreateApiKey(_Body):
     label: Annotated[str, Field(min_length=1, max_length=100)] = "default"
 
 
-def _not_found(exc: UnknownAccount) -> ApiError:
-    return ApiError(404, "not_found", str(exc))
-
-
 @router.post("/accounts", status_code=201)
 async def create_account(body: CreateAccount, runtime: Runtime) -> dict[str, Any]:
-    account = await runtime.accounts.create_account(body.name, initial_credits=body.initial_credits)
+    account = await runtime.services.operator.create_account(body.name, initial_credits=body.initial_credits)
     return {"id": account.id, "name": account.name, "balanceCredits": account.balance_credits}
 
 
 @router.get("/accounts/{account_id}")
 async def get_account(account_id: str, runtime: Runtime) -> dict[str, Any]:
-    try:
-        account = await runtime.accounts.get_account(account_id)
-    except UnknownAccount as exc:
-        raise _not_found(exc) from exc
+    account = await runtime.services.operator.account(account_id)
     return {"id": account.id, "name": account.name, "balanceCredits": account.balance_credits}
 
 
 @router.get("/accounts/{account_id}/balance")
 async def balance(account_id: str, runtime: Runtime) -> dict[str, Any]:
-    try:
-        await runtime.accounts.get_account(account_id)
-    except UnknownAccount as exc:
-        raise _not_found(exc) from exc
-    return {"id": account_id, "balanceCredits": await runtime.ledger.balance(account_id)}
+    return {"id": account_id, "balanceCredits": await runtime.services.operator.balance(account_id)}
 
 
 @router.post("/accounts/{account_id}/credits")
 async def grant_credits(account_id: str, body: GrantCredits, runtime: Runtime) -> dict[str, Any]:
-    if body.amount == 0:
-        raise ApiError(400, "invalid_request", "amount must not be 0")
-    reference = body.reference or f"admin-{uuid.uuid4()}"
-    try:
-        new_balance = await runtime.accounts.grant_credits(
-            account_id, body.amount, reason=body.reason, reference=reference
-        )
-    except UnknownAccount as exc:
-        raise _not_found(exc) from exc
-    except ValueError as exc:
-        raise ApiError(400, "invalid_request", str(exc)) from exc
-    return {"id": account_id, "balanceCredits": new_balance, "reference": reference}
+    grant = await runtime.services.operator.grant_credits(
+        account_id, body.amount, reason=body.reason, reference=body.reference
+    )
+    return {"id": account_id, "balanceCredits": grant.balance_credits, "reference": grant.reference}
 
 
 @router.post("/accounts/{account_id}/api-keys", status_code=201)
 async def create_api_key(account_id: str, body: CreateApiKey, runtime: Runtime) -> dict[str, Any]:
     """A new virtual key and an API key on it; the plaintext key is shown this once only."""
-    try:
-        vkey = await runtime.accounts.create_virtual_key(account_id, body.label)
-        api_key = await runtime.accounts.create_api_key(account_id, vkey.id)
-    except UnknownAccount as exc:
-        raise _not_found(exc) from exc
-    return {"billingAccountId": account_id, "virtualKeyId": vkey.id, "label": vkey.label, "apiKey": api_key}
+    issued = await runtime.services.operator.issue_api_key(account_id, body.label)
+    vkey = issued.virtual_key
+    return {"billingAccountId": account_id, "virtualKeyId": vkey.id, "label": vkey.label, "apiKey": issued.api_key}
 
 
 @router.get("/runs/{run_id}/receipts")
 async def run_receipts(run_id: str, runtime: Runtime) -> dict[str, Any]:
-    receipts = await runtime.ledger.receipts_for_run(run_id)
-    return {"runId": run_id, "receipts": jsonable(receipts)}
+    return {"runId": run_id, "receipts": jsonable(await runtime.services.operator.run_receipts(run_id))}
 
 
 @router.post("/runs/{run_id}/reconcile")
@@ -102,5 +79,5 @@ async def reconcile_run(
     run_id: str, runtime: Runtime, account_id: Annotated[str, Query(alias="accountId")]
 ) -> dict[str, Any]:
     """Bill now whatever of this run the spend log has and the ledger lacks (idempotent)."""
-    created = await runtime.reconciler.reconcile_run(account_id, run_id)
+    created = await runtime.services.operator.reconcile_run(account_id, run_id)
     return {"runId": run_id, "created": created}

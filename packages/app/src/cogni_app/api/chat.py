@@ -1,45 +1,30 @@
-"""`POST /v1/chat`: run a graph for the calling account and stream its AiEvents as SSE.
+"""`POST /v1/chat`: parse and authorise, hand the message to the chat use case, stream its AiEvents as SSE.
 
-Before the stream starts, failures are HTTP statuses (400, 402, 403, 404, 408, 409, 429, 503); the
-first event is awaited before answering so that a run that fails at once still gets a status. After
-that, failures are `error` then `done` events. The run is owned by the relay, not by this request.
+Before the stream starts, failures are HTTP statuses (400, 402, 403, 404, 408, 409, 429, 503; see
+errors.py); the use case awaits the first event so that a run that fails at once still gets a status.
+After that, failures are `error` then `done` events. The run is owned by the relay, not by this request.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 import orjson
-import structlog
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
 
-from cogni_ai_core import (
-    AiEvent,
-    ErrorEvent,
-    InvalidGraphId,
-    InvalidStateKey,
-    RunContext,
-    new_state_key,
-    parse_graph_id,
-    validate_state_key,
-)
+from cogni_ai_core import AiEvent, InvalidGraphId, InvalidStateKey, parse_graph_id, validate_state_key
 from cogni_app.api.deps import Principal, Runtime
-from cogni_app.api.errors import STATUS_OF_CODE, ApiError
+from cogni_app.api.encode import run_headers
 from cogni_app.api.metrics import CHAT_REQUESTS
-from cogni_app.billing import InsufficientCredits, estimate_credits
-from cogni_app.executors import GraphRunRequest, UnknownGraph
-from cogni_app.models import UnknownModel
+from cogni_app.services import STREAMED, ChatCommand, outcome_of
 
 router = APIRouter()
-log = structlog.get_logger(__name__)
 MAX_MESSAGE_CHARS = 100_000
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
@@ -104,69 +89,22 @@ async def chat(
     x_request_id: Annotated[str | None, Header()] = None,
     traceparent: Annotated[str | None, Header()] = None,
 ) -> Response:
-    settings = runtime.settings
-    graph_id = body.graph_id or settings.cogni_default_graph_id
-    try:
-        model = runtime.models.resolve(body.model)
-    except UnknownModel as exc:
-        CHAT_REQUESTS.labels(outcome="unknown_model").inc()
-        raise ApiError(409, "unknown_model", str(exc), defaultModelId=exc.default_model_id) from exc
-
-    estimate = estimate_credits(
-        model.id, len(body.message), is_free=model.is_free, markup=settings.user_price_markup_factor
-    )
-    try:
-        await runtime.ledger.preflight(principal.billing_account_id, estimate)
-    except InsufficientCredits as exc:
-        CHAT_REQUESTS.labels(outcome="insufficient_credits").inc()
-        raise ApiError(
-            402,
-            "insufficient_credits",
-            f"this request needs about {exc.required} credits; the balance is {exc.balance}",
-            requiredCredits=exc.required,
-            balanceCredits=exc.balance,
-        ) from exc
-
-    state_key = body.state_key or new_state_key()
-    run_id = str(uuid.uuid4())
-    request_id = _request_id(x_request_id)
-    trace_id = _trace_id(traceparent)
-    request = GraphRunRequest(
-        graph_id=graph_id,
-        model=model.id,
-        run=RunContext(run_id=run_id, attempt=0, ingress_request_id=request_id, trace_id=trace_id),
+    command = ChatCommand(
         billing_account_id=principal.billing_account_id,
         virtual_key_id=principal.virtual_key_id,
-        state_key=state_key,
-        input_messages=[{"role": "user", "content": body.message}],
+        message=body.message,
+        state_key=body.state_key,
+        graph_id=body.graph_id,
+        model=body.model,
+        request_id=_request_id(x_request_id),
+        trace_id=_trace_id(traceparent),
     )
-    headers = {"X-State-Key": state_key, "X-Run-Id": run_id, "X-Request-Id": request_id, "X-Trace-Id": trace_id}
     try:
-        result = runtime.executor.run_graph(request)
-    except UnknownGraph as exc:
-        CHAT_REQUESTS.labels(outcome="unknown_graph").inc()
-        raise ApiError(404, "not_found", str(exc), headers=headers) from exc
-    run = runtime.relay.start(
-        result, run_id=run_id, billing_account_id=principal.billing_account_id, ingress_request_id=request_id
-    )
-    log.info("chat_run_started", run_id=run_id, graph_id=graph_id, model=model.id, request_id=request_id)
-
-    first: AiEvent | None = None
-    try:
-        first = await asyncio.wait_for(run.next_ui_event(), timeout=settings.cogni_first_event_timeout_seconds)
-    except TimeoutError:
-        first = None  # slow first token: start streaming anyway; later failures are events
-    if isinstance(first, ErrorEvent):
-        CHAT_REQUESTS.labels(outcome=f"failed_{first.error}").inc()
-        raise ApiError(STATUS_OF_CODE[first.error], first.error, f"the run failed: {first.error}", headers=headers)
-    CHAT_REQUESTS.labels(outcome="streamed").inc()
-
-    async def events() -> AsyncIterator[ServerSentEvent]:
-        if first is not None:
-            yield _sse(first)
-            if first.type == "done":
-                return
-        async for event in run.ui_events():
-            yield _sse(event)
-
-    return EventSourceResponse(events(), headers=headers, ping=10)
+        started = await runtime.services.chat.start(command)
+    except Exception as exc:
+        outcome = outcome_of(exc)
+        if outcome is not None:
+            CHAT_REQUESTS.labels(outcome=outcome).inc()
+        raise  # mapped to its status in errors.py
+    CHAT_REQUESTS.labels(outcome=STREAMED).inc()
+    return EventSourceResponse((_sse(e) async for e in started.events()), headers=run_headers(started.ids), ping=10)

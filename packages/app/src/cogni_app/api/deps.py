@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 
 from cogni_app.api.errors import ApiError
 from cogni_app.api.runtime import AppRuntime
-from cogni_app.billing import ApiKeyPrincipal, UnknownAccount
+from cogni_app.billing import ApiKeyPrincipal
 
 
 def get_runtime(request: Request) -> AppRuntime:
@@ -32,11 +32,8 @@ def bearer_token(request: Request) -> str:
 
 
 async def get_principal(request: Request, runtime: Runtime) -> ApiKeyPrincipal:
-    """The account an API key speaks for; an unknown or revoked key is 403."""
-    try:
-        return await runtime.accounts.resolve_api_key(bearer_token(request))
-    except UnknownAccount as exc:
-        raise ApiError(403, "forbidden", "unknown or revoked API key") from exc
+    """The account an API key speaks for; an unknown or revoked key is 403 (UnknownApiKey, see errors.py)."""
+    return await runtime.services.accounts.authenticate(bearer_token(request))
 
 
 Principal = Annotated[ApiKeyPrincipal, Depends(get_principal)]

@@ -1,4 +1,4 @@
-"""Database rows -> camelCase JSON (Decimals as strings so no cost is rounded on the way out)."""
+"""Use-case results -> the API's camelCase JSON and headers (Decimals as strings, so no cost is rounded)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from typing import Any
 from uuid import UUID
 
 from pydantic.alias_generators import to_camel
+
+from cogni_app.executors import RoutedAgent
+from cogni_app.services import RunIds
 
 
 def jsonable(value: Any) -> Any:
@@ -22,3 +25,23 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, UUID):
         return str(value)
     return value
+
+
+def run_headers(ids: RunIds) -> dict[str, str]:
+    """The headers that name a chat run, on its stream and on a refusal after the ids were minted."""
+    return {
+        "X-State-Key": ids.state_key,
+        "X-Run-Id": ids.run_id,
+        "X-Request-Id": ids.request_id,
+        "X-Trace-Id": ids.trace_id,
+    }
+
+
+def agent_body(agent: RoutedAgent) -> dict[str, Any]:
+    d = agent.descriptor
+    return {
+        "id": agent.graph_id,
+        "displayName": d.display_name,
+        "description": d.description,
+        "tools": list(d.tool_ids),
+    }

@@ -1,4 +1,5 @@
-"""One error body for every 4xx/5xx (`{"error": code, "message": ...}`) and the validation mapping.
+"""Every error body the API sends (`{"error": code, "message": ..., **extra}`), mapped in this one place:
+the use cases' domain errors, request validation, and Starlette's own HTTP errors.
 
 Unknown request fields answer 422 naming the field; every other validation failure answers 400.
 """
@@ -13,6 +14,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cogni_ai_core import AiExecutionErrorCode
+from cogni_app.api.encode import agent_body, run_headers
+from cogni_app.billing import InsufficientCredits, InvalidGrant, UnknownAccount, UnknownApiKey
+from cogni_app.models import UnknownModel
+from cogni_app.services import AgentsUnavailable, GraphNotFound, RunFailedEarly
 
 # How a run that failed before its first output is answered (after that, failures are events).
 STATUS_OF_CODE: dict[AiExecutionErrorCode, int] = {
@@ -27,12 +32,63 @@ STATUS_OF_CODE: dict[AiExecutionErrorCode, int] = {
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    """An HTTP answer decided in the API layer itself (authentication, readiness); `extra` joins the body."""
+
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
         self.extra = extra
+
+
+DOMAIN_ERRORS: tuple[type[Exception], ...] = (
+    UnknownModel,
+    InsufficientCredits,
+    GraphNotFound,
+    RunFailedEarly,
+    UnknownAccount,  # UnknownApiKey is one
+    InvalidGrant,
+    AgentsUnavailable,
+)
+
+
+def api_error(exc: Exception) -> ApiError:
+    """The status and body of a domain error (one of DOMAIN_ERRORS)."""
+    if isinstance(exc, UnknownModel):
+        return ApiError(409, "unknown_model", str(exc), defaultModelId=exc.default_model_id)
+    if isinstance(exc, InsufficientCredits):
+        return ApiError(
+            402,
+            "insufficient_credits",
+            f"this request needs about {exc.required} credits; the balance is {exc.balance}",
+            requiredCredits=exc.required,
+            balanceCredits=exc.balance,
+        )
+    if isinstance(exc, GraphNotFound):
+        return ApiError(404, "not_found", str(exc), headers=run_headers(exc.ids))
+    if isinstance(exc, RunFailedEarly):
+        return ApiError(STATUS_OF_CODE[exc.code], exc.code, str(exc), headers=run_headers(exc.ids))
+    if isinstance(exc, UnknownApiKey):
+        return ApiError(403, "forbidden", "unknown or revoked API key")
+    if isinstance(exc, UnknownAccount):
+        return ApiError(404, "not_found", str(exc))
+    if isinstance(exc, InvalidGrant):
+        return ApiError(400, "invalid_request", str(exc))
+    if isinstance(exc, AgentsUnavailable):
+        unavailable = [{"namespace": f.route, "provider": f.provider, "reason": f.reason} for f in exc.failures]
+        return ApiError(
+            503, "agents_unavailable", str(exc), unavailable=unavailable, agents=[agent_body(a) for a in exc.agents]
+        )
+    raise TypeError(f"{type(exc).__name__} is not a domain error the API maps") from exc
+
+
+def _response(error: ApiError) -> JSONResponse:
+    body = {"error": error.code, "message": error.message, **error.extra}
+    return JSONResponse(body, status_code=error.status, headers=error.headers)
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -43,10 +99,13 @@ def _field(loc: tuple[Any, ...]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        headers = exc.extra.pop("headers", None)
-        return JSONResponse(
-            {"error": exc.code, "message": exc.message, **exc.extra}, status_code=exc.status, headers=headers
-        )
+        return _response(exc)
+
+    async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+        return _response(api_error(exc))
+
+    for kind in DOMAIN_ERRORS:
+        app.add_exception_handler(kind, _domain_error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,23 +1,14 @@
-"""AppRuntime: the long-lived collaborators the routes use, built once per process by the lifespan."""
+"""AppRuntime: what the routes reach through `request.app.state`, set by the app's lifespan."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cogni_app.billing import Accounts, Ledger
 from cogni_app.config import AppSettings
-from cogni_app.executors import GraphExecutorPort
-from cogni_app.models import ModelAllowlist
-from cogni_app.reconcile import Reconciler
-from cogni_app.relay import Relay
+from cogni_app.services import AppServices
 
 
-@dataclass
+@dataclass(frozen=True)
 class AppRuntime:
-    settings: AppSettings
-    accounts: Accounts
-    ledger: Ledger
-    models: ModelAllowlist
-    executor: GraphExecutorPort
-    relay: Relay
-    reconciler: Reconciler
+    settings: AppSettings  # the operator-token check reads it; the use cases get typed policies instead
+    services: AppServices

@@ -1,7 +1,7 @@
 """Billing: accounts, the charge ledger, preflight estimates."""
 
 from cogni_app.billing.accounts import Accounts
-from cogni_app.billing.errors import InsufficientCredits, UnknownAccount
+from cogni_app.billing.errors import InsufficientCredits, InvalidGrant, UnknownAccount, UnknownApiKey
 from cogni_app.billing.estimate import estimate_credits
 from cogni_app.billing.ledger import Ledger, Provenance
 from cogni_app.billing.types import Account, ApiKeyPrincipal, CommitResult, VirtualKey
@@ -12,9 +12,11 @@ __all__ = [
     "ApiKeyPrincipal",
     "CommitResult",
     "InsufficientCredits",
+    "InvalidGrant",
     "Ledger",
     "Provenance",
     "UnknownAccount",
+    "UnknownApiKey",
     "VirtualKey",
     "estimate_credits",
 ]

@@ -8,7 +8,7 @@ from psycopg import sql
 from psycopg.errors import ForeignKeyViolation
 from psycopg.types.json import Jsonb
 
-from cogni_app.billing.errors import UnknownAccount
+from cogni_app.billing.errors import InvalidGrant, UnknownAccount, UnknownApiKey
 from cogni_app.billing.types import LEDGER_CHARGE_REASON, Account, ApiKeyPrincipal, VirtualKey
 from cogni_app.db import AppDatabase
 
@@ -70,11 +70,11 @@ class Accounts:
         Idempotent per account on (reason, reference): repeating a grant changes nothing.
         """
         if amount == 0:
-            raise ValueError("a grant must change the balance")
+            raise InvalidGrant("amount must not be 0: a grant must change the balance")
         if reason == LEDGER_CHARGE_REASON:
-            raise ValueError(f"{LEDGER_CHARGE_REASON!r} is reserved for the ledger's charges")
+            raise InvalidGrant(f"{LEDGER_CHARGE_REASON!r} is reserved for the ledger's charges")
         if not reason.strip() or not reference.strip():
-            raise ValueError("a grant needs a reason and a reference")
+            raise InvalidGrant("a grant needs a reason and a reference")
         async with self.db.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "SELECT balance_credits FROM billing_accounts WHERE id = %s FOR UPDATE", (account_id,)
@@ -124,7 +124,7 @@ class Accounts:
         return plaintext
 
     async def resolve_api_key(self, plaintext: str) -> ApiKeyPrincipal:
-        """The principal of a presented key (looked up by hash); unknown or revoked -> UnknownAccount."""
+        """The principal of a presented key (looked up by hash); unknown or revoked -> UnknownApiKey."""
         async with self.db.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT billing_account_id, virtual_key_id FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
@@ -132,7 +132,7 @@ class Accounts:
             )
             row = await cur.fetchone()
         if row is None:
-            raise UnknownAccount("unknown API key")
+            raise UnknownApiKey("unknown or revoked API key")
         return ApiKeyPrincipal(
             billing_account_id=str(row["billing_account_id"]), virtual_key_id=str(row["virtual_key_id"])
         )

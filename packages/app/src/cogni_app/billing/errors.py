@@ -1,4 +1,4 @@
-"""Billing errors the API maps to HTTP statuses (402, 403)."""
+"""Billing's domain errors; `cogni_app.api.errors` maps each to its HTTP status (402, 404, 403, 400)."""
 
 
 class InsufficientCredits(Exception):
@@ -11,4 +11,12 @@ class InsufficientCredits(Exception):
 
 
 class UnknownAccount(Exception):
-    """No such billing account, or an API key that resolves to none (HTTP 403)."""
+    """No such billing account, or no such virtual key on it (HTTP 404 on operator routes)."""
+
+
+class UnknownApiKey(UnknownAccount):
+    """A presented API key that is unknown or revoked: it speaks for no account (HTTP 403)."""
+
+
+class InvalidGrant(ValueError):
+    """A credit grant the ledger refuses: zero amount, a reserved reason, no reference (HTTP 400)."""

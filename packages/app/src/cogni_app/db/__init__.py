@@ -1,6 +1,6 @@
 """The app database: a psycopg 3 async pool and versioned SQL migrations."""
 
-from cogni_app.db.migrate import MIGRATIONS_PACKAGE, applied_versions, migrate
+from cogni_app.db.migrate import applied_versions, migrate
 from cogni_app.db.pool import AppDatabase
 
-__all__ = ["MIGRATIONS_PACKAGE", "AppDatabase", "applied_versions", "migrate"]
+__all__ = ["AppDatabase", "applied_versions", "migrate"]

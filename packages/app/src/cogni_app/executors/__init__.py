@@ -1,5 +1,13 @@
-"""Graph executors: the port, its providers (in-process, Agent Server) and the shared stream translator."""
+"""Graph executors: the port, the catalog port, the providers (in-process, Agent Server) and the router.
 
+Both providers feed the same stream translator (`executors.translate`)."""
+
+from cogni_app.executors.catalog import (
+    AgentCatalogPort,
+    AgentCatalogUnavailable,
+    AgentDescriptor,
+    GraphProvider,
+)
 from cogni_app.executors.inproc import InProcProvider
 from cogni_app.executors.port import (
     GraphExecutorPort,
@@ -10,21 +18,25 @@ from cogni_app.executors.port import (
     UnknownGraph,
     UsageTotals,
 )
-from cogni_app.executors.router import ExecutorRouter, parse_executor_map
+from cogni_app.executors.router import AgentListing, CatalogFailure, ExecutorRouter, RoutedAgent
 from cogni_app.executors.server import LangGraphServerProvider
-from cogni_app.executors.translate import StreamTranslator
 
 __all__ = [
+    "AgentCatalogPort",
+    "AgentCatalogUnavailable",
+    "AgentDescriptor",
+    "AgentListing",
+    "CatalogFailure",
     "ExecutorRouter",
     "GraphExecutorPort",
     "GraphFinal",
+    "GraphProvider",
     "GraphRunRequest",
     "GraphRunResult",
     "InProcProvider",
     "LangGraphServerProvider",
-    "StreamTranslator",
+    "RoutedAgent",
     "ToolCallRecord",
     "UnknownGraph",
     "UsageTotals",
-    "parse_executor_map",
 ]

@@ -14,6 +14,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 
 from cogni_ai_core import ExecutorType, parse_graph_id
+from cogni_app.executors.catalog import AgentDescriptor, catalog_descriptors
 from cogni_app.executors.driver import drive
 from cogni_app.executors.jsonable import to_jsonable
 from cogni_app.executors.port import GraphRunRequest, GraphRunResult, UnknownGraph
@@ -21,6 +22,7 @@ from cogni_app.executors.translate import StreamTranslator
 
 STREAM_MODES = ["messages", "updates", "custom"]
 GraphCompiler = Callable[[str, BaseCheckpointSaver[Any]], Any]
+GraphLister = Callable[[], list[AgentDescriptor]]
 
 
 def _catalog_compiler(name: str, checkpointer: BaseCheckpointSaver[Any]) -> Any:
@@ -32,7 +34,7 @@ def _catalog_compiler(name: str, checkpointer: BaseCheckpointSaver[Any]) -> Any:
 
 
 class InProcProvider:
-    """GraphExecutorPort for graphs compiled in this process (one compiled graph per name, cached)."""
+    """Runs (and lists) the graphs compiled in this process: the catalog's, one compiled graph per name, cached."""
 
     executor_type = ExecutorType.INPROC
 
@@ -41,9 +43,11 @@ class InProcProvider:
         *,
         checkpointer: BaseCheckpointSaver[Any] | None = None,
         compiler: GraphCompiler = _catalog_compiler,
+        lister: GraphLister = catalog_descriptors,
     ) -> None:
         self._checkpointer: BaseCheckpointSaver[Any] = checkpointer or InMemorySaver()
         self._compiler = compiler
+        self._lister = lister
         self._graphs: dict[str, Any] = {}
 
     def _graph(self, name: str) -> Any:
@@ -51,6 +55,10 @@ class InProcProvider:
         if graph is None:
             graph = self._graphs[name] = self._compiler(name, self._checkpointer)
         return graph
+
+    async def list_agents(self, *, billing_account_id: str) -> list[AgentDescriptor]:
+        """The graphs this process can compile (the same for every account)."""
+        return self._lister()
 
     def run_graph(self, request: GraphRunRequest) -> GraphRunResult:
         graph = self._graph(parse_graph_id(request.graph_id).name)

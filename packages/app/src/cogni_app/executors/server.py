@@ -3,23 +3,35 @@
 The thread id is derived from (billing account, state key), the thread is created idempotently with
 the tenant metadata, only the new user input is sent, and every call carries a short-lived service
 JWT whose subject is the billing account.
+
+Listing: the graphs are the server's system assistants (`metadata.created_by == "system"`, one per
+graph of its `langgraph.json`), found with `assistants.search`. They carry no display name, description
+or tool list (their name is the graph id), so those come from our graph catalog when it knows the
+graph; a graph it does not know is described by the assistant's own name, description and a
+`tool_ids` list in its metadata, if any.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, cast
 
+import httpx
 from langgraph_sdk import get_client
 from langgraph_sdk.schema import Config, StreamMode
 
 from cogni_ai_core import ExecutorType, parse_graph_id
+from cogni_app.executors.catalog import AgentCatalogUnavailable, AgentDescriptor, catalog_descriptor
 from cogni_app.executors.driver import drive
 from cogni_app.executors.port import GraphRunRequest, GraphRunResult
 from cogni_app.executors.translate import StreamTranslator
 from cogni_app.service_auth import ServiceTokenMinter
 
 STREAM_MODES: list[StreamMode] = ["messages-tuple", "updates", "custom"]
+SYSTEM_ASSISTANTS = {"created_by": "system"}
+SEARCH_PAGE = 100
+Describe = Callable[[str], AgentDescriptor | None]
 
 
 class LangGraphServerProvider:
@@ -27,13 +39,60 @@ class LangGraphServerProvider:
 
     executor_type = ExecutorType.LANGGRAPH_SERVER
 
-    def __init__(self, url: str, *, tokens: ServiceTokenMinter, timeout_seconds: float = 300.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        tokens: ServiceTokenMinter,
+        timeout_seconds: float = 300.0,
+        list_timeout_seconds: float = 10.0,
+        describe: Describe = catalog_descriptor,
+    ) -> None:
         self.url = url
         self._tokens = tokens
         self._client = get_client(url=url, api_key=None, timeout=(5.0, timeout_seconds, 30.0, 5.0))
+        self._list_timeout = list_timeout_seconds
+        self._describe = describe
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    async def list_agents(self, *, billing_account_id: str) -> list[AgentDescriptor]:
+        """One descriptor per graph the server has; AgentCatalogUnavailable when it cannot be asked."""
+        try:
+            assistants = await asyncio.wait_for(self._system_assistants(billing_account_id), self._list_timeout)
+        except TimeoutError as exc:
+            raise AgentCatalogUnavailable(
+                f"the Agent Server at {self.url} did not list its assistants within {self._list_timeout:g}s"
+            ) from exc
+        except httpx.HTTPStatusError as exc:
+            status = getattr(exc, "status_code", None) or exc.response.status_code
+            raise AgentCatalogUnavailable(
+                f"the Agent Server at {self.url} answered HTTP {status} to assistants.search: {_first_line(exc)}"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise AgentCatalogUnavailable(
+                f"the Agent Server at {self.url} is unreachable ({type(exc).__name__}: {_first_line(exc)})"
+            ) from exc
+        graphs: dict[str, AgentDescriptor] = {}
+        for assistant in assistants:
+            graph = assistant.get("graph_id")
+            if isinstance(graph, str) and graph not in graphs:
+                graphs[graph] = self._describe(graph) or _from_assistant(graph, assistant)
+        return [graphs[g] for g in sorted(graphs)]
+
+    async def _system_assistants(self, billing_account_id: str) -> list[Mapping[str, Any]]:
+        headers = {"Authorization": f"Bearer {self._tokens.mint(billing_account_id)}"}
+        found: list[Mapping[str, Any]] = []
+        while True:
+            page = await self._client.assistants.search(
+                metadata=SYSTEM_ASSISTANTS, limit=SEARCH_PAGE, offset=len(found), headers=headers
+            )
+            if not isinstance(page, list) or not all(isinstance(a, Mapping) for a in page):
+                raise AgentCatalogUnavailable(f"the Agent Server at {self.url} answered assistants.search oddly")
+            found += page
+            if len(page) < SEARCH_PAGE:
+                return found
 
     def run_graph(self, request: GraphRunRequest) -> GraphRunResult:
         assistant = parse_graph_id(request.graph_id).name
@@ -63,3 +122,20 @@ class LangGraphServerProvider:
                 yield part.event, part.data
 
         return drive(parts, translator, executor=self.executor_type.value)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
+
+
+def _from_assistant(graph: str, assistant: Mapping[str, Any]) -> AgentDescriptor:
+    """A graph our catalog does not know: what the assistant itself says about it."""
+    metadata = assistant.get("metadata")
+    tools = metadata.get("tool_ids") if isinstance(metadata, Mapping) else None
+    tool_ids = tuple(t for t in tools if isinstance(t, str)) if isinstance(tools, list) else ()
+    return AgentDescriptor(
+        name=graph,
+        display_name=str(assistant.get("name") or graph),
+        description=str(assistant.get("description") or ""),
+        tool_ids=tool_ids,
+    )

@@ -60,7 +60,6 @@ class _Snapshot:
     by_id: dict[str, ModelInfo]
     default: ModelInfo
     free_upstream: frozenset[str]
-    fetched_at: float
 
 
 def parse_model_info(payload: Any) -> _Snapshot:
@@ -96,7 +95,7 @@ def parse_model_info(payload: Any) -> _Snapshot:
         raise ValueError("/model/info listed no models")
     models = tuple(by_id.values())
     default = next((m for m in models if m.is_default), models[0])
-    return _Snapshot(models, by_id, default, frozenset(free_upstream - paid_upstream), time.monotonic())
+    return _Snapshot(models, by_id, default, frozenset(free_upstream - paid_upstream))
 
 
 class ModelAllowlist:

@@ -1,10 +1,9 @@
-"""Test helper: a migrated, throwaway app database with an open AppDatabase (used by tests only)."""
+"""A migrated app database with an open AppDatabase pool, for the app's tests."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from cogni_app.db.migrate import migrate
-from cogni_app.db.pool import AppDatabase
+from cogni_app.db import AppDatabase, migrate
 
 
 @asynccontextmanager

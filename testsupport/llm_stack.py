@@ -1,48 +1,35 @@
-"""Reusable test scaffolding: mock upstream + real LiteLLM proxy + sink database.
+"""The LLM side of integration tests: the mock upstream + a real LiteLLM proxy + the spend-log sink database.
 
-Plain context managers (no pytest import), shared by this package's tests and by the graphs, app
-and stack tests:
+Plain context managers (no pytest import), shared by the sink's, graphs', app's and stack tests and
+the demo script:
 
     with running_llm_stack() as stack:
         client = OpenAI(base_url=stack.litellm_base_url, api_key=stack.master_key)
         ...
         row = stack.wait_for_spend_row(call_id)
 
-The mock runs as `python -m cogni_mock_llm` (this interpreter by default), so this module imports
-nothing of the mock's code.
+The mock runs as `python -m cogni_mock_llm` (this interpreter by default), the proxy through
+`cogni_litellm_sink.proxy.LiteLLMProxy` (its cached venv).
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
 from cogni_litellm_sink.config import FREE_ALIAS, PAID_ALIAS
-from cogni_litellm_sink.processes import stop_process_group, wait_for_http_ok
 from cogni_litellm_sink.proxy import LiteLLMProxy
 from cogni_litellm_sink.schema import TABLE
-
-ADMIN_URL_ENV = "TEST_POSTGRES_ADMIN_URL"
-DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from testsupport.databases import fresh_database
+from testsupport.ports import free_port
+from testsupport.processes import ManagedProcess
 
 
 @contextmanager
@@ -51,31 +38,15 @@ def running_mock_llm(
 ) -> Iterator[str]:
     """Run the mock upstream as a process; yields its OpenAI base URL (`http://127.0.0.1:P/v1`)."""
     port = port or free_port()
-    log_path = Path(tempfile.mkstemp(prefix="cogni-mock-llm-", suffix=".log")[1])
     args = [python or sys.executable, "-m", "cogni_mock_llm", "--port", str(port),
             "--token-delay-ms", str(token_delay_ms), "--hang-seconds", str(hang_seconds)]  # fmt: skip
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    process = ManagedProcess(args, name="mock-llm")
     try:
-        wait_for_http_ok(f"http://127.0.0.1:{port}/health", process, log_path, timeout=30.0, name="mock-llm")
+        process.wait_http(f"http://127.0.0.1:{port}/health", timeout=30.0)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        stop_process_group(process, timeout=10.0)
-        log_path.unlink(missing_ok=True)
-
-
-@contextmanager
-def fresh_sink_database(admin_url: str | None = None) -> Iterator[str]:
-    """Create a uniquely named database for the sink, yield its URL, drop it afterwards."""
-    admin = admin_url or os.environ.get(ADMIN_URL_ENV) or DEFAULT_ADMIN_URL
-    name = f"cogni_sink_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{admin.rpartition('/')[0]}/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        process.stop(timeout=10.0)
+        process.log_path.unlink(missing_ok=True)
 
 
 def wait_for_spend_row(database_url: str, call_id: str, timeout: float = 15.0) -> dict[str, Any]:
@@ -148,7 +119,7 @@ def running_llm_stack(
             with _proxy(mock_url, sink_database_url, version) as stack:
                 yield stack
         else:
-            with fresh_sink_database() as db_url, _proxy(mock_url, db_url, version) as stack:
+            with fresh_database("cogni_sink") as db_url, _proxy(mock_url, db_url, version) as stack:
                 yield stack
 
 

@@ -1,0 +1,115 @@
+"""Composition: builds one process's collaborators and use cases from the settings, runs their background
+tasks, and shuts them down in order. No web framework here: `cogni_app.app` serves what this builds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+
+from cogni_app.billing import Accounts, Ledger
+from cogni_app.config import AppSettings
+from cogni_app.db import AppDatabase, migrate
+from cogni_app.executors import ExecutorRouter, GraphProvider, InProcProvider, LangGraphServerProvider
+from cogni_app.models import ModelAllowlist
+from cogni_app.reconcile import LiteLLMSpendLogsApiSource, Reconciler, SinkTableSource, SpendLogSource
+from cogni_app.relay import Relay
+from cogni_app.service_auth import ServiceTokenMinter
+from cogni_app.services import (
+    AccountService,
+    AgentsService,
+    AppServices,
+    ChatPolicy,
+    ChatService,
+    OperatorService,
+)
+
+log = structlog.get_logger(__name__)
+RELAY_DRAIN_SECONDS = 30.0
+
+
+def build_executor(settings: AppSettings) -> tuple[ExecutorRouter, list[LangGraphServerProvider]]:
+    """Only the providers some route names are built (the in-process one imports the graphs)."""
+    routes = settings.executor_routes()
+    providers: dict[str, GraphProvider] = {}
+    closers: list[LangGraphServerProvider] = []
+    if "inproc" in routes.values():
+        providers["inproc"] = InProcProvider()
+    if "server" in routes.values():
+        assert settings.cogni_jwt_secret is not None  # enforced by AppSettings
+        tokens = ServiceTokenMinter(
+            settings.cogni_jwt_secret.get_secret_value(),
+            audience=settings.cogni_jwt_audience,
+            ttl_seconds=settings.cogni_jwt_ttl_seconds,
+        )
+        server = LangGraphServerProvider(settings.langgraph_server_url, tokens=tokens)
+        providers["server"] = server
+        closers.append(server)
+    return ExecutorRouter(providers, routes), closers
+
+
+def build_spend_source(settings: AppSettings) -> SpendLogSource:
+    """The sink table when configured (this repo's LiteLLM setup), else LiteLLM's /spend/logs API."""
+    if settings.cogni_spend_sink_database_url:
+        return SinkTableSource(settings.cogni_spend_sink_database_url)
+    return LiteLLMSpendLogsApiSource(settings.litellm_base_url, settings.litellm_api_key.get_secret_value())
+
+
+def chat_policy(settings: AppSettings) -> ChatPolicy:
+    return ChatPolicy(
+        default_graph_id=settings.cogni_default_graph_id,
+        markup=settings.user_price_markup_factor,
+        first_event_timeout_seconds=settings.cogni_first_event_timeout_seconds,
+    )
+
+
+@asynccontextmanager
+async def open_services(settings: AppSettings, *, run_migrations: bool = True) -> AsyncIterator[AppServices]:
+    """The use cases of one process. On exit: runs in flight finish and bill (up to 30 s), the reconciler's
+    sweep stops, the Agent Server client, the allowlist and the database pool close."""
+    if run_migrations:
+        await migrate(settings.database_url)
+    db = AppDatabase(settings.database_url)
+    await db.open()
+    models = ModelAllowlist(
+        settings.litellm_base_url,
+        settings.litellm_api_key.get_secret_value(),
+        refresh_seconds=settings.cogni_models_refresh_seconds,
+    )
+    executor, closers = build_executor(settings)
+    sweeper: asyncio.Task[None] | None = None
+    relay: Relay | None = None
+    try:
+        await models.start()
+        accounts = Accounts(db)
+        ledger = Ledger(db, markup=settings.user_price_markup_factor, is_free_model=models.is_free)
+        reconciler = Reconciler(ledger, build_spend_source(settings))
+        relay = Relay(
+            ledger=ledger, reconciler=reconciler, reconcile_delay_seconds=settings.cogni_reconcile_delay_seconds
+        )
+        services = AppServices(
+            chat=ChatService(
+                models=models, ledger=ledger, executor=executor, relay=relay, policy=chat_policy(settings)
+            ),
+            agents=AgentsService(executor, default_graph_id=settings.cogni_default_graph_id),
+            accounts=AccountService(accounts=accounts, ledger=ledger, models=models),
+            operator=OperatorService(accounts=accounts, ledger=ledger, reconciler=reconciler),
+        )
+        if settings.cogni_reconcile_interval_seconds > 0:
+            sweeper = asyncio.create_task(reconciler.run_periodically(settings.cogni_reconcile_interval_seconds))
+        log.info("app_started", executor_routes=settings.executor_routes())
+        yield services
+    finally:
+        if relay is not None:
+            await relay.aclose(drain_seconds=RELAY_DRAIN_SECONDS)  # runs in flight finish and bill before we go
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+        for closer in closers:
+            await closer.aclose()
+        await models.stop()
+        await db.close()
