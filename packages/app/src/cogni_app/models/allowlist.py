@@ -122,7 +122,7 @@ class ModelAllowlist:
     async def _fetch(self) -> _Snapshot:
         assert self._client is not None
         response = await self._client.get(
-            f"{self.base_url}/model/info", headers={"Authorization": f"Bearer {self.api_key}"}
+            f"{self.base_url}/model/info", headers={"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         )
         response.raise_for_status()
         return parse_model_info(response.json())
