@@ -77,6 +77,8 @@ def test_full_block_is_read_into_the_library_configs(tmp_path: Path) -> None:
         ({"index": {"dims": 4, "embed": "x:y", "distance_type": "dot"}}, "distance_type must be one of"),
         ({"index": {"dims": 4, "embed": "x:y", "ann_index_config": {"kind": "flat"}}}, "kind must be one of"),
         ({"index": {"dims": 4, "embed": "x:y", "ann_index_config": {"m": "8"}}}, "m must be a int"),
+        ({"index": {"dims": 4, "embed": "x:y", "ann_index_config": {"m": 0}}}, "m must be at least 1"),
+        ({"index": {"dims": 4, "embed": "x:y", "ann_index_config": {"nlist": 9}}}, "nlist does not apply"),
         ({"index": {"dims": 4, "embed": "x:y", "model": "z"}}, "unknown key(s) model"),
         ({"ttl": {"default_ttl": 0}}, "default_ttl must be a whole number"),
         ({"ttl": {"default_ttl": 1.5}}, "default_ttl must be a whole number"),

@@ -175,10 +175,18 @@ def _ann(raw: Any, where: str) -> dict[str, Any]:
         value = block.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
             raise GraphLoadError(f"{where}.{key} must be a {kind.__name__}, got {value!r}")
-    if block.get("kind", "hnsw") not in ANN_KINDS:
-        raise GraphLoadError(f"{where}.kind must be one of {', '.join(ANN_KINDS)}, got {block['kind']!r}")
+    kind = block.get("kind", "hnsw")
+    if kind not in ANN_KINDS:
+        raise GraphLoadError(f"{where}.kind must be one of {', '.join(ANN_KINDS)}, got {kind!r}")
     if block.get("vector_type", "vector") not in VECTOR_TYPES:
         raise GraphLoadError(f"{where}.vector_type must be one of {', '.join(VECTOR_TYPES)}")
+    for key in ("m", "ef_construction", "nlist"):
+        if key not in block:
+            continue
+        if block[key] < 1:
+            raise GraphLoadError(f"{where}.{key} must be at least 1, got {block[key]!r}")
+        if (key == "nlist") != (kind == "ivfflat"):
+            raise GraphLoadError(f"{where}.{key} does not apply to kind {kind!r}")
     return dict(block)
 
 
