@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -83,13 +85,16 @@ def mock_llm() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def semantic(tmp_path_factory: pytest.TempPathFactory, mock_llm: str) -> Iterator[SemanticServer]:
-    base = tmp_path_factory.mktemp("semantic")
+def semantic(mock_llm: str) -> Iterator[SemanticServer]:
+    # Not under pytest's base temp directory: a concurrent pytest session resets its mode to 0700,
+    # which the embedded cluster's unprivileged system user (when running as root) cannot traverse.
+    base = Path(tempfile.mkdtemp(prefix="cogni-semantic-"))
     proc = launch(write_project(base / "project", INDEX), base / "data", mock_llm)
     try:
         yield SemanticServer(served(proc), base / "data")
     finally:
         proc.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
