@@ -1,4 +1,4 @@
-"""The Starlette app: `/v1/chat/completions`, `/v1/models`, `/health`."""
+"""The Starlette app: `/v1/chat/completions`, `/v1/embeddings`, `/v1/models`, `/health`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from cogni_mock_llm.directives import DirectiveError
+from cogni_mock_llm.embeddings import EmbeddingRequestError, embeddings_body
 from cogni_mock_llm.replies import Plan, RequestError, plan_reply
 from cogni_mock_llm.settings import MockSettings
 from cogni_mock_llm.wire import ChunkEncoder, completion_body, error_body, new_completion_id, stream_deltas
@@ -72,6 +73,14 @@ def create_app(settings: MockSettings | None = None) -> Starlette:
             await asyncio.sleep(delay * plan.completion_tokens)
         return JSONResponse(completion_body(plan, completion_id, created))
 
+    async def embeddings(request: Request) -> Response:
+        try:
+            return JSONResponse(embeddings_body(json.loads(await request.body())))
+        except ValueError as exc:
+            param = exc.param if isinstance(exc, EmbeddingRequestError) else None
+            message = str(exc) if param else "the request body is not valid JSON"
+            return _error(400, message, param)
+
     async def models(request: Request) -> Response:
         return JSONResponse(models_body)
 
@@ -82,6 +91,8 @@ def create_app(settings: MockSettings | None = None) -> Starlette:
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
+            Route("/embeddings", embeddings, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
             Route("/models", models, methods=["GET"]),
             Route("/health", health, methods=["GET"]),

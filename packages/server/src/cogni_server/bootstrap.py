@@ -13,6 +13,8 @@ from typing import Any
 from cogni_server.auth import Authenticator, build_authenticator
 from cogni_server.config import Settings
 from cogni_server.graphs import GraphRegistry
+from cogni_server.graphs.config import ProjectConfig
+from cogni_server.graphs.store_config import load_embed_function, read_store_config
 from cogni_server.runs.executor import Executor
 from cogni_server.runs.worker import WorkerPool
 from cogni_server.services.context import ServerContext
@@ -20,6 +22,7 @@ from cogni_server.storage import assistants as assistant_repo
 from cogni_server.storage.checkpointer import PooledPostgresSaver, setup_checkpointer
 from cogni_server.storage.migrations import migrate
 from cogni_server.storage.pool import open_pool
+from cogni_server.storage.store import LiteLLMEmbedder, StoreBackend, StoreSetupError, open_store
 from cogni_server.streaming import build_broker
 
 log = logging.getLogger("cogni_server")
@@ -36,6 +39,29 @@ def authenticator_for(settings: Settings) -> Authenticator:
         jwt_audience=settings.jwt_audience,
         jwt_issuer=settings.jwt_issuer,
     )
+
+
+async def open_server_store(pool: Any, settings: Settings, project: ProjectConfig) -> StoreBackend:
+    """The store langgraph.json's ``store`` block asks for (embeddings from a Python function or LiteLLM)."""
+    config = read_store_config(project)
+    embed: Any = None
+    embedder: LiteLLMEmbedder | None = None
+    if config.index is not None and config.index.embed_is_python:
+        embed = load_embed_function(project, config.index)
+    elif config.index is not None:
+        if not settings.litellm_base_url:
+            raise StoreSetupError(
+                f"store.index.embed is {config.index.embed!r} in langgraph.json: set LITELLM_BASE_URL (and"
+                " LITELLM_API_KEY) to the LiteLLM proxy that serves it, or name a Python function ('./file.py:func')"
+            )
+        embed = embedder = LiteLLMEmbedder(
+            base_url=settings.litellm_base_url,
+            api_key=settings.litellm_api_key,
+            model=config.index.litellm_model,
+            dims=config.index.dims,
+            timeout=settings.embeddings_timeout_seconds,
+        )
+    return await open_store(pool, index=config.library_index(embed), ttl=config.library_ttl(), embedder=embedder)
 
 
 @asynccontextmanager
@@ -60,9 +86,15 @@ async def running_server(
     )
     broker = build_broker(settings.redis_url or None, key_prefix=settings.redis_key_prefix)
     workers: WorkerPool | None = None
+    store: StoreBackend | None = None
     try:
         checkpointer = PooledPostgresSaver(pool)
         await setup_checkpointer(pool, checkpointer)
+        try:
+            store = await open_server_store(pool, settings, registry.project)
+        except StoreSetupError as exc:
+            log.error("the store cannot start: %s", exc)
+            raise
         system_assistants: dict[str, dict[str, Any]] = {}
         async with pool.connection() as conn:
             for graph_id in registry.graph_ids():
@@ -74,6 +106,7 @@ async def running_server(
             registry=registry,
             broker=broker,
             run_timeout=settings.run_timeout_seconds,
+            store=store,
         )
         workers = WorkerPool(
             pool=pool,
@@ -92,8 +125,11 @@ async def running_server(
             workers=workers,
             authenticator=authenticator,
             system_assistants=system_assistants,
+            store=store,
         )
         workers.start()
+        if workers.enabled:
+            store.start_sweeper()
         log.info(
             "cogni-server ready: graphs=%s workers=%s auth=%s",
             registry.graph_ids(),
@@ -104,5 +140,7 @@ async def running_server(
     finally:
         if workers is not None:
             await workers.drain(settings.drain_seconds)
+        if store is not None:
+            await store.close()
         await broker.close()
         await pool.close()

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     log_level: str = Field(default="info", validation_alias="COGNI_LOG_LEVEL")
     cors_allow_origins: str | None = Field(default=None, validation_alias="COGNI_CORS_ALLOW_ORIGINS")
 
+    # The store's embeddings when langgraph.json's store.index.embed is "provider:model" (LiteLLM proxy).
+    litellm_base_url: str | None = Field(default=None, validation_alias="LITELLM_BASE_URL")
+    litellm_api_key: str | None = Field(default=None, validation_alias="LITELLM_API_KEY")
+    embeddings_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias="COGNI_EMBEDDINGS_TIMEOUT_SECONDS")
+
     def api_key_map(self) -> dict[str, str]:
         """key -> tenant from COGNI_API_KEYS ("k1:tenantA,k2:tenantB") and/or LANGGRAPH_API_KEY."""
         from cogni_server.auth import DEFAULT_TENANT, parse_api_keys

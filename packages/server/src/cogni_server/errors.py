@@ -29,3 +29,7 @@ class Invalid(DomainError, ValueError):
 
 class Unsupported(Invalid):
     """A field or feature this server knows but does not implement: 422 naming it, never dropped."""
+
+
+class UpstreamFailed(DomainError):
+    """A service the request needs (the embedding model behind LiteLLM) failed: 502."""

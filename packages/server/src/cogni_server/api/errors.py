@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
 from cogni_server.api.responses import JSONResponse
-from cogni_server.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from cogni_server.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, UpstreamFailed
 from cogni_server.graphs import GraphNotFound
 from cogni_server.serde import UnstorableJson
 
@@ -41,6 +41,7 @@ STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
     (Conflict, 409),
     (Invalid, 422),
     (UnstorableJson, 422),
+    (UpstreamFailed, 502),
 )
 
 

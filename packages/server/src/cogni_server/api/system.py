@@ -43,7 +43,8 @@ async def info(request: Request) -> Response:
         {
             "version": _version("cogni-server"),
             "langgraph_py_version": _version("langgraph"),
-            "flags": {"assistants": True, "crons": False, "langsmith": False, "store": False},
+            "flags": {"assistants": True, "crons": False, "langsmith": False, "store": True},
+            "store": {"semantic_search": st.store.semantic_search, "index_fields": st.store.index_fields},
             "graphs": st.registry.graph_ids(),
             "auth_mode": st.settings.auth_mode,
         }

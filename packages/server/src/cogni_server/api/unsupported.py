@@ -1,4 +1,4 @@
-"""Crons and the store are not implemented yet: they answer 404 with a message saying so."""
+"""Crons are not implemented yet: they answer 404 with a message saying so."""
 
 from __future__ import annotations
 
@@ -13,8 +13,3 @@ _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 @router.api_route("/threads/{thread_id}/runs/crons", methods=_METHODS)
 async def crons(rest: str = "", thread_id: str = "") -> None:
     raise HTTPException(404, detail="crons are not supported by this server yet")
-
-
-@router.api_route("/store/{rest:path}", methods=_METHODS)
-async def store(rest: str = "") -> None:
-    raise HTTPException(404, detail="the store is not supported by this server yet")

@@ -13,7 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from langgraph._internal._constants import CONFIG_KEY_RUNTIME
 from langgraph.errors import GraphInterrupt
+from langgraph.runtime import Runtime
 from psycopg_pool import AsyncConnectionPool
 
 from cogni_server import metrics
@@ -25,6 +27,7 @@ from cogni_server.serde import dumps, to_jsonable
 from cogni_server.storage import checkpoints as checkpoint_repo
 from cogni_server.storage import runs as run_repo
 from cogni_server.storage import threads as thread_repo
+from cogni_server.storage.store import StoreBackend
 from cogni_server.streaming import StreamBroker
 
 log = logging.getLogger("cogni_server.runs")
@@ -57,8 +60,10 @@ class Executor:
         registry: GraphRegistry,
         broker: StreamBroker,
         run_timeout: float = 0.0,
+        store: StoreBackend | None = None,
     ) -> None:
         self.pool = pool
+        self.store = store  # graphs see the run owner's view of it (store param, get_store(), runtime.store)
         self.checkpointer = checkpointer
         self.registry = registry
         self.broker = broker
@@ -181,6 +186,8 @@ class Executor:
     async def _stream(self, run: dict[str, Any], settings: RunSettings, publish: Any) -> ChunkRouter:
         config = run_config(run, settings)
         graph = await self._graph(run, config)
+        if self.store is not None:  # overrides a store compiled into the graph, reaches subgraphs too
+            config["configurable"][CONFIG_KEY_RUNTIME] = Runtime(store=self.store.for_run(run["owner"], run))
         wire_modes = settings.stream_mode or ["values"]
         router = ChunkRouter(wire_modes, publish)
         graph_input: Any = settings.input

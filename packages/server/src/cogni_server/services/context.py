@@ -17,6 +17,7 @@ from cogni_server.config import Settings
 from cogni_server.graphs import GraphRegistry
 from cogni_server.runs.executor import Executor
 from cogni_server.runs.worker import WorkerPool
+from cogni_server.storage.store import StoreBackend
 from cogni_server.streaming import StreamBroker
 
 
@@ -31,3 +32,4 @@ class ServerContext:
     workers: WorkerPool
     authenticator: Authenticator
     system_assistants: dict[str, dict[str, Any]]  # graph id and assistant id -> row (read-only rows)
+    store: StoreBackend  # the long-term memory store (per-tenant views: ``store.for_tenant``)

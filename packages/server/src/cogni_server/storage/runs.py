@@ -15,7 +15,7 @@ from cogni_server.errors import Conflict, NotFound
 from cogni_server.storage.pool import Conn
 
 COLS = (
-    "run_id, thread_id, assistant_id, graph_id, status, metadata, kwargs, multitask_strategy, attempt,"
+    "run_id, thread_id, assistant_id, graph_id, owner, status, metadata, kwargs, multitask_strategy, attempt,"
     " created_at, updated_at, cancel_reason"
 )
 INFLIGHT = ("pending", "running")
