@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,7 +101,7 @@ def test_one_command_measures_our_server_and_the_floor(tmp_path: Path) -> None:
 
 
 def test_ratios_to_ours_and_to_the_floor_in_the_same_run() -> None:
-    results = [
+    results: list[dict[str, Any]] = [
         {
             "name": "ours",
             "sequential": {"median_ms": 8.0, "p99_ms": 12.0},
@@ -137,7 +138,7 @@ def test_ratios_to_ours_and_to_the_floor_in_the_same_run() -> None:
     assert to_floor["langhost"]["sequential_median"] == 60.0
     assert report.ratios(results, "absent") == {}
 
-    full = {"params": {"clients": 32}, "reference": "ours", "results": results}
+    full: dict[str, Any] = {"params": {"clients": 32}, "reference": "ours", "results": results}
     full.update(ratios=to_ours, floor_ratios=to_floor)
     text = report.table(full)
     assert "overhead over the floor" in text and "n/a" in text and "FAILED" in text
