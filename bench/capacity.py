@@ -15,7 +15,8 @@ process tree the bench started, from /proc), measures the same trivial runs agai
 streams are still open, closes them and reads the RSS once more. Reported per transport: RSS idle /
 with the streams open / after closing, memory per stream, and run latency idle vs with the streams
 open (the targets of issue 9: 2,000 idle streams under 1 GB RSS, a run still starting in under 2x
-its idle latency).
+its idle latency). The runs are timed from a child process, so the bench's own stream readers do
+not share the timing client's event loop (they still share the machine's cores).
 
 Every loop is bounded (N streams, fixed run counts, timeouts); loopback only. The open-files limit
 is raised to what N streams need (the server inherits it: it is started after the raise).
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import resource
 import shlex
@@ -151,6 +153,41 @@ async def run_latency(url: str, runs: int, warmup: int) -> dict[str, Any]:
         "start": summary(starts) if starts else {},
         "run": summary(totals) if totals else {},
     }
+
+
+LATENCY_SCRIPT = (
+    "import asyncio, json, sys\n"
+    "from bench.capacity import run_latency\n"
+    "print(json.dumps(asyncio.run(run_latency(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))))\n"
+)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+async def run_latency_elsewhere(url: str, runs: int, warmup: int) -> dict[str, Any]:
+    """`run_latency` in a child process, so the client timing runs does not share an event loop
+    with the thousands of stream readers (this loop keeps draining them meanwhile)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        LATENCY_SCRIPT,
+        url,
+        str(runs),
+        str(warmup),
+        cwd=REPO_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(measure.RUN_TIMEOUT_S + runs * 30):
+            out, err = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    if proc.returncode != 0:
+        raise RuntimeError(f"latency client exited with {proc.returncode}: {err.decode(errors='replace')[-2000:]}")
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
 
 
 def latency_factors(idle: dict[str, Any], loaded: dict[str, Any]) -> dict[str, float | None]:
@@ -346,7 +383,7 @@ async def measure_transport(
     try:
         await asyncio.sleep(args.settle)
         rss_open = tree_rss_kib(pid)
-        loaded = await run_latency(url, args.runs, 0)
+        loaded = await run_latency_elsewhere(url, args.runs, args.warmup)
         alive = streams.alive()
         rss_open_after_runs = tree_rss_kib(pid)
     finally:
@@ -393,7 +430,7 @@ def verdict(
 async def measure_capacity(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
     transports = args.transport or list(TRANSPORTS)
     rss_start = tree_rss_kib(pid)
-    idle = await run_latency(url, args.runs, args.warmup)
+    idle = await run_latency_elsewhere(url, args.runs, args.warmup)
     out: dict[str, Any] = {
         "rss_mib_at_start": mib(rss_start),
         "rss_mib_idle": mib(tree_rss_kib(pid)),

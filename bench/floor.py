@@ -1,19 +1,21 @@
 """The floor: the bench graphs run in-process with LangGraph's Postgres checkpointer, no server.
 
-The same `trivial` and `llm` graphs as every server loads (bench/graphs/), compiled with
-`AsyncPostgresSaver` (langgraph-checkpoint-postgres) over a psycopg pool on a fresh database of the
-same Postgres, run with `graph.astream(...)` in the bench's own event loop with `durability="async"`
-(our server's default). No HTTP, no run queue, no thread rows, no serialisation to the wire: what is
-left is the graph and its checkpoints, which no server can do without. Every server's figures are
-reported as a ratio to this one.
+The same `trivial` and `llm` graphs as every server loads (bench/graphs/), compiled with a Postgres
+checkpointer (langgraph-checkpoint-postgres) over a psycopg pool on a fresh database of the same
+Postgres, run with `graph.astream(...)` in the bench's own event loop with `durability="async"` (our
+server's default). No HTTP, no run queue, no thread rows, no serialisation to the wire: what is left
+is the graph and its checkpoints, which no server can do without. Every target is reported as a
+ratio to this one.
+
+The checkpointer is our server's (`--floor-saver pooled`, the default): `AsyncPostgresSaver` with its
+SQL and serialisation unchanged, minus the instance-wide asyncio lock the stock class takes around
+every operation. `--floor-saver stock` uses the stock class; its lock queues 32 concurrent runs behind
+each other's checkpoint writes, so its throughput is no floor (ours beats it).
 
 The measurements are the servers' loops (bench/measure.py) around an in-process single run:
 - sequential: a new thread id per run, `astream({"count": 0}, stream_mode="values")`, checked;
 - concurrent: 32 asyncio tasks (one per "client"), each running back to back;
 - tokens: the `llm` graph with `stream_mode="messages"` against the mock model, checked.
-
-`--floor-saver pooled` uses our server's lock-free subclass of the saver instead of the stock one
-(the stock saver serialises all its operations on one asyncio lock, which caps concurrent runs).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ FLOOR_KIND = "in-process floor"
 GRAPHS_DIR = BENCH_DIR / "graphs"
 POOL_MAX_SIZE = 20  # our server's default pool (COGNI_POOL_MAX_SIZE)
 DURABILITY: Durability = "async"  # our server's default durability
-SAVERS = ("stock", "pooled")
+SAVERS = ("pooled", "stock")  # the first is the default
 
 
 def load_graph(name: str) -> Pregel:
@@ -74,7 +76,7 @@ def make_saver(pool: AsyncConnectionPool[Any], kind: str) -> AsyncPostgresSaver:
 
 
 @asynccontextmanager
-async def floor_graphs(database_url: str, saver_kind: str = "stock") -> AsyncIterator[dict[str, Pregel]]:
+async def floor_graphs(database_url: str, saver_kind: str = "pooled") -> AsyncIterator[dict[str, Pregel]]:
     """`trivial` and `llm` compiled with a Postgres checkpointer on `database_url` (set up first)."""
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         database_url,
@@ -145,19 +147,19 @@ async def llm_answer(graph: Pregel, llm_base_url: str, tokens: int) -> dict[str,
     return measure.answer_timings(tokens, "".join(parts), len(parts), started, first, last, ended)
 
 
-async def sequential(database_url: str, runs: int, warmup: int, saver: str = "stock") -> dict[str, Any]:
+async def sequential(database_url: str, runs: int, warmup: int, saver: str = "pooled") -> dict[str, Any]:
     async with floor_graphs(database_url, saver) as graphs:
         return await measure.sequential_with(lambda: trivial_run(graphs["trivial"]), runs, warmup)
 
 
-async def concurrent(database_url: str, clients: int, runs_per_client: int, saver: str = "stock") -> dict[str, Any]:
+async def concurrent(database_url: str, clients: int, runs_per_client: int, saver: str = "pooled") -> dict[str, Any]:
     async with floor_graphs(database_url, saver) as graphs:
         graph = graphs["trivial"]
         return await measure.concurrent_with([lambda: trivial_run(graph)] * clients, runs_per_client)
 
 
 async def token_rate(
-    database_url: str, llm_base_url: str, tokens: int, runs: int, saver: str = "stock"
+    database_url: str, llm_base_url: str, tokens: int, runs: int, saver: str = "pooled"
 ) -> dict[str, Any]:
     async with floor_graphs(database_url, saver) as graphs:
         graph = graphs["llm"]
@@ -165,7 +167,7 @@ async def token_rate(
 
 
 @contextmanager
-def floor(_llm_base_url: str, saver: str = "stock") -> Iterator[Target]:
+def floor(_llm_base_url: str, saver: str = "pooled") -> Iterator[Target]:
     """A fresh database for the floor; the target's `url` is that database (nothing listens)."""
     with fresh_database("floor_bench") as database_url:
         yield Target(
@@ -175,7 +177,7 @@ def floor(_llm_base_url: str, saver: str = "stock") -> Iterator[Target]:
             details={
                 "langgraph": metadata.version("langgraph"),
                 "langgraph-checkpoint-postgres": metadata.version("langgraph-checkpoint-postgres"),
-                "checkpointer": "AsyncPostgresSaver" if saver == "stock" else "PooledPostgresSaver (ours, no lock)",
+                "checkpointer": "AsyncPostgresSaver" if saver == "stock" else "PooledPostgresSaver (ours: no lock)",
                 "storage": "postgres (fresh database)",
                 "durability": DURABILITY,
                 "graphs": str(Path("bench/graphs")),

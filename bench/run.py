@@ -74,8 +74,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--floor-saver",
         choices=floor.SAVERS,
-        default="stock",
-        help="the floor's checkpointer: stock AsyncPostgresSaver (default) or our lock-free subclass",
+        default=floor.SAVERS[0],
+        help="the floor's checkpointer: ours (AsyncPostgresSaver without its lock; default) or the stock class",
     )
     parser.add_argument(
         "--peer", action="append", default=[], metavar="NAME=URL", help="measure a running peer (repeatable)"

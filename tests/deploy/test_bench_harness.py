@@ -87,7 +87,9 @@ def test_one_command_measures_our_server_and_the_floor(tmp_path: Path) -> None:
     assert ours["tokens"]["tokens"] == 30 and ours["tokens"]["tokens_per_s"] > 0
     assert "served" in ours["thread_stream"]  # measured where served, "n/a" with a note where not
     assert floor["name"] == "floor" and floor["kind"] == "in-process floor"
-    assert floor["details"]["checkpointer"] == "AsyncPostgresSaver" and floor["details"]["durability"] == "async"
+    assert (
+        floor["details"]["checkpointer"].startswith("PooledPostgresSaver") and floor["details"]["durability"] == "async"
+    )
     assert floor["sequential"]["runs"] == 5 and floor["sequential"]["failures"] == 0
     assert floor["concurrent"]["runs"] == 4 and floor["tokens"]["tokens"] == 30
     assert floor["thread_stream"] == {"served": False, "note": "no server: nothing serves the thread-streaming API"}
@@ -149,7 +151,7 @@ def test_ratios_to_ours_and_to_the_floor_in_the_same_run() -> None:
 def test_bench_arguments_name_todays_peers_and_the_floor() -> None:
     args = run.parse_args(["--start", "langhost", "--start", "aegra011", "--start", "floor", "--only", "thread-stream"])
     assert [name for name, _ in run.plan(args)] == ["ours", "langhost", "aegra011", "floor"]
-    assert args.floor_saver == "stock" and args.only == ["thread-stream"]
+    assert args.floor_saver == "pooled" and args.only == ["thread-stream"]
     assert {"langhost", "aegra011", "langgraph-dev", "aegra", "floor"} <= set(run.start_choices())
     with pytest.raises(SystemExit):
         run.parse_args(["--start", "floor", "--start", "floor"])
