@@ -1,7 +1,9 @@
-"""Start the servers under test (ours, `langgraph dev`, Aegra) and the mock model, on loopback only.
+"""Start the servers under test (ours, langhost, Aegra, `langgraph dev`) and the mock model, on loopback only.
 
 Each starter is a context manager that yields a `Target` once the server answers its health check
-and stops the process (and drops its throwaway database) on exit, whatever happened in between.
+and stops the process (and drops its throwaway database, flushes its Redis database) on exit,
+whatever happened in between. The `floor` target (no server: the graphs in-process) is in
+bench/floor.py.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench.peers import PEERS, ensure_installed, versions
+from bench.redisdb import fresh_redis_database
 from testsupport import ManagedProcess, free_port, fresh_database
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -39,6 +42,7 @@ class Target:
     url: str
     kind: str
     details: dict[str, str] = field(default_factory=dict)
+    pid: int | None = None  # the server's process (and session leader) when the bench started it
 
 
 def require_loopback(url: str) -> str:
@@ -126,6 +130,7 @@ def ours(llm_base_url: str, redis_url: str | None = None, name: str = "ours") ->
                     "storage": "postgres (fresh database)",
                     "broker": f"redis ({redis_url})" if redis_url else "in-memory",
                 },
+                pid=proc.proc.pid,
             )
         finally:
             proc.stop()
@@ -163,6 +168,7 @@ def langgraph_dev(llm_base_url: str) -> Iterator[Target]:
             url=f"http://127.0.0.1:{port}",
             kind="langgraph dev",
             details={**versions(venv, spec.report_versions), "storage": "in-memory"},
+            pid=proc.proc.pid,
         )
         with _serving(proc, f"{target.url}/ok", target) as served:
             yield served
@@ -189,9 +195,87 @@ def aegra(llm_base_url: str) -> Iterator[Target]:
             url=f"http://127.0.0.1:{port}",
             kind="aegra serve",
             details={**versions(venv, spec.report_versions), "storage": "postgres (fresh database)"},
+            pid=proc.proc.pid,
         )
         with _serving(proc, f"{target.url}/health", target) as served:
             yield served
 
 
-STARTERS = {"langgraph-dev": langgraph_dev, "aegra": aegra}
+@contextmanager
+def aegra011(llm_base_url: str) -> Iterator[Target]:
+    """Aegra 0.11 (`aegra serve`, Python 3.12 venv) on its own fresh Postgres database, no auth.
+
+    Without REDIS_BROKER_ENABLED it uses its in-memory broker, like ours in the default bench.
+    """
+    spec = PEERS["aegra011"]
+    venv = ensure_installed(spec)
+    port = free_port()
+    with fresh_database("aegra011_bench") as database_url, tempfile.TemporaryDirectory() as workdir:
+        args = [str(venv / "bin" / "aegra"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        args += ["-c", str(GRAPHS_CONFIG)]
+        env = {
+            **QUIET_ENV,
+            "DATABASE_URL": database_url,
+            "AUTH_TYPE": "noop",
+            "LOG_LEVEL": "WARNING",
+            "BENCH_LLM_BASE_URL": llm_base_url,
+        }
+        proc = ManagedProcess(args, env=env, cwd=workdir, name="bench-aegra011")
+        target = Target(
+            name="aegra011",
+            url=f"http://127.0.0.1:{port}",
+            kind="aegra serve",
+            details={
+                **versions(venv, spec.report_versions),
+                "storage": "postgres (fresh database)",
+                "broker": "in-memory (its default)",
+            },
+            pid=proc.proc.pid,
+        )
+        with _serving(proc, f"{target.url}/health", target) as served:
+            yield served
+
+
+LANGHOST_JOBS_PER_WORKER = 10  # langgraph-api's usual default and ours; `langhost serve` alone runs 1
+
+
+@contextmanager
+def langhost(llm_base_url: str) -> Iterator[Target]:
+    """`langhost serve` (langgraph-api on langgraph-runtime-pg) on a fresh Postgres database and its
+    own Redis database index (flushed afterwards)."""
+    spec = PEERS["langhost"]
+    venv = ensure_installed(spec)
+    port = free_port()
+    with (
+        fresh_database("langhost_bench") as database_url,
+        fresh_redis_database() as redis_url,
+        tempfile.TemporaryDirectory() as workdir,
+    ):
+        config = absolute_config(Path(workdir))
+        args = [str(venv / "bin" / "langhost"), "serve", "-c", str(config), "--host", "127.0.0.1", "-p", str(port)]
+        args += ["--no-browser", "--server-log-level", "warning"]
+        args += ["--n-jobs-per-worker", str(LANGHOST_JOBS_PER_WORKER)]
+        env = {
+            **QUIET_ENV,
+            "DATABASE_URI": database_url,
+            "REDIS_URI": redis_url,
+            "BENCH_LLM_BASE_URL": llm_base_url,
+        }
+        proc = ManagedProcess(args, env=env, cwd=workdir, name="bench-langhost")
+        target = Target(
+            name="langhost",
+            url=f"http://127.0.0.1:{port}",
+            kind="langhost serve",
+            details={
+                **versions(venv, spec.report_versions),
+                "storage": "postgres (fresh database)",
+                "broker": f"redis ({redis_url})",
+                "n_jobs_per_worker": str(LANGHOST_JOBS_PER_WORKER),
+            },
+            pid=proc.proc.pid,
+        )
+        with _serving(proc, f"{target.url}/ok", target) as served:
+            yield served
+
+
+STARTERS = {"langhost": langhost, "aegra011": aegra011, "langgraph-dev": langgraph_dev, "aegra": aegra}
