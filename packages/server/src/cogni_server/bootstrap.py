@@ -13,8 +13,10 @@ from typing import Any
 from cogni_server.auth import Authenticator, build_authenticator
 from cogni_server.config import Settings
 from cogni_server.graphs import GraphRegistry
+from cogni_server.graphs.webhooks_config import thread_ttl_config, webhooks_config
 from cogni_server.runs.executor import Executor
 from cogni_server.runs.worker import WorkerPool
+from cogni_server.services.background import BackgroundJobs
 from cogni_server.services.context import ServerContext
 from cogni_server.storage import assistants as assistant_repo
 from cogni_server.storage.checkpointer import PooledPostgresSaver, setup_checkpointer
@@ -60,6 +62,7 @@ async def running_server(
     )
     broker = build_broker(settings.redis_url or None, key_prefix=settings.redis_key_prefix)
     workers: WorkerPool | None = None
+    jobs: BackgroundJobs | None = None
     try:
         checkpointer = PooledPostgresSaver(pool)
         await setup_checkpointer(pool, checkpointer)
@@ -92,8 +95,16 @@ async def running_server(
             workers=workers,
             authenticator=authenticator,
             system_assistants=system_assistants,
+            webhooks=webhooks_config(
+                registry.project.raw,
+                env_allowed_domains=settings.webhook_allowed_domains,
+                env_secret=settings.webhook_secret,
+            ),
+            thread_ttl=thread_ttl_config(registry.project.raw, sweep_seconds=settings.thread_ttl_sweep_seconds),
         )
         workers.start()
+        jobs = BackgroundJobs(context)
+        jobs.start()
         log.info(
             "cogni-server ready: graphs=%s workers=%s auth=%s",
             registry.graph_ids(),
@@ -102,6 +113,8 @@ async def running_server(
         )
         yield context
     finally:
+        if jobs is not None:
+            await jobs.stop()
         if workers is not None:
             await workers.drain(settings.drain_seconds)
         await broker.close()
