@@ -12,6 +12,7 @@ import uuid
 from typing import Any, Literal
 
 from psycopg.errors import ForeignKeyViolation
+from pydantic import StrictBool
 
 from cogni_server.errors import Invalid, NotFound
 from cogni_server.ids import uuid7
@@ -87,12 +88,12 @@ class CronRunFields(Strict):
 class CronCreate(CronRunFields):
     assistant_id: str
     schedule: str
-    enabled: bool = True
+    enabled: StrictBool = True
 
 
 class CronPatch(CronRunFields):
     schedule: str | None = None
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
 
 def run_request(cron: dict[str, Any]) -> RunRequest:

@@ -63,6 +63,8 @@ async def refusal(config: WebhooksConfig, url: str) -> str | None:
     except ValueError as exc:
         return f"the URL is not valid: {exc}"
     scheme = parts.scheme.lower()
+    if not scheme and not parts.netloc:
+        return "the URL has no host (relative URLs are not supported; give an absolute http(s) URL)"
     if scheme not in ("http", "https"):
         return f"scheme {scheme or '(none)'!r} is not allowed (use http or https)"
     if config.require_https and scheme != "https":
