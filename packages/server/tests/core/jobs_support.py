@@ -4,10 +4,11 @@ webhook receiver on loopback that records every request."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -135,3 +136,14 @@ def receiver(port: int = 0) -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], limit: float, step: float = 0.1) -> bool:
+    """Poll ``check`` until it holds or ``limit`` seconds passed; whether it held."""
+    deadline = time.monotonic() + limit
+    while True:
+        if await check():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(step)

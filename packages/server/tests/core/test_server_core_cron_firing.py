@@ -5,7 +5,6 @@ Schedules tick every second (``COGNI_CRON_ALLOW_SECONDS``) so ten ticks take ten
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from langgraph_sdk.client import LangGraphClient
 from testsupport import free_port, fresh_database
 
 from .conftest import KEY_A
-from .jobs_support import Receiver, receiver, start_jobs_server, write_project
+from .jobs_support import Receiver, eventually, receiver, start_jobs_server, write_project
 
 EVERY_SECOND = "* * * * * *"
 
@@ -113,9 +112,11 @@ async def test_a_missed_tick_fires_once(client: LangGraphClient, pair: Pair) -> 
         conn.execute(
             "UPDATE crons SET next_run_date = now() - interval '10 minutes' WHERE cron_id = %s", (cron["cron_id"],)
         )
-    deadline = time.monotonic() + 10
-    while not await _runs(client, tid) and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
+
+    async def fired() -> bool:
+        return bool(await _runs(client, tid))
+
+    assert await eventually(fired, 10)
     await asyncio.sleep(1.5)
     assert len(await _runs(client, tid)) == 1
     after = (await client.crons.search(thread_id=tid))[0]
@@ -132,11 +133,12 @@ async def test_disabled_and_ended_crons_do_not_fire(client: LangGraphClient) -> 
     await asyncio.sleep(2.5)
     assert await _runs(client, tid) == []
     await client.crons.update(off["cron_id"], enabled=True)
-    deadline = time.monotonic() + 10
-    while not await _runs(client, tid) and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
+
+    async def fired() -> bool:
+        return bool(await _runs(client, tid))
+
+    assert await eventually(fired, 10)
     await client.crons.update(off["cron_id"], enabled=False)
-    assert await _runs(client, tid)
 
 
 async def test_reject_strategy_skips_the_tick_of_a_busy_thread(client: LangGraphClient) -> None:
@@ -149,4 +151,3 @@ async def test_reject_strategy_skips_the_tick_of_a_busy_thread(client: LangGraph
     await client.crons.delete(cron["cron_id"])
     runs = await _runs(client, tid)
     assert [r["run_id"] for r in runs if r["assistant_id"] != run["assistant_id"]] == []
-

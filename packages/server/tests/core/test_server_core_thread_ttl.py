@@ -19,7 +19,7 @@ from langgraph_sdk.client import LangGraphClient
 from testsupport import free_port, fresh_database
 
 from .conftest import KEY_A
-from .jobs_support import DEFAULT_TTL_MINUTES, start_jobs_server, write_project
+from .jobs_support import DEFAULT_TTL_MINUTES, eventually, start_jobs_server, write_project
 
 SWEEP_SECONDS = 1.0
 HI = {"messages": [{"role": "user", "content": "hi"}]}
@@ -114,9 +114,11 @@ async def test_keep_latest_keeps_the_thread_and_its_last_checkpoint(client: Lang
     await client.runs.wait(tid, "echo", input=HI)
     await client.runs.wait(tid, "echo", input=HI)
     assert len(await client.threads.get_history(tid, limit=100)) > 1
-    deadline = time.monotonic() + 10
-    while len(await client.threads.get_history(tid, limit=100)) > 1 and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
+
+    async def pruned() -> bool:
+        return len(await client.threads.get_history(tid, limit=100)) == 1
+
+    assert await eventually(pruned, 10)
     history = await client.threads.get_history(tid, limit=100)
     assert len(history) == 1 and history[0]["values"]["count"] == 2
     assert (await _ttl(client, tid))["expires_at"] is None
