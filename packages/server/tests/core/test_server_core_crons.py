@@ -154,7 +154,8 @@ async def test_search_sort_select_and_pages(client: LangGraphClient, server: Ser
         ({"multitask_strategy": "bogus"}, 422, "multitask_strategy"),
         ({"enabled": "yes"}, 422, "enabled"),
         ({"command": {"resume": 1}}, 422, "command"),
-        ({"if_not_exists": "create"}, 422, "if_not_exists"),
+        ({"if_not_exists": "sometimes"}, 422, "if_not_exists"),
+        ({"after_seconds": 5}, 422, "after_seconds"),
         ({"assistant_id": "nope"}, 404, "nope"),
         ({"assistant_id": str(uuid.UUID(int=0))}, 404, "not found"),
         ({"webhook": "ftp://example.com/x"}, 422, "scheme 'ftp'"),
@@ -182,6 +183,11 @@ async def test_missing_schedule_and_thread(server: Server) -> None:
         assert r.status_code == 404
         r = await http.post("/threads/nope/runs/crons", json={"assistant_id": "echo", "schedule": "* * * * *"})
         assert r.status_code == 422
+        new_tid = str(uuid.uuid4())  # the JS client can ask for the thread to be created
+        body = {"assistant_id": "echo", "schedule": "@daily", "if_not_exists": "create"}
+        r = await http.post(f"/threads/{new_tid}/runs/crons", json=body)
+        assert r.status_code == 200 and r.json()["thread_id"] == new_tid
+        assert (await http.get(f"/threads/{new_tid}")).status_code == 200
         cid = (await http.post("/runs/crons", json={"assistant_id": "echo", "schedule": "@hourly"})).json()["cron_id"]
         assert (await http.patch(f"/runs/crons/{cid}", json={})).status_code == 422
         assert (await http.patch(f"/runs/crons/{cid}", json={"schedule": "bogus"})).status_code == 422

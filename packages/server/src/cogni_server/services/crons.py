@@ -86,6 +86,7 @@ class CronRunFields(Strict):
 
 
 class CronCreate(CronRunFields):
+    if_not_exists: Literal["create", "reject"] | None = None  # thread crons: create the thread if missing
     assistant_id: str
     schedule: str
     enabled: StrictBool = True
@@ -146,7 +147,9 @@ async def create(
     _validate_run(tenant, values, assistant)
     async with ctx.pool.connection() as conn:
         if thread_id is not None and not await thread_repo.exists(conn, tenant, thread_id):
-            raise NotFound(f"thread {thread_id} not found")
+            if body.if_not_exists != "create":
+                raise NotFound(f"thread {thread_id} not found")
+            await thread_repo.create(conn, owner=tenant, thread_id=thread_id, metadata={}, if_exists="do_nothing")
         try:
             return cron_repo.cron_out(await cron_repo.create(conn, values))
         except ForeignKeyViolation:
