@@ -2,15 +2,17 @@
 
 Each poll is one transaction: lock the due crons no other scheduler holds (``FOR UPDATE SKIP
 LOCKED``), insert each one's run (queued, like any run no local slot took) and move its
-``next_run_date`` to the first tick after now. A crash before the commit leaves the tick due for
-the next poll of any process; after the commit it has fired. Ticks missed while every process was
-down fire once, not once per missed tick.
+``next_run_date`` to the next tick. A crash before the commit leaves the tick due for the next poll
+of any process; after the commit it has fired. Ticks missed while every process was down fire once,
+not once per missed tick; a scheduler merely late (less than two polls and a second) still fires
+every tick.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from cogni_server import metrics
@@ -67,8 +69,7 @@ class CronScheduler:
                 except Exception:
                     metrics.CRON_TICKS.labels("error").inc()
                     log.exception("cron %s: tick failed", cron["cron_id"])
-                after = max(cron["db_now"], cron["next_run_date"])
-                await cron_repo.advance(conn, cron["cron_id"], next_tick(cron["schedule"], cron["timezone"], after))
+                await cron_repo.advance(conn, cron["cron_id"], self.next_run_date(cron))
         if fired:
             await self.ctx.broker.notify_run_pending()
         for run_id, strategy in to_cancel:
@@ -76,6 +77,13 @@ class CronScheduler:
         for run_id in ended:
             await self.ctx.broker.end(run_id)
         return len(due)
+
+    def next_run_date(self, cron: dict[str, Any]) -> datetime:
+        """The tick after the one just fired; ticks that fell due more than the grace ago (every
+        process was down) are merged into the run just made, a tick less late still fires on its own."""
+        grace = timedelta(seconds=2 * self.ctx.settings.cron_poll_seconds + 1.0)
+        after = max(cron["next_run_date"], cron["db_now"] - grace)
+        return next_tick(cron["schedule"], cron["timezone"], after)
 
     async def _fire(self, conn: Conn, cron: dict[str, Any]) -> run_repo.Created:
         """Insert this tick's run as the cron's owner, on the scheduler's transaction."""
