@@ -11,6 +11,8 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
+from cogni_server.ids import system_assistant_id
+
 from .conftest import KEY_A, Server
 
 CRON_KEYS = {
@@ -54,7 +56,7 @@ async def test_stateless_cron_with_every_sdk_field(client: LangGraphClient) -> N
     )
     assert set(cron) == CRON_KEYS
     assert cron["thread_id"] is None and cron["on_run_completed"] == "keep" and cron["enabled"] is False
-    assert cron["assistant_id"] == (await client.assistants.search(graph_id="echo"))[0]["assistant_id"]
+    assert cron["assistant_id"] == str(system_assistant_id("echo"))  # the graph id resolved
     assert cron["timezone"] == "America/New_York" and cron["metadata"] == {"tag": tag, "n": 1}
     assert datetime.fromisoformat(cron["end_time"]) == end.replace(microsecond=end.microsecond)
     nxt = datetime.fromisoformat(cron["next_run_date"]).astimezone(UTC)
