@@ -45,7 +45,7 @@ def test_official_js_client_works_unchanged() -> None:
             }
             for var in ("LANGGRAPH_API_KEY", "LANGSMITH_API_KEY", "LANGCHAIN_API_KEY"):
                 env.pop(var, None)
-            command = [node, "--test", "--test-reporter=spec", str(HERE / "js_client.test.mjs")]
+            command = [node, "--test", "--test-reporter=spec", *sorted(str(p) for p in HERE.glob("*.test.mjs"))]
             try:
                 done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=NODE_TIMEOUT)
             except subprocess.TimeoutExpired as exc:

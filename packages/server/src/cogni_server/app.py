@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from cogni_server.api import assistants, errors, runs, store, system, threads, unsupported
+from cogni_server.api import assistants, crons, errors, runs, store, system, threads
 from cogni_server.api.middleware import BodyLimit, Metrics
 from cogni_server.api.responses import JSONResponse
 from cogni_server.bootstrap import authenticator_for, running_server
@@ -38,9 +38,9 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     errors.install(app)
     app.include_router(system.router)
     if settings.serve_api:
-        app.include_router(unsupported.router)
         app.include_router(assistants.router)
         app.include_router(threads.router)
+        app.include_router(crons.router)
         app.include_router(runs.router)
         app.include_router(store.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -15,8 +15,10 @@ from cogni_server.config import Settings
 from cogni_server.graphs import GraphRegistry
 from cogni_server.graphs.config import ProjectConfig
 from cogni_server.graphs.store_config import load_embed_function, read_store_config
+from cogni_server.graphs.webhooks_config import thread_ttl_config, webhooks_config
 from cogni_server.runs.executor import Executor
 from cogni_server.runs.worker import WorkerPool
+from cogni_server.services.background import BackgroundJobs
 from cogni_server.services.context import ServerContext
 from cogni_server.storage import assistants as assistant_repo
 from cogni_server.storage.checkpointer import PooledPostgresSaver, setup_checkpointer
@@ -87,6 +89,7 @@ async def running_server(
     broker = build_broker(settings.redis_url or None, key_prefix=settings.redis_key_prefix)
     workers: WorkerPool | None = None
     store: StoreBackend | None = None
+    jobs: BackgroundJobs | None = None
     try:
         checkpointer = PooledPostgresSaver(pool)
         await setup_checkpointer(pool, checkpointer)
@@ -126,10 +129,18 @@ async def running_server(
             authenticator=authenticator,
             system_assistants=system_assistants,
             store=store,
+            webhooks=webhooks_config(
+                registry.project.raw,
+                env_allowed_domains=settings.webhook_allowed_domains,
+                env_secret=settings.webhook_secret,
+            ),
+            thread_ttl=thread_ttl_config(registry.project.raw, sweep_seconds=settings.thread_ttl_sweep_seconds),
         )
         workers.start()
         if workers.enabled:
             store.start_sweeper()
+        jobs = BackgroundJobs(context)
+        jobs.start()
         log.info(
             "cogni-server ready: graphs=%s workers=%s auth=%s",
             registry.graph_ids(),
@@ -138,6 +149,8 @@ async def running_server(
         )
         yield context
     finally:
+        if jobs is not None:
+            await jobs.stop()
         if workers is not None:
             await workers.drain(settings.drain_seconds)
         if store is not None:

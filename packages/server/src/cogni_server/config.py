@@ -59,6 +59,18 @@ class Settings(BaseSettings):
     litellm_base_url: str | None = Field(default=None, validation_alias="LITELLM_BASE_URL")
     litellm_api_key: str | None = Field(default=None, validation_alias="LITELLM_API_KEY")
     embeddings_timeout_seconds: float = Field(default=60.0, gt=0, validation_alias="COGNI_EMBEDDINGS_TIMEOUT_SECONDS")
+    # crons, webhooks, thread TTL (docs/server.md "Crons", "Webhooks", "Thread TTL")
+    cron_poll_seconds: float = Field(default=1.0, gt=0, validation_alias="COGNI_CRON_POLL_SECONDS")
+    cron_allow_seconds: bool = Field(default=False, validation_alias="COGNI_CRON_ALLOW_SECONDS")
+    webhook_secret: str | None = Field(default=None, validation_alias="COGNI_WEBHOOK_SECRET")
+    webhook_allowed_domains: str | None = Field(default=None, validation_alias="COGNI_WEBHOOK_ALLOWED_DOMAINS")
+    webhook_max_attempts: int = Field(default=5, ge=1, validation_alias="COGNI_WEBHOOK_MAX_ATTEMPTS")
+    webhook_timeout_seconds: float = Field(default=30.0, gt=0, validation_alias="COGNI_WEBHOOK_TIMEOUT_SECONDS")
+    webhook_backoff_seconds: float = Field(default=2.0, gt=0, validation_alias="COGNI_WEBHOOK_BACKOFF_SECONDS")
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, validation_alias="COGNI_WEBHOOK_POLL_SECONDS")
+    thread_ttl_sweep_seconds: float | None = Field(
+        default=None, gt=0, validation_alias="COGNI_THREAD_TTL_SWEEP_SECONDS"
+    )
 
     def api_key_map(self) -> dict[str, str]:
         """key -> tenant from COGNI_API_KEYS ("k1:tenantA,k2:tenantB") and/or LANGGRAPH_API_KEY."""

@@ -36,6 +36,16 @@ QUEUE_OLDEST_AGE = Gauge(
     "Seconds the oldest due pending run has waited since it became due (0 when none); sampled at scrape",
 )
 
+WEBHOOK_DELIVERIES = Counter(
+    "cogni_webhook_deliveries_total",
+    "Webhook delivery attempts by outcome: delivered, retry (5xx/408/429/transport error), failed"
+    " (4xx, or out of attempts), refused (destination not allowed at send time)",
+    ["outcome"],
+)
+WEBHOOKS_REFUSED = Counter("cogni_webhooks_refused_total", "Webhook destinations refused by the URL policy", ["stage"])
+CRON_TICKS = Counter("cogni_cron_ticks_total", "Cron ticks handled: run created, or skipped (why)", ["outcome"])
+THREADS_EXPIRED = Counter("cogni_threads_expired_total", "Threads handled by the TTL sweeper", ["strategy"])
+
 
 class QueueSampler:
     """Refreshes the two queue gauges from Postgres when ``/metrics`` is scraped, at most once per

@@ -116,9 +116,7 @@ async def test_system_routes(server: Server) -> None:
         openapi = (await http.get("/openapi.json")).json()
         assert "/threads/{thread_id}/runs/stream" in openapi["paths"]
         assert (await http.get("/docs")).status_code == 200
-        for method, path in [("POST", "/runs/crons"), ("POST", "/runs/crons/search")]:
-            r = await http.request(method, path, headers={"x-api-key": KEY_A}, json={})
-            assert r.status_code == 404 and "not supported" in r.json()["detail"]
+        assert info["flags"]["crons"] is True and info["features"]["crons"]["scheduler"] is True
 
 
 async def test_delete_assistant_with_its_threads(client: LangGraphClient) -> None:

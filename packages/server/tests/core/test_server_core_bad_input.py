@@ -32,7 +32,7 @@ async def test_unknown_field_is_rejected_by_name(http: httpx.AsyncClient) -> Non
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("webhook", "http://example.invalid/hook"), ("feedback_keys", ["k"]), ("langsmith_tracer", {"project_name": "p"})],
+    [("strict_resume", True), ("feedback_keys", ["k"]), ("langsmith_tracer", {"project_name": "p"})],
 )
 async def test_known_but_unsupported_fields_422(http: httpx.AsyncClient, field: str, value: object) -> None:
     tid = await _thread(http)

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from cogni_server import metrics as server_metrics
 from cogni_server.api.context import context
 from cogni_server.api.responses import JSONResponse
+from cogni_server.services.background import background_features
 from cogni_server.services.health import database_problem
 
 router = APIRouter(tags=["system"])
@@ -43,10 +44,11 @@ async def info(request: Request) -> Response:
         {
             "version": _version("cogni-server"),
             "langgraph_py_version": _version("langgraph"),
-            "flags": {"assistants": True, "crons": False, "langsmith": False, "store": True},
+            "flags": {"assistants": True, "crons": True, "langsmith": False, "store": True},
             "store": {"semantic_search": st.store.semantic_search, "index_fields": st.store.index_fields},
             "graphs": st.registry.graph_ids(),
             "auth_mode": st.settings.auth_mode,
+            "features": background_features(st),
         }
     )
 

@@ -27,10 +27,12 @@ from cogni_server.api.params import parse_id, parse_ids, query_list
 from cogni_server.api.responses import JSONResponse
 from cogni_server.api.sse import sse_response
 from cogni_server.auth import Principal
+from cogni_server.errors import Invalid
 from cogni_server.services import deletion
 from cogni_server.services import state as state_service
 from cogni_server.services import streams as stream_service
 from cogni_server.services import threads as thread_service
+from cogni_server.services.thread_ttl import get_ttl
 
 router = APIRouter(dependencies=[Depends(principal)], tags=["threads"])
 
@@ -53,6 +55,7 @@ async def create_thread(body: ThreadCreateBody, request: Request, who: Principal
 @router.post("/threads/search")
 async def search_threads(body: ThreadSearchBody, request: Request, who: Principal = Depends(principal)) -> Response:
     check_select(body.select, thread_service.SELECT_FIELDS)
+    select = [*body.select, "extracted"] if body.select and body.extract else body.select
     rows, total = await thread_service.search(
         context(request),
         who.tenant,
@@ -63,7 +66,7 @@ async def search_threads(body: ThreadSearchBody, request: Request, who: Principa
         extract=body.extract,
         **page_args(body),
     )
-    return page_response(rows, total, body.offset, body.select)
+    return page_response(rows, total, body.offset, select)
 
 
 @router.post("/threads/count")
@@ -82,8 +85,20 @@ async def prune_threads(body: ThreadPruneBody, request: Request, who: Principal 
 
 
 @router.get("/threads/{thread_id}")
-async def get_thread(thread_id: str, request: Request, who: Principal = Depends(principal)) -> Response:
-    return JSONResponse(await thread_service.get(context(request), who.tenant, parse_id(thread_id, "thread_id")))
+async def get_thread(
+    thread_id: str,
+    request: Request,
+    include: list[str] | None = Query(None),
+    who: Principal = Depends(principal),
+) -> Response:
+    ctx, tid = context(request), parse_id(thread_id, "thread_id")
+    thread = await thread_service.get(ctx, who.tenant, tid)
+    extras = {part.strip() for item in query_list(include, "include") for part in item.split(",")} - {""}
+    if unknown := extras - {"ttl"}:
+        raise Invalid(f"include: unknown value(s) {sorted(unknown)}; this server knows 'ttl'")
+    if "ttl" in extras:
+        thread["ttl"] = await get_ttl(ctx, who.tenant, tid)
+    return JSONResponse(thread)
 
 
 @router.patch("/threads/{thread_id}")

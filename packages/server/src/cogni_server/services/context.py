@@ -7,7 +7,7 @@ request to find its database, broker or workers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from cogni_server.auth import Authenticator
 from cogni_server.config import Settings
 from cogni_server.graphs import GraphRegistry
+from cogni_server.graphs.webhooks_config import ThreadTTLConfig, WebhooksConfig
 from cogni_server.runs.executor import Executor
 from cogni_server.runs.worker import WorkerPool
 from cogni_server.storage.store import StoreBackend
@@ -33,3 +34,5 @@ class ServerContext:
     authenticator: Authenticator
     system_assistants: dict[str, dict[str, Any]]  # graph id and assistant id -> row (read-only rows)
     store: StoreBackend  # the long-term memory store (per-tenant views: ``store.for_tenant``)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    thread_ttl: ThreadTTLConfig = field(default_factory=ThreadTTLConfig)

@@ -9,17 +9,28 @@ from __future__ import annotations
 import contextlib
 import uuid
 
-from cogni_server.errors import NotFound
+from cogni_server.errors import Conflict, NotFound
 from cogni_server.services.assistants import assistant_uuid
 from cogni_server.services.context import ServerContext
 from cogni_server.services.runs import cancel_thread_runs
 from cogni_server.storage import assistants as assistant_repo
 from cogni_server.storage import checkpoints as checkpoint_repo
+from cogni_server.storage import thread_ttl as ttl_repo
 from cogni_server.storage import threads as thread_repo
 
 
-async def delete_thread(ctx: ServerContext, tenant: str, thread_id: uuid.UUID) -> None:
-    """Delete one of the tenant's threads with its runs and checkpoints; NotFound if it is not theirs."""
+async def delete_thread(ctx: ServerContext, tenant: str, thread_id: uuid.UUID, *, only_if_idle: bool = False) -> None:
+    """Delete one of the tenant's threads with its runs and checkpoints; NotFound if it is not theirs.
+
+    ``only_if_idle`` (the TTL sweeper): never cancel anything; a thread with a pending or running
+    run is left alone (Conflict), decided under the thread's row lock that run creation also takes.
+    """
+    if only_if_idle:
+        async with ctx.pool.connection() as conn:
+            if not await ttl_repo.delete_if_idle(conn, tenant, thread_id):
+                raise Conflict(f"thread {thread_id} is busy or gone; not deleted")
+            await checkpoint_repo.delete_thread(conn, thread_id)
+        return
     async with ctx.pool.connection() as conn:
         if not await thread_repo.exists(conn, tenant, thread_id):
             raise NotFound(f"thread {thread_id} not found")

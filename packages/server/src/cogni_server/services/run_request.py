@@ -60,8 +60,6 @@ class RunRequest(Strict):
         names = []
         if self.feedback_keys:
             names.append("feedback_keys")
-        if self.webhook:
-            names.append("webhook")
         if self.langsmith_tracer:
             names.append("langsmith_tracer")
         if self.strict_resume:

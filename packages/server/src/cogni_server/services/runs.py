@@ -20,6 +20,7 @@ from cogni_server.serde import dumps
 from cogni_server.services.assistants import resolve_assistant
 from cogni_server.services.context import ServerContext
 from cogni_server.services.run_request import RunRequest
+from cogni_server.services.webhook_policy import check_webhook
 from cogni_server.storage import runs as run_repo
 from cogni_server.storage import threads as thread_repo
 from cogni_server.storage.runs import NewRun
@@ -59,6 +60,28 @@ def run_settings(req: RunRequest, assistant: dict[str, Any], *, stateless: bool,
         durability=req.durability_mode(),
         on_disconnect=req.on_disconnect,
         temporary=stateless and req.on_completion != "keep",
+        webhook=req.webhook,
+    )
+
+
+def new_run(
+    tenant: str, thread_id: uuid.UUID | None, req: RunRequest, assistant: dict[str, Any], *, force_values: bool = False
+) -> NewRun:
+    """The row to insert for ``req`` on ``thread_id`` (None: a stateless run on a new thread)."""
+    stateless = thread_id is None
+    settings = run_settings(req, assistant, stateless=stateless, force_values=force_values)
+    return NewRun(
+        run_id=uuid7(),
+        thread_id=uuid.uuid4() if thread_id is None else thread_id,
+        assistant_id=uuid.UUID(assistant["assistant_id"]),
+        graph_id=assistant["graph_id"],
+        owner=tenant,
+        metadata=req.metadata or {},
+        kwargs=dump_run_settings(settings),
+        multitask_strategy=req.multitask_strategy,
+        if_not_exists="create" if stateless else req.if_not_exists,
+        after_seconds=req.after_seconds or 0.0,
+        thread_metadata={"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]},
     )
 
 
@@ -75,23 +98,9 @@ async def create_run(
 
     ``thread_id`` None is a stateless run on a new temporary thread.
     """
-    stateless = thread_id is None
-    tid = uuid.uuid4() if thread_id is None else thread_id
     assistant = await resolve_assistant(ctx, tenant, req.assistant_id)
-    settings = run_settings(req, assistant, stateless=stateless, force_values=force_values)
-    new = NewRun(
-        run_id=uuid7(),
-        thread_id=tid,
-        assistant_id=uuid.UUID(assistant["assistant_id"]),
-        graph_id=assistant["graph_id"],
-        owner=tenant,
-        metadata=req.metadata or {},
-        kwargs=dump_run_settings(settings),
-        multitask_strategy=req.multitask_strategy,
-        if_not_exists="create" if stateless else req.if_not_exists,
-        after_seconds=req.after_seconds or 0.0,
-        thread_metadata={"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]},
-    )
+    await check_webhook(ctx.webhooks, req.webhook)
+    new = new_run(tenant, thread_id, req, assistant, force_values=force_values)
     async with ctx.workers.reserve() as slot:
         async with ctx.pool.connection() as conn:
             created = await run_repo.create(

@@ -1,12 +1,17 @@
-"""Threads: create, search, count, read, patch metadata, copy. Deleting is in ``services.deletion``."""
+"""Threads: create (with a TTL, seeded by supersteps), search (with extract), count, read, patch
+metadata and TTL, copy. Deleting is in ``services.deletion``."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from cogni_server.errors import Invalid, Unsupported
+from cogni_server.errors import Invalid
+from cogni_server.services import supersteps as supersteps_service
 from cogni_server.services.context import ServerContext
+from cogni_server.services.thread_extract import check_extract, extracted
+from cogni_server.services.thread_ttl import parse_ttl, ttl_for_new_thread
+from cogni_server.storage import thread_ttl as ttl_repo
 from cogni_server.storage import threads as thread_repo
 
 SELECT_FIELDS = thread_repo.SELECT_FIELDS
@@ -23,19 +28,23 @@ async def create(
     supersteps: list[Any] | None = None,
     ttl: Any = None,
 ) -> dict[str, Any]:
-    if supersteps:
-        raise Unsupported("unsupported field for this server: supersteps")
-    if ttl is not None:
-        raise Unsupported("unsupported field for this server: ttl")
     meta = dict(metadata or {})
     if graph_id:
         if graph_id not in ctx.registry.graph_ids():
             raise Invalid(f"graph_id {graph_id!r} is not a graph of this server")
         meta.setdefault("graph_id", graph_id)
-    async with ctx.pool.connection() as conn:
-        return await thread_repo.create(
-            conn, owner=tenant, thread_id=thread_id or uuid.uuid4(), metadata=meta, if_exists=if_exists
-        )
+    thread_ttl = ttl_for_new_thread(ctx, ttl)
+    seed = await supersteps_service.parse(ctx, supersteps, meta) if supersteps else None
+    tid = thread_id or uuid.uuid4()
+    async with ctx.pool.connection() as conn, conn.transaction():
+        created = thread_id is None or not await thread_repo.exists(conn, tenant, tid)
+        thread = await thread_repo.create(conn, owner=tenant, thread_id=tid, metadata=meta, if_exists=if_exists)
+        if thread_ttl is not None and created:
+            await ttl_repo.set_ttl(conn, tenant, tid, *thread_ttl)
+    if seed is not None and created:
+        await supersteps_service.apply(ctx, seed[0], tid, meta["graph_id"], seed[1])
+        return await get(ctx, tenant, tid)
+    return thread
 
 
 async def search(
@@ -52,10 +61,9 @@ async def search(
     sort_order: str,
     extract: dict[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    if extract:
-        raise Unsupported("unsupported field for this server: extract")
+    paths = check_extract(extract)
     async with ctx.pool.connection() as conn:
-        return await thread_repo.search(
+        rows, total = await thread_repo.search(
             conn,
             tenant,
             metadata=metadata,
@@ -67,6 +75,9 @@ async def search(
             sort_by=sort_by,
             sort_order=sort_order,
         )
+    if paths:
+        rows = [{**row, "extracted": extracted(row, paths)} for row in rows]
+    return rows, total
 
 
 async def count(
@@ -89,10 +100,12 @@ async def get(ctx: ServerContext, tenant: str, thread_id: uuid.UUID) -> dict[str
 async def patch(
     ctx: ServerContext, tenant: str, thread_id: uuid.UUID, *, metadata: dict[str, Any], ttl: Any = None
 ) -> dict[str, Any]:
-    if ttl is not None:
-        raise Unsupported("unsupported field for this server: ttl")
-    async with ctx.pool.connection() as conn:
-        return await thread_repo.patch_metadata(conn, tenant, thread_id, metadata)
+    thread_ttl = parse_ttl(ttl) if ttl is not None else None
+    async with ctx.pool.connection() as conn, conn.transaction():
+        thread = await thread_repo.patch_metadata(conn, tenant, thread_id, metadata)
+        if thread_ttl is not None:
+            await ttl_repo.set_ttl(conn, tenant, thread_id, *thread_ttl)
+        return thread
 
 
 async def copy(ctx: ServerContext, tenant: str, thread_id: uuid.UUID) -> dict[str, Any]:

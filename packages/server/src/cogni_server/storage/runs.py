@@ -31,8 +31,9 @@ _INSERT_RUN = (
     " now() + make_interval(secs => %(after)s) FROM src"
     f" RETURNING {COLS}"
 )
-_MARK_THREAD_BUSY = (
-    "UPDATE threads SET status = 'busy', updated_at = now(), metadata = metadata || %(tmeta)s"
+_MARK_THREAD_BUSY = (  # a run refreshes the thread's TTL (storage.thread_ttl)
+    "UPDATE threads SET status = 'busy', updated_at = now(), metadata = metadata || %(tmeta)s,"
+    " expires_at = CASE WHEN ttl_minutes IS NULL THEN expires_at ELSE now() + ttl_minutes * interval '1 minute' END"
     " WHERE thread_id IN (SELECT thread_id FROM ins)"
 )
 # Fast path: the thread exists, is the caller's and has nothing in flight -> insert already running.
