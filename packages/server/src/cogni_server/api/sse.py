@@ -2,6 +2,10 @@
 
 A pump task copies broker events into a queue so the response can emit ``: heartbeat`` comments on
 idle connections without cancelling the subscription mid-read.
+
+The queue is bounded (``SSE_QUEUE_EVENTS``): when a client reads slower than the run publishes, the
+pump stops reading the broker until the client catches up (backpressure), so a slow client costs a
+fixed amount of memory; the events wait in the broker's stream, which retains them anyway.
 """
 
 from __future__ import annotations
@@ -15,20 +19,25 @@ from fastapi.responses import StreamingResponse
 from cogni_server.streaming import HEARTBEAT, StreamEvent, encode_sse
 
 _END = object()
+SSE_QUEUE_EVENTS = 256  # events buffered per connection between the broker and a slow client
 
 
 async def _pumped(
     source: AsyncIterator[StreamEvent], heartbeat: float, idle_stop: float | None
 ) -> AsyncIterator[StreamEvent | None]:
     """Yield events, or None when ``heartbeat`` seconds pass without one; stop after ``idle_stop``."""
-    queue: asyncio.Queue[object] = asyncio.Queue()
+    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=SSE_QUEUE_EVENTS)
 
     async def pump() -> None:
         try:
             async for item in source:
-                await queue.put(item)
-        finally:
-            await queue.put(_END)
+                await queue.put(item)  # waits while the client is behind (bounded memory)
+        except asyncio.CancelledError:
+            raise  # the response is over: nobody reads the queue any more
+        except BaseException:
+            await queue.put(_END)  # the reader re-raises the failure from the task
+            raise
+        await queue.put(_END)
 
     task = asyncio.ensure_future(pump())
     idle = 0.0
