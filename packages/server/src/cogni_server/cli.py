@@ -127,17 +127,21 @@ def serve(
 @app.command("migrate")
 def migrate_cmd() -> None:
     """Apply pending database migrations and the checkpointer's tables, then exit."""
-    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-
+    from cogni_server.storage.checkpointer import PooledPostgresSaver, setup_checkpointer
     from cogni_server.storage.migrations import migrate
+    from cogni_server.storage.pool import open_pool
 
     settings = Settings()
     url, embedded = _database_url(settings)
 
     async def run() -> list[str]:
         applied = await migrate(url)
-        async with AsyncPostgresSaver.from_conn_string(url) as saver:
-            await saver.setup()
+        # the same advisory lock as a starting server: a migrate next to starting instances is safe
+        pool = await open_pool(url, min_size=1, max_size=2, connect_timeout=settings.database_connect_timeout)
+        try:
+            await setup_checkpointer(pool, PooledPostgresSaver(pool))
+        finally:
+            await pool.close()
         return applied
 
     try:
