@@ -13,11 +13,13 @@ import uuid
 from typing import Any
 
 from cogni_server import metrics
+from cogni_server.auth import NoAuth
 from cogni_server.errors import Conflict, Invalid, NotFound, Unsupported
 from cogni_server.ids import uuid7
 from cogni_server.runs.settings import RunSettings, dump_run_settings
 from cogni_server.serde import dumps
 from cogni_server.services.assistants import resolve_assistant
+from cogni_server.services.billing import bind_billing_identity
 from cogni_server.services.context import ServerContext
 from cogni_server.services.run_request import RunRequest
 from cogni_server.storage import runs as run_repo
@@ -79,6 +81,8 @@ async def create_run(
     tid = uuid.uuid4() if thread_id is None else thread_id
     assistant = await resolve_assistant(ctx, tenant, req.assistant_id)
     settings = run_settings(req, assistant, stateless=stateless, force_values=force_values)
+    if not isinstance(ctx.authenticator, NoAuth):  # the run bills the caller, whatever it names
+        settings = settings.model_copy(update={"config": bind_billing_identity(settings.config, tenant)})
     new = NewRun(
         run_id=uuid7(),
         thread_id=tid,
