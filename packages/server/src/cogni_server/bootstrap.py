@@ -74,6 +74,7 @@ async def running_server(
             registry=registry,
             broker=broker,
             run_timeout=settings.run_timeout_seconds,
+            max_attempts=settings.max_attempts,
         )
         workers = WorkerPool(
             pool=pool,
