@@ -58,7 +58,11 @@ async def running_server(
         max_size=settings.pool_max_size,
         connect_timeout=settings.database_connect_timeout,
     )
-    broker = build_broker(settings.redis_url or None, key_prefix=settings.redis_key_prefix)
+    broker = build_broker(
+        settings.redis_url or None,
+        key_prefix=settings.redis_key_prefix,
+        outage_seconds=settings.broker_outage_seconds,
+    )
     workers: WorkerPool | None = None
     try:
         checkpointer = PooledPostgresSaver(pool)

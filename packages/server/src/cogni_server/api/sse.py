@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi.responses import StreamingResponse
 
-from cogni_server.streaming import HEARTBEAT, StreamEvent, encode_sse
+from cogni_server.serde import dumps
+from cogni_server.streaming import HEARTBEAT, BrokerUnavailable, StreamEvent, encode_sse
+
+log = logging.getLogger("cogni_server.api")
 
 _END = object()
 SSE_QUEUE_EVENTS = 256  # events buffered per connection between the broker and a slow client
@@ -87,6 +91,10 @@ def sse_response(
                 else:
                     yield encode_sse(event.event, event.data, event.id if event.resumable else None)
             finished = True
+        except BrokerUnavailable as exc:  # past COGNI_BROKER_OUTAGE_SECONDS: say so, then end
+            log.warning("stream ended: %s", exc)
+            yield encode_sse("error", _unavailable(exc), None)
+            finished = True
         finally:
             if not finished and on_disconnect is not None:
                 with contextlib.suppress(Exception):
@@ -112,9 +120,17 @@ def json_keepalive_response(
                 if done:
                     break
                 yield b"\n"
-            yield task.result()
+            try:
+                yield task.result()
+            except BrokerUnavailable as exc:  # the status line is sent already: answer the error in the body
+                log.warning("wait ended: %s", exc)
+                yield b'{"__error__":' + _unavailable(exc) + b"}"
         finally:
             if not task.done():
                 task.cancel()
 
     return StreamingResponse(body(), media_type="application/json", headers=headers)
+
+
+def _unavailable(exc: BrokerUnavailable) -> bytes:
+    return dumps({"error": "BrokerUnavailable", "message": str(exc)})
