@@ -13,10 +13,11 @@ from cogni_server.storage.pool import Conn, open_pool, with_retries
 
 
 async def _terminate_pool_connections(database: str) -> int:
+    """Terminate every other backend of the database and wait until each has exited."""
     name = database.rsplit("/", 1)[1]
     async with await psycopg.AsyncConnection.connect(database, autocommit=True) as admin:
         cur = await admin.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity"
             " WHERE datname = %s AND pid <> pg_backend_pid()",
             (name,),
         )

@@ -4,8 +4,9 @@ Connections are autocommit with dict rows (what ``AsyncPostgresSaver`` requires)
 explicit transactions where several statements must commit together. JSON goes through orjson.
 
 Postgres blips (a restart, a failover, connections terminated by an operator): the pool checks a
-connection before handing it out (one empty round trip) and replaces a dead one, so a blip does
-not turn into errors for the next requests; ``with_retries`` repeats an operation whose connection
+connection before handing it out and replaces a dead one, so a blip does not turn into errors for the
+next requests. The check costs no round trip: a backend that ends a connection sends its last words
+(or EOF), so an idle connection whose socket is readable is dead; ``with_retries`` repeats an operation whose connection
 died under it, with backoff, for callers that must not give up on the first failure (the end of a
 run, the drain's re-queue).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -37,6 +39,21 @@ log = logging.getLogger("cogni_server.storage")
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (psycopg.OperationalError, PoolTimeout)
 
 
+async def _connection_alive(conn: Conn) -> None:
+    """The pool's check before handing a connection out: raise if the server has closed it.
+
+    An idle connection has nothing to read (we never LISTEN); anything readable is the server's
+    "terminating connection" error or EOF. A healthy connection that happens to have a notice
+    waiting is discarded too, which only costs a reconnect.
+    """
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("the connection is closed")
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        await conn.close()  # the pool replaces a closed connection (an open one would come back)
+        raise psycopg.OperationalError("the server closed this connection while it was idle")
+
+
 async def open_pool(url: str, *, min_size: int, max_size: int, connect_timeout: float) -> AsyncConnectionPool[Conn]:
     """Open the pool and wait until its minimum connections are up (fails fast when unreachable)."""
     pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
@@ -44,7 +61,7 @@ async def open_pool(url: str, *, min_size: int, max_size: int, connect_timeout: 
         min_size=min_size,
         max_size=max_size,
         kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": 0},
-        check=AsyncConnectionPool.check_connection,
+        check=_connection_alive,
         open=False,
         timeout=connect_timeout,
         name="cogni",
