@@ -119,7 +119,12 @@ class Executor:
         if outcome is None:
             log.warning("run %s: its lease is no longer ours; stopped without finishing it", run_id)
             return
-        await self._end(run, settings, worker_id, outcome, started)
+        end = asyncio.ensure_future(self._end(run, settings, worker_id, outcome, started))
+        try:
+            await asyncio.shield(end)
+        except asyncio.CancelledError:  # the drain: a run half-ended (row done, stream open) helps nobody
+            await end
+            raise
 
     async def _attempt(self, run: dict[str, Any], settings: RunSettings, lost: asyncio.Future[None]) -> Outcome | None:
         """Run the graph to an outcome; None when the lease was lost (the run is someone else's)."""
