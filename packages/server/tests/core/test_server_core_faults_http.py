@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from fastapi import FastAPI
+from psycopg_pool import PoolTimeout
 
 from cogni_server.api import errors
 from cogni_server.api.sse import SSE_QUEUE_EVENTS, _pumped
@@ -43,6 +45,22 @@ async def test_unexpected_error_answers_a_generic_500_with_an_error_id(caplog: p
     assert body["error_id"] and body["error_id"] in body["detail"]
     logged = "\n".join(rec.getMessage() + (rec.exc_text or "") for rec in caplog.records)
     assert body["error_id"] in logged  # the operator finds the traceback by the id the client saw
+
+
+@pytest.mark.parametrize("error", [psycopg.OperationalError("server closed the connection"), PoolTimeout("no conn")])
+async def test_a_database_gone_under_a_request_is_a_retryable_503(error: Exception) -> None:
+    app = FastAPI()
+    errors.install(app)
+
+    @app.get("/read")
+    async def read() -> None:
+        raise error
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        r = await c.get("/read")
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert "database is unavailable" in r.json()["detail"]
 
 
 async def test_chunked_body_over_the_limit_is_413(http: httpx.AsyncClient) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
+from langgraph_sdk.errors import APIStatusError
 
 from testsupport import ADMIN_URL, free_port, fresh_database
 
@@ -32,13 +33,26 @@ def terminate_backends(database_url: str) -> int:
     return int(row[0]) if row else 0
 
 
+async def get_run(client: LangGraphClient, tid: str, run_id: str) -> dict[str, object]:
+    """A client following the contract: 503 (the database went away under the request) is retried."""
+    for _ in range(20):
+        try:
+            return dict(await client.runs.get(tid, run_id))
+        except APIStatusError as exc:
+            if exc.status_code != 503:
+                raise
+            assert exc.response.headers.get("retry-after") == "1"
+            await asyncio.sleep(0.2)
+    raise AssertionError("the server kept answering 503")
+
+
 async def wait_terminal(client: LangGraphClient, tid: str, run_id: str, limit: float = 60) -> dict[str, object]:
     deadline = asyncio.get_running_loop().time() + limit
-    while (run := await client.runs.get(tid, run_id))["status"] in ("pending", "running"):
+    while (run := await get_run(client, tid, run_id))["status"] in ("pending", "running"):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"run {run_id} still {run['status']} after {limit}s")
         await asyncio.sleep(0.2)
-    return dict(run)
+    return run
 
 
 async def test_postgres_connections_killed_mid_run_retry_the_run(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cogni_server.api.responses import JSONResponse
@@ -82,6 +83,14 @@ def install(app: FastAPI) -> None:
         diag = exc.diag
         what = " ".join(p for p in (diag.message_primary, diag.message_detail) if p) or str(exc)
         return JSONResponse({"detail": f"invalid value in the request: {what}"}, status_code=422)
+
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def database_unavailable(request: Request, exc: Exception) -> Response:
+        # the database went away under this request (a restart, a failover): say so, retryable
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        detail = "the database is unavailable right now (a restart or failover?); retry shortly"
+        return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
