@@ -205,12 +205,13 @@ async def test_embeddings_through_the_real_litellm_proxy_reach_the_spend_log(
     semantic: SemanticServer, tmp_path: Path
 ) -> None:
     from cogni_litellm_sink.proxy import DEFAULT_ALIASES, LiteLLMProxy, ModelAlias
-    from cogni_litellm_sink.testing import fresh_sink_database, running_mock_llm, spend_rows
+    from testsupport.databases import fresh_database
+    from testsupport.llm_stack import running_mock_llm, spend_rows
 
     embedding = ModelAlias("text-embedding-3-small", "openai/text-embedding-3-small", "Embeddings")
     with (
         running_mock_llm() as mock,
-        fresh_sink_database() as sink,
+        fresh_database("cogni_sink") as sink,
         LiteLLMProxy(free_port(), mock, sink, aliases=(*DEFAULT_ALIASES, embedding)) as proxy,
     ):
         proc = launch(write_project(tmp_path, INDEX), semantic.data_dir, proxy.base_url, proxy.master_key)

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from cogni_server.streaming import (
     BrokerClosed,
+    BrokerUnavailable,
     RedisBroker,
 )
 from testsupport import free_port
@@ -169,9 +170,13 @@ async def test_a_failed_write_surfaces_to_the_publisher(redis_prefix: str) -> No
     finally:
         await broker.close()
         await client.aclose()  # type: ignore[attr-defined]
-    unreachable = RedisBroker.from_url(f"redis://127.0.0.1:{free_port()}/0", key_prefix=redis_prefix)
+    # an unreachable Redis only delays events up to the outage limit, then the publisher fails
+    unreachable = RedisBroker.from_url(
+        f"redis://127.0.0.1:{free_port()}/0", key_prefix=redis_prefix, outage_seconds=1.0
+    )
     try:
-        with pytest.raises(RedisConnectionError):
+        with pytest.raises(BrokerUnavailable, match="COGNI_BROKER_OUTAGE_SECONDS") as info:
             await asyncio.wait_for(unreachable.publish(run_id(), "values", b"{}"), 10)
+        assert isinstance(info.value.__cause__, RedisConnectionError)
     finally:
         await unreachable.close()

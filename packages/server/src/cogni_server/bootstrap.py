@@ -86,7 +86,11 @@ async def running_server(
         max_size=settings.pool_max_size,
         connect_timeout=settings.database_connect_timeout,
     )
-    broker = build_broker(settings.redis_url or None, key_prefix=settings.redis_key_prefix)
+    broker = build_broker(
+        settings.redis_url or None,
+        key_prefix=settings.redis_key_prefix,
+        outage_seconds=settings.broker_outage_seconds,
+    )
     workers: WorkerPool | None = None
     store: StoreBackend | None = None
     jobs: BackgroundJobs | None = None
@@ -110,6 +114,7 @@ async def running_server(
             broker=broker,
             run_timeout=settings.run_timeout_seconds,
             store=store,
+            max_attempts=settings.max_attempts,
         )
         workers = WorkerPool(
             pool=pool,

@@ -11,6 +11,7 @@ from typing import Any
 import typer
 import uvicorn
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from cogni_server.config import Settings
 from cogni_server.embedded_pg import (
@@ -60,6 +61,16 @@ def _check_redis(settings: Settings) -> None:
         raise typer.Exit(2) from None
 
 
+def _settings() -> Settings:
+    """The settings from the environment; inconsistent ones end the start with what to change."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        typer.echo(f"error: invalid settings: {problems}", err=True)
+        raise typer.Exit(2) from None
+
+
 class DrainingServer(uvicorn.Server):
     """uvicorn's Server, but SIGTERM/SIGINT also stops the workers from claiming new runs at once
     (uvicorn first waits for open connections, such as live streams, before the app's shutdown)."""
@@ -86,7 +97,7 @@ def serve(
     """Serve the API (and, by default, run the queue workers in the same process)."""
     from cogni_server.app import create_app
 
-    settings = Settings()
+    settings = _settings()
     overrides: dict[str, object] = {}
     if config is not None:
         overrides["config_path"] = config
@@ -127,17 +138,21 @@ def serve(
 @app.command("migrate")
 def migrate_cmd() -> None:
     """Apply pending database migrations and the checkpointer's tables, then exit."""
-    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-
+    from cogni_server.storage.checkpointer import PooledPostgresSaver, setup_checkpointer
     from cogni_server.storage.migrations import migrate
+    from cogni_server.storage.pool import open_pool
 
-    settings = Settings()
+    settings = _settings()
     url, embedded = _database_url(settings)
 
     async def run() -> list[str]:
         applied = await migrate(url)
-        async with AsyncPostgresSaver.from_conn_string(url) as saver:
-            await saver.setup()
+        # the same advisory lock as a starting server: a migrate next to starting instances is safe
+        pool = await open_pool(url, min_size=1, max_size=2, connect_timeout=settings.database_connect_timeout)
+        try:
+            await setup_checkpointer(pool, PooledPostgresSaver(pool))
+        finally:
+            await pool.close()
         return applied
 
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".data"), validation_alias="COGNI_DATA_DIR")
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
     redis_key_prefix: str = Field(default="cogni", validation_alias="COGNI_REDIS_KEY_PREFIX")
+    broker_outage_seconds: float = Field(default=30.0, gt=0, validation_alias="COGNI_BROKER_OUTAGE_SECONDS")
     host: str = Field(default="127.0.0.1", validation_alias="COGNI_SERVER_HOST")
     port: int = Field(default=8123, validation_alias="COGNI_SERVER_PORT")
     config_path: Path = Field(default=Path("langgraph.json"), validation_alias="LANGGRAPH_CONFIG")
@@ -38,7 +39,7 @@ class Settings(BaseSettings):
         default=10, ge=1, validation_alias=AliasChoices("N_JOBS_PER_WORKER", "COGNI_N_JOBS_PER_WORKER")
     )
     lease_seconds: float = Field(default=30.0, gt=0, validation_alias="COGNI_LEASE_SECONDS")
-    heartbeat_seconds: float = Field(default=10.0, gt=0, validation_alias="COGNI_HEARTBEAT_SECONDS")
+    heartbeat_seconds: float = Field(default=5.0, gt=0, validation_alias="COGNI_HEARTBEAT_SECONDS")
     sweep_seconds: float = Field(default=5.0, gt=0, validation_alias="COGNI_SWEEP_SECONDS")
     poll_seconds: float = Field(default=2.0, gt=0, validation_alias="COGNI_POLL_SECONDS")
     drain_seconds: float = Field(default=20.0, ge=0, validation_alias="COGNI_DRAIN_SECONDS")
@@ -71,6 +72,25 @@ class Settings(BaseSettings):
     thread_ttl_sweep_seconds: float | None = Field(
         default=None, gt=0, validation_alias="COGNI_THREAD_TTL_SWEEP_SECONDS"
     )
+
+    @model_validator(mode="after")
+    def _leases_cover_the_drain(self) -> Settings:
+        """A held run's lease must outlive both a missed renewal and the whole drain: at SIGTERM a
+        lease has at least ``lease - heartbeat`` seconds left, so a drain shorter than that cannot
+        let another instance take a run still executing here, even if renewals fail meanwhile."""
+        lease, heartbeat, drain = self.lease_seconds, self.heartbeat_seconds, self.drain_seconds
+        if heartbeat >= lease:
+            raise ValueError(
+                f"COGNI_HEARTBEAT_SECONDS ({heartbeat:g}) must be shorter than COGNI_LEASE_SECONDS ({lease:g}):"
+                " leases would lapse between two renewals"
+            )
+        if drain >= lease - heartbeat:
+            raise ValueError(
+                f"COGNI_DRAIN_SECONDS ({drain:g}) must be shorter than COGNI_LEASE_SECONDS -"
+                f" COGNI_HEARTBEAT_SECONDS ({lease:g} - {heartbeat:g} = {lease - heartbeat:g}):"
+                " a lease could lapse while its run is still draining here"
+            )
+        return self
 
     def api_key_map(self) -> dict[str, str]:
         """key -> tenant from COGNI_API_KEYS ("k1:tenantA,k2:tenantB") and/or LANGGRAPH_API_KEY."""

@@ -53,6 +53,26 @@ def dumps_for_db(value: Any) -> str:
         raise
 
 
+MAX_JSON_DEPTH = 100  # request JSON nesting we accept (orjson, and so storage, stops at 255)
+TOO_DEEP = f"request JSON is nested more than {MAX_JSON_DEPTH} levels deep; that is the limit"
+
+
+def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when ``value`` nests dicts and lists more than ``limit`` levels deep (the value itself
+    is level 1). Iterative, so a hostile depth cannot exhaust the Python stack."""
+    if not isinstance(value, dict | list):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
+
+
 def loads(data: bytes | str) -> Any:
     return orjson.loads(data)
 

@@ -15,10 +15,11 @@ from testsupport import free_port, fresh_database
 
 from .conftest import KEY_A, start_server
 
-FAST_LEASES = {
-    "COGNI_LEASE_SECONDS": "2",
+FAST_LEASES = {  # the drain must fit in the lease: 2 < 3 - 0.5
+    "COGNI_LEASE_SECONDS": "3",
     "COGNI_HEARTBEAT_SECONDS": "0.5",
     "COGNI_SWEEP_SECONDS": "0.5",
+    "COGNI_DRAIN_SECONDS": "2",
 }
 
 

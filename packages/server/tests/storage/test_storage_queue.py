@@ -101,26 +101,26 @@ async def test_one_running_run_per_thread_is_enforced_by_the_database(pool: Asyn
             await conn.execute("UPDATE runs SET status = 'running', worker_id = 'y' WHERE run_id = %s", (b["run_id"],))
 
 
-async def test_heartbeat_renews_only_the_workers_own_running_runs(pool: AsyncConnectionPool[Any]) -> None:
-    mine = await enqueue(pool, await make_thread(pool))
-    theirs = await enqueue(pool, await make_thread(pool))
+async def test_heartbeat_renews_only_the_live_runs_it_names(pool: AsyncConnectionPool[Any]) -> None:
+    live = await enqueue(pool, await make_thread(pool))
+    stale = await enqueue(pool, await make_thread(pool))  # still ours in the table, no longer executing
+    theirs = await enqueue(pool, await make_thread(pool))  # taken over by another worker
     async with pool.connection() as conn:
-        await conn.execute(
-            "UPDATE runs SET status = 'running', worker_id = %s, lease_expires_at = now() WHERE run_id = %s",
-            ("hb-mine", mine["run_id"]),
-        )
-        await conn.execute(
-            "UPDATE runs SET status = 'running', worker_id = %s, lease_expires_at = now() WHERE run_id = %s",
-            ("hb-theirs", theirs["run_id"]),
-        )
-        assert await queue.heartbeat(conn, "hb-mine", LEASE) == 1
+        for run, worker in ((live, "hb-mine"), (stale, "hb-mine"), (theirs, "hb-theirs")):
+            await conn.execute(
+                "UPDATE runs SET status = 'running', worker_id = %s, lease_expires_at = now() WHERE run_id = %s",
+                (worker, run["run_id"]),
+            )
+        renewed = await queue.heartbeat(conn, "hb-mine", [str(live["run_id"]), str(theirs["run_id"])], LEASE)
+        assert renewed == {str(live["run_id"])}  # what is not returned is no longer ours to run
         cur = await conn.execute(
             "SELECT run_id, lease_expires_at > now() + interval '20 seconds' AS renewed FROM runs"
             " WHERE run_id = ANY(%s)",
-            ([mine["run_id"], theirs["run_id"]],),
+            ([live["run_id"], stale["run_id"], theirs["run_id"]],),
         )
-        renewed = {r["run_id"]: r["renewed"] for r in await cur.fetchall()}
-    assert renewed == {mine["run_id"]: True, theirs["run_id"]: False}
+        rows = {r["run_id"]: r["renewed"] for r in await cur.fetchall()}
+        assert await queue.heartbeat(conn, "hb-mine", [], LEASE) == set()
+    assert rows == {live["run_id"]: True, stale["run_id"]: False, theirs["run_id"]: False}
 
 
 async def test_sweep_requeues_lapsed_leases_then_gives_up(pool: AsyncConnectionPool[Any]) -> None:

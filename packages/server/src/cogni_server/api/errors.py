@@ -4,17 +4,21 @@ statuses here and nowhere else."""
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from psycopg_pool import PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cogni_server.api.responses import JSONResponse
 from cogni_server.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, UpstreamFailed
 from cogni_server.graphs import GraphNotFound
-from cogni_server.serde import UnstorableJson
+from cogni_server.serde import TOO_DEEP, UnstorableJson
 
 log = logging.getLogger("cogni_server.api")
 
@@ -53,6 +57,13 @@ def status_of(exc: Exception) -> int:
 
 
 def install(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if isinstance(exc.__cause__, RecursionError):
+            # the JSON parser gave up on nesting far past the limit (FastAPI answers a bare 400)
+            return JSONResponse({"detail": TOO_DEEP}, status_code=422)
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(RequestValidationError)
     async def validation(_: Request, exc: RequestValidationError) -> Response:
         messages = [_describe(e) for e in exc.errors()]
@@ -74,7 +85,19 @@ def install(app: FastAPI) -> None:
         what = " ".join(p for p in (diag.message_primary, diag.message_detail) if p) or str(exc)
         return JSONResponse({"detail": f"invalid value in the request: {what}"}, status_code=422)
 
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def database_unavailable(request: Request, exc: Exception) -> Response:
+        # the database went away under this request (a restart, a failover): say so, retryable
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        detail = "the database is unavailable right now (a restart or failover?); retry shortly"
+        return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
+
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> Response:
-        log.exception("unhandled error")
-        return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # The exception text may carry internals (hosts, SQL, secrets): it goes to the log under an
+        # id, the client gets the id only.
+        error_id = uuid.uuid4().hex[:16]
+        log.error("unhandled error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc)
+        detail = f"internal server error (error id {error_id}; the server log has the details)"
+        return JSONResponse({"detail": detail, "error_id": error_id}, status_code=500)

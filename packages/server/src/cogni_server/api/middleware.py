@@ -12,7 +12,8 @@ from cogni_server.serde import dumps
 
 
 class BodyLimit:
-    """Refuse bodies over ``max_bytes`` with 413, by Content-Length or while reading."""
+    """Refuse bodies over ``max_bytes`` with 413, by Content-Length or while reading (chunked bodies
+    have no Content-Length: the count while reading decides, whatever the app does with the error)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -32,25 +33,36 @@ class BodyLimit:
                     await self._reject(send)
                     return
         received = 0
+        exceeded = False
         started = False
 
         async def limited() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
+            if exceeded:
+                raise _TooLarge
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal started
+            if exceeded:
+                # The app caught _TooLarge and answers on its own (FastAPI turns any failure while
+                # reading a body into a 400): a chunked body over the limit is a 413 all the same.
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await self._reject(send)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
-            await self.app(scope, limited, tracking_send)
+            await self.app(scope, limited, guarded_send)
         except _TooLarge:
             if not started:
                 await self._reject(send)

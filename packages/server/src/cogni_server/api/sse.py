@@ -2,33 +2,46 @@
 
 A pump task copies broker events into a queue so the response can emit ``: heartbeat`` comments on
 idle connections without cancelling the subscription mid-read.
+
+The queue is bounded (``SSE_QUEUE_EVENTS``): when a client reads slower than the run publishes, the
+pump stops reading the broker until the client catches up (backpressure), so a slow client costs a
+fixed amount of memory; the events wait in the broker's stream, which retains them anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi.responses import StreamingResponse
 
-from cogni_server.streaming import HEARTBEAT, StreamEvent, encode_sse
+from cogni_server.serde import dumps
+from cogni_server.streaming import HEARTBEAT, BrokerUnavailable, StreamEvent, encode_sse
+
+log = logging.getLogger("cogni_server.api")
 
 _END = object()
+SSE_QUEUE_EVENTS = 256  # events buffered per connection between the broker and a slow client
 
 
 async def _pumped(
     source: AsyncIterator[StreamEvent], heartbeat: float, idle_stop: float | None
 ) -> AsyncIterator[StreamEvent | None]:
     """Yield events, or None when ``heartbeat`` seconds pass without one; stop after ``idle_stop``."""
-    queue: asyncio.Queue[object] = asyncio.Queue()
+    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=SSE_QUEUE_EVENTS)
 
     async def pump() -> None:
         try:
             async for item in source:
-                await queue.put(item)
-        finally:
-            await queue.put(_END)
+                await queue.put(item)  # waits while the client is behind (bounded memory)
+        except asyncio.CancelledError:
+            raise  # the response is over: nobody reads the queue any more
+        except BaseException:
+            await queue.put(_END)  # the reader re-raises the failure from the task
+            raise
+        await queue.put(_END)
 
     task = asyncio.ensure_future(pump())
     idle = 0.0
@@ -78,6 +91,10 @@ def sse_response(
                 else:
                     yield encode_sse(event.event, event.data, event.id if event.resumable else None)
             finished = True
+        except BrokerUnavailable as exc:  # past COGNI_BROKER_OUTAGE_SECONDS: say so, then end
+            log.warning("stream ended: %s", exc)
+            yield encode_sse("error", _unavailable(exc), None)
+            finished = True
         finally:
             if not finished and on_disconnect is not None:
                 with contextlib.suppress(Exception):
@@ -103,9 +120,17 @@ def json_keepalive_response(
                 if done:
                     break
                 yield b"\n"
-            yield task.result()
+            try:
+                yield task.result()
+            except BrokerUnavailable as exc:  # the status line is sent already: answer the error in the body
+                log.warning("wait ended: %s", exc)
+                yield b'{"__error__":' + _unavailable(exc) + b"}"
         finally:
             if not task.done():
                 task.cancel()
 
     return StreamingResponse(body(), media_type="application/json", headers=headers)
+
+
+def _unavailable(exc: BrokerUnavailable) -> bytes:
+    return dumps({"error": "BrokerUnavailable", "message": str(exc)})

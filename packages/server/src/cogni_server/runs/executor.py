@@ -2,6 +2,17 @@
 
 The database is updated before the broker stream ends, so a client that sees the stream close and
 asks for the run already reads its final status.
+
+Every way an attempt can go wrong still ends it (issue 12):
+- a failure outside the graph (the broker unreachable past its outage limit on the first event)
+  ends the run in ``error``, never leaves it ``running``;
+- a transient database error inside the graph (a checkpoint write on a connection that died) gives
+  the run back to the queue for another attempt (up to ``COGNI_MAX_ATTEMPTS``) instead of failing it;
+- the end is written with retries on transient errors; if it still cannot be written the row is
+  left to the sweeper (the heartbeat no longer renews it), which retries the run;
+- a run whose lease another worker took (``abandon``) stops without finishing: row and stream
+  belong to the new owner;
+- cancelled (the drain), the graph is stopped and awaited before the run is handed back.
 """
 
 from __future__ import annotations
@@ -25,17 +36,21 @@ from cogni_server.runs.settings import RunSettings, UnknownRunSettings, load_run
 from cogni_server.runs.stream_modes import ChunkRouter, langgraph_modes, split_ns
 from cogni_server.serde import dumps, to_jsonable
 from cogni_server.storage import checkpoints as checkpoint_repo
+from cogni_server.storage import queue as queue_repo
 from cogni_server.storage import runs as run_repo
 from cogni_server.storage import threads as thread_repo
+from cogni_server.storage.pool import Conn, is_transient, with_retries
 from cogni_server.storage.store import StoreBackend
 from cogni_server.streaming import StreamBroker
 
 log = logging.getLogger("cogni_server.runs")
 
+END_RETRY_SECONDS = 60.0  # how long the end of a run is retried through a database outage
+
 
 @dataclass
 class Outcome:
-    status: str  # success | error | interrupted | timeout
+    status: str  # success | error | interrupted | timeout | retry (back to the queue, next attempt)
     thread_status: str
     values: Any
     interrupts: dict[str, Any]
@@ -47,6 +62,12 @@ class RunCancelled(Exception):
     def __init__(self, action: str) -> None:
         super().__init__(action)
         self.action = action
+
+
+async def _stop(task: asyncio.Future[Any]) -> None:
+    """Cancel the graph and wait until it really stopped (a node may still be winding down)."""
+    task.cancel()
+    await asyncio.wait({task})
 
 
 class Executor:
@@ -61,6 +82,7 @@ class Executor:
         broker: StreamBroker,
         run_timeout: float = 0.0,
         store: StoreBackend | None = None,
+        max_attempts: int = 3,
     ) -> None:
         self.pool = pool
         self.store = store  # graphs see the run owner's view of it (store param, get_store(), runtime.store)
@@ -68,16 +90,51 @@ class Executor:
         self.registry = registry
         self.broker = broker
         self.run_timeout = run_timeout  # seconds per attempt; 0 = no limit
+        self.max_attempts = max_attempts
+        self._leases: dict[str, asyncio.Future[None]] = {}  # runs whose graph is executing here
+
+    def abandon(self, run_id: str) -> bool:
+        """Stop a run whose lease another worker holds now, without finishing it. False when the
+        run is not executing its graph here (not started, or already ending: its end is fenced)."""
+        lost = self._leases.get(run_id)
+        if lost is None or lost.done():
+            return False
+        lost.set_result(None)
+        return True
 
     async def execute(self, run: dict[str, Any], worker_id: str) -> None:
-        run_id, thread_id = str(run["run_id"]), str(run["thread_id"])
+        run_id = str(run["run_id"])
         try:
             settings = load_run_settings(run["kwargs"])
         except UnknownRunSettings as exc:
             await self._refuse(run, worker_id, exc)
             return
-        resumable = settings.stream_resumable
         started = time.perf_counter()
+        lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._leases[run_id] = lost
+        try:
+            outcome = await self._attempt(run, settings, lost)
+        except asyncio.CancelledError:
+            raise  # the drain: the graph has stopped; the row stays running until the drain re-queues it
+        except Exception as exc:  # outside the graph, e.g. the broker unreachable on the first event
+            log.exception("run %s failed outside its graph", run_id)
+            outcome = self._failed(run, exc)
+        finally:
+            self._leases.pop(run_id, None)
+        if outcome is None:
+            log.warning("run %s: its lease is no longer ours; stopped without finishing it", run_id)
+            return
+        end = asyncio.ensure_future(self._end(run, settings, worker_id, outcome, started))
+        try:
+            await asyncio.shield(end)
+        except asyncio.CancelledError:  # the drain: a run half-ended (row done, stream open) helps nobody
+            await end
+            raise
+
+    async def _attempt(self, run: dict[str, Any], settings: RunSettings, lost: asyncio.Future[None]) -> Outcome | None:
+        """Run the graph to an outcome; None when the lease was lost (the run is someone else's)."""
+        run_id, thread_id = str(run["run_id"]), str(run["thread_id"])
+        resumable = settings.stream_resumable
 
         async def publish(event: str, data: bytes) -> None:
             await self.broker.publish(run_id, event, data, resumable=resumable, thread_id=thread_id)
@@ -92,20 +149,23 @@ class Executor:
             return None if deadline is None else max(0.0, deadline - loop.time())
 
         try:
-            await asyncio.wait({control, graph_task}, timeout=remaining(), return_when=asyncio.FIRST_COMPLETED)
-            if not graph_task.done() and control.done() and control.exception() is not None:
+            first = asyncio.FIRST_COMPLETED
+            waits: set[asyncio.Future[Any]] = {control, graph_task, lost}
+            await asyncio.wait(waits, timeout=remaining(), return_when=first)
+            if not graph_task.done() and not lost.done() and control.done() and control.exception() is not None:
                 # The broker cannot deliver cancellations any more (shutting down): finish the run.
-                await asyncio.wait({graph_task}, timeout=remaining())
+                await asyncio.wait(waits - {control}, timeout=remaining(), return_when=first)
+            if lost.done() and not graph_task.done():
+                await _stop(graph_task)
+                return None
             if graph_task.done():
                 try:
                     outcome = await self._outcome(run, settings, graph_task)
                 except Exception as exc:  # e.g. reading the interrupted state failed
                     log.exception("run %s: could not summarise the outcome", run_id)
-                    outcome = Outcome("error", "error", None, {}, {"error": type(exc).__name__, "message": str(exc)})
+                    outcome = self._failed(run, exc)
             else:
-                graph_task.cancel()
-                with contextlib.suppress(BaseException):
-                    await graph_task
+                await _stop(graph_task)
                 if control.done() and control.exception() is None:
                     outcome = await self._cancelled(run, control.result())
                 else:  # the run timeout elapsed first
@@ -113,71 +173,124 @@ class Executor:
                     log.warning("run %s: %s", run_id, message)
                     outcome = Outcome("timeout", "error", None, {}, {"error": "TimeoutError", "message": message})
             if outcome.error is not None:
-                await publish("error", dumps(outcome.error))
+                try:
+                    await publish("error", dumps(outcome.error))
+                except Exception:  # the end is still recorded; the stream's reader gets the run's status
+                    log.warning("run %s: could not publish its error event", run_id, exc_info=True)
+            return outcome
         except asyncio.CancelledError:
-            # The worker is draining: leave the row running; the drain re-queues it for another worker.
-            graph_task.cancel()
+            await _stop(graph_task)
             raise
         finally:
             control.cancel()
-        owns_stream = True
+
+    def _failed(self, run: dict[str, Any], exc: BaseException) -> Outcome:
+        """The outcome of an attempt that raised: a transient database error is retried."""
+        if is_transient(exc) and run["attempt"] < self.max_attempts:
+            log.warning("run %s: transient database error (%s); the run is retried", run["run_id"], exc)
+            return Outcome("retry", "busy", None, {}, None)
+        return Outcome("error", "error", None, {}, {"error": type(exc).__name__, "message": str(exc)})
+
+    async def _end(
+        self, run: dict[str, Any], settings: RunSettings, worker_id: str, outcome: Outcome, started: float
+    ) -> None:
+        """Record the outcome (or give the run back for a retry), then close the stream if it is ours."""
+        run_id = str(run["run_id"])
+        owns_stream = False
         try:
-            async with self.pool.connection() as conn:
-                if outcome.rolled_back:
-                    await run_repo.delete_cancelled(conn, run_id, worker_id)
-                    await checkpoint_repo.delete_run(conn, thread_id, run_id)
-                else:
-                    finished = await run_repo.finish(
-                        conn,
-                        run_id,
-                        worker_id,
-                        status=outcome.status,
-                        thread_status=outcome.thread_status,
-                        values=outcome.values,
-                        interrupts=outcome.interrupts,
-                        error=outcome.error,
-                        update_state=outcome.values is not None,
-                    )
-                    if not finished:
-                        if await run_repo.status_of(conn, run_id) is not None:
-                            # Our lease lapsed and another worker owns the run now: its stream is theirs.
-                            owns_stream = False
-                            log.warning("run %s: lease lost before finishing; result discarded", run_id)
-                        elif not await thread_repo.exists_any(conn, run["thread_id"]):
-                            # The thread was deleted mid-run: drop checkpoints written after the delete.
-                            await checkpoint_repo.delete_thread(conn, thread_id)
-                    if finished and settings.temporary:
-                        await thread_repo.delete_any(conn, run["thread_id"])
-                        await checkpoint_repo.delete_thread(conn, thread_id)
+            if outcome.status == "retry":
+
+                async def requeue(conn: Conn) -> int:
+                    return await queue_repo.requeue(conn, [run_id], worker_id)
+
+                n = await with_retries(self.pool, requeue, what=f"re-queueing run {run_id}", limit=END_RETRY_SECONDS)
+                metrics.RUNS_REQUEUED.inc(n)
+            else:
+
+                async def record(conn: Conn) -> bool:
+                    return await self._record_end(conn, run, settings, worker_id, outcome)
+
+                owns_stream = await with_retries(
+                    self.pool, record, what=f"recording the end of run {run_id}", limit=END_RETRY_SECONDS
+                )
+        except Exception:
+            log.exception("run %s: could not record its end; the sweeper retries it once its lease lapses", run_id)
         finally:
             if owns_stream:
-                await self.broker.end(run_id)
+                try:
+                    await self.broker.end(run_id)
+                except Exception:
+                    log.warning("run %s: could not close its stream", run_id, exc_info=True)
             with contextlib.suppress(Exception):
                 await self.broker.notify_run_pending()
-            metrics.RUNS_FINISHED.labels(outcome.status).inc()
+            if outcome.status != "retry":
+                metrics.RUNS_FINISHED.labels(outcome.status).inc()
             metrics.RUN_SECONDS.observe(time.perf_counter() - started)
+
+    async def _record_end(
+        self, conn: Conn, run: dict[str, Any], settings: RunSettings, worker_id: str, outcome: Outcome
+    ) -> bool:
+        """Write the run's end, fenced by the lease; True when the run's stream is ours to close.
+        Safe to repeat after a write whose commit is unknown (its connection died)."""
+        run_id, thread_id = str(run["run_id"]), str(run["thread_id"])
+        if outcome.rolled_back:
+            await run_repo.delete_cancelled(conn, run_id, worker_id)
+            await checkpoint_repo.delete_run(conn, thread_id, run_id)
+            return True
+        finished = await run_repo.finish(
+            conn,
+            run_id,
+            worker_id,
+            status=outcome.status,
+            thread_status=outcome.thread_status,
+            values=outcome.values,
+            interrupts=outcome.interrupts,
+            error=outcome.error,
+            update_state=outcome.values is not None,
+        )
+        if not finished:
+            status = await run_repo.status_of(conn, run_id)
+            if status in run_repo.INFLIGHT:
+                # Our lease lapsed and another worker owns the run now: its stream is theirs.
+                log.warning("run %s: lease lost before finishing; result discarded", run_id)
+                return False
+            if status is None:
+                if not await thread_repo.exists_any(conn, run["thread_id"]):
+                    # The thread was deleted mid-run: drop checkpoints written after the delete.
+                    await checkpoint_repo.delete_thread(conn, thread_id)
+                return True
+            # already ended: an earlier try of this write committed before its connection died
+        if settings.temporary:
+            await thread_repo.delete_any(conn, run["thread_id"])
+            await checkpoint_repo.delete_thread(conn, thread_id)
+        return True
 
     async def _refuse(self, run: dict[str, Any], worker_id: str, exc: UnknownRunSettings) -> None:
         """A run whose stored settings this release cannot read ends in error, saying why."""
         run_id = str(run["run_id"])
         log.error("run %s: %s", run_id, exc)
         error = {"error": "UnknownRunSettings", "message": str(exc)}
+
+        async def record(conn: Conn) -> bool:
+            return await run_repo.finish(
+                conn,
+                run_id,
+                worker_id,
+                status="error",
+                thread_status="error",
+                values=None,
+                interrupts={},
+                error=error,
+                update_state=False,
+            )
+
         try:
-            await self.broker.publish(run_id, "error", dumps(error), thread_id=str(run["thread_id"]))
-            async with self.pool.connection() as conn:
-                await run_repo.finish(
-                    conn,
-                    run_id,
-                    worker_id,
-                    status="error",
-                    thread_status="error",
-                    values=None,
-                    interrupts={},
-                    error=error,
-                    update_state=False,
-                )
+            with contextlib.suppress(Exception):
+                await self.broker.publish(run_id, "error", dumps(error), thread_id=str(run["thread_id"]))
+            await with_retries(self.pool, record, what=f"refusing run {run_id}", limit=END_RETRY_SECONDS)
         finally:
-            await self.broker.end(run_id)
+            with contextlib.suppress(Exception):
+                await self.broker.end(run_id)
             metrics.RUNS_FINISHED.labels("error").inc()
 
     async def _graph(self, run: dict[str, Any], config: dict[str, Any]) -> Any:
@@ -234,7 +347,7 @@ class Executor:
         exc = task.exception()
         if exc is not None and not isinstance(exc, GraphInterrupt):
             log.warning("run %s failed: %r", run["run_id"], exc)
-            return Outcome("error", "error", None, {}, {"error": type(exc).__name__, "message": str(exc)})
+            return self._failed(run, exc)
         router = task.result() if exc is None else None
         values = router.last_values if router else None
         interrupted = isinstance(values, dict) and "__interrupt__" in values

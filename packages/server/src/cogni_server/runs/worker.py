@@ -2,8 +2,14 @@
 
 Runs created through this process's API start immediately in a free slot (inserted already claimed,
 no queue hop); everything else is claimed with ``FOR UPDATE SKIP LOCKED`` when the broker signals a
-pending run, with a slow poll as the fallback. A heartbeat renews the leases of every run held here,
-and the sweeper (in every process, safe to run concurrently) re-queues runs whose worker died.
+pending run, with a slow poll as the fallback. A heartbeat renews the leases of the runs executing
+here (and only those: a row whose executor is gone is left to lapse), and the sweeper (in every
+process, safe to run concurrently) re-queues runs whose worker died. A run the heartbeat could not
+renew because another worker holds it now is stopped without being finished (``Executor.abandon``).
+
+On SIGTERM the pool stops claiming at once; running runs get ``COGNI_DRAIN_SECONDS`` from the
+signal to finish, the rest are cancelled and, once their graphs have really stopped, handed back to
+the queue. The heartbeat runs until then, so no other instance can take a run still executing here.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,9 +32,12 @@ from cogni_server.config import Settings
 from cogni_server.runs.executor import Executor
 from cogni_server.serde import dumps
 from cogni_server.storage import queue as queue_repo
+from cogni_server.storage.pool import with_retries
 from cogni_server.streaming import StreamBroker
 
 log = logging.getLogger("cogni_server.worker")
+
+STOP_WAIT_SECONDS = 10.0  # how long the drain waits for a cancelled run's graph to stop
 
 
 class RunSlot:
@@ -66,7 +76,9 @@ class WorkerPool:
         self._active: dict[str, asyncio.Task[None]] = {}
         self._reserved = 0
         self._stopping = False
+        self._stop_requested: float | None = None  # time.monotonic() of the SIGTERM
         self._loops: list[asyncio.Task[None]] = []
+        self._heartbeat: asyncio.Task[None] | None = None
 
     # -- slots for runs started by this process's API -------------------------------------------
     @asynccontextmanager
@@ -113,9 +125,9 @@ class WorkerPool:
             return
         self._loops = [
             asyncio.create_task(self._claim_loop(), name="claim-loop"),
-            asyncio.create_task(self._heartbeat_loop(), name="heartbeat-loop"),
             asyncio.create_task(self._sweep_loop(), name="sweep-loop"),
         ]
+        self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat-loop")
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
@@ -136,15 +148,27 @@ class WorkerPool:
                 await self.broker.wait_run_pending(self.settings.poll_seconds)
 
     async def _heartbeat_loop(self) -> None:
-        while not self._stopping:
+        """Renew leases until the drain has stopped the last run (it cancels this loop itself)."""
+        while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
-            if not self._active:
-                continue
-            try:
-                async with self.pool.connection() as conn:
-                    await queue_repo.heartbeat(conn, self.worker_id, self.settings.lease_seconds)
-            except Exception:
-                log.exception("lease heartbeat failed")
+            await self.renew_leases()
+
+    async def renew_leases(self) -> None:
+        """Renew the leases of the runs executing here; stop those another worker holds now."""
+        running = list(self._active)
+        if not running:
+            return
+        try:
+            async with self.pool.connection() as conn:
+                renewed = await queue_repo.heartbeat(conn, self.worker_id, running, self.settings.lease_seconds)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("lease heartbeat failed")
+            return
+        for run_id in running:
+            if run_id not in renewed and self.executor.abandon(run_id):
+                log.warning("run %s: its lease is no longer ours (another worker took it); stopping it", run_id)
 
     async def _sweep_loop(self) -> None:
         while not self._stopping:
@@ -174,32 +198,57 @@ class WorkerPool:
 
     # -- shutdown --------------------------------------------------------------------------------
     def stop_claiming(self) -> None:
-        """First step of a drain (on SIGTERM): take no new runs; running ones carry on."""
-        self._stopping = True
+        """First step of a drain (on SIGTERM): take no new runs; running ones carry on, and the
+        drain's grace period counts from now."""
+        if not self._stopping:
+            self._stopping = True
+            self._stop_requested = time.monotonic()
 
     async def drain(self, grace: float) -> None:
-        """Stop claiming, let running runs finish for ``grace`` seconds, re-queue the rest."""
-        self._stopping = True
-        for loop in self._loops:
-            loop.cancel()
-        for loop in self._loops:
-            with contextlib.suppress(BaseException):
-                await loop
-        if self._active:
-            await asyncio.wait(list(self._active.values()), timeout=grace)
-        leftover = list(self._active.items())
-        for _, task in leftover:
-            task.cancel()
-        for _, task in leftover:
-            with contextlib.suppress(BaseException):
-                await task
-        if leftover:
-            ids = [run_id for run_id, _ in leftover]
-            try:
-                async with self.pool.connection() as conn:
-                    n = await queue_repo.requeue(conn, ids, self.worker_id)
-                metrics.RUNS_REQUEUED.inc(n)
-                log.warning("drain: re-queued %d unfinished run(s)", n)
-                await self.broker.notify_run_pending()
-            except Exception:
-                log.exception("drain: re-queueing failed; the sweeper will recover the runs")
+        """Let running runs finish until ``grace`` seconds after ``stop_claiming``, cancel the rest,
+        wait for their graphs to stop and re-queue them; leases are renewed until then."""
+        self.stop_claiming()
+        try:
+            for loop in self._loops:
+                loop.cancel()
+            for loop in self._loops:
+                with contextlib.suppress(BaseException):
+                    await loop
+            assert self._stop_requested is not None
+            remaining = max(0.0, self._stop_requested + grace - time.monotonic())
+            if self._active:
+                await asyncio.wait(list(self._active.values()), timeout=remaining)
+            leftover = list(self._active.items())
+            for _, task in leftover:
+                task.cancel()
+            if leftover:
+                await asyncio.wait([task for _, task in leftover], timeout=STOP_WAIT_SECONDS)
+            stopped = [run_id for run_id, task in leftover if task.done()]
+            stuck = [run_id for run_id, task in leftover if not task.done()]
+            if stuck:
+                log.error(
+                    "drain: run(s) %s did not stop within %gs of being cancelled; their leases lapse and"
+                    " another instance's sweeper re-queues them",
+                    stuck,
+                    STOP_WAIT_SECONDS,
+                )
+            if stopped:
+                await self._requeue(stopped)
+        finally:
+            if self._heartbeat is not None:
+                self._heartbeat.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._heartbeat
+
+    async def _requeue(self, run_ids: list[str]) -> None:
+        try:
+
+            async def requeue(conn: Any) -> int:
+                return await queue_repo.requeue(conn, run_ids, self.worker_id)
+
+            n = await with_retries(self.pool, requeue, what="drain: re-queueing", limit=STOP_WAIT_SECONDS)
+            metrics.RUNS_REQUEUED.inc(n)
+            log.warning("drain: re-queued %d unfinished run(s)", n)
+            await self.broker.notify_run_pending()
+        except Exception:
+            log.exception("drain: re-queueing failed; the sweeper will recover the runs")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cogni_server.serde import TOO_DEEP, json_depth_exceeds
 
 StreamModeName = Literal[
     "values", "updates", "messages", "messages-tuple", "custom", "debug", "tasks", "checkpoints", "events"
@@ -20,7 +22,17 @@ Durability = Literal["sync", "async", "exit"]
 
 
 class Strict(BaseModel):
+    """A request body: unknown fields refused, JSON nesting bounded (``serde.MAX_JSON_DEPTH``), so a body
+    the database could not store is a 422 here rather than a failure at the insert."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded_nesting(cls, data: Any) -> Any:
+        if json_depth_exceeds(data):
+            raise ValueError(TOO_DEEP)
+        return data
 
 
 class RunCommand(Strict):

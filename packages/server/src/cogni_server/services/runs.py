@@ -13,11 +13,13 @@ import uuid
 from typing import Any
 
 from cogni_server import metrics
+from cogni_server.auth import NoAuth
 from cogni_server.errors import Conflict, Invalid, NotFound, Unsupported
 from cogni_server.ids import uuid7
 from cogni_server.runs.settings import RunSettings, dump_run_settings
 from cogni_server.serde import dumps
 from cogni_server.services.assistants import resolve_assistant
+from cogni_server.services.billing import bind_billing_identity
 from cogni_server.services.context import ServerContext
 from cogni_server.services.run_request import RunRequest
 from cogni_server.services.webhook_policy import check_webhook
@@ -64,12 +66,29 @@ def run_settings(req: RunRequest, assistant: dict[str, Any], *, stateless: bool,
     )
 
 
+def bills_caller(ctx: ServerContext) -> bool:
+    """Whether runs are bound to the authenticated tenant's billing identity (every mode but ``none``)."""
+    return not isinstance(ctx.authenticator, NoAuth)
+
+
 def new_run(
-    tenant: str, thread_id: uuid.UUID | None, req: RunRequest, assistant: dict[str, Any], *, force_values: bool = False
+    tenant: str,
+    thread_id: uuid.UUID | None,
+    req: RunRequest,
+    assistant: dict[str, Any],
+    *,
+    force_values: bool = False,
+    bind_billing: bool = False,
 ) -> NewRun:
-    """The row to insert for ``req`` on ``thread_id`` (None: a stateless run on a new thread)."""
+    """The row to insert for ``req`` on ``thread_id`` (None: a stateless run on a new thread).
+
+    With ``bind_billing`` the run bills ``tenant``, whatever account its config names (see
+    ``services.billing``).
+    """
     stateless = thread_id is None
     settings = run_settings(req, assistant, stateless=stateless, force_values=force_values)
+    if bind_billing:
+        settings = settings.model_copy(update={"config": bind_billing_identity(settings.config, tenant)})
     return NewRun(
         run_id=uuid7(),
         thread_id=uuid.uuid4() if thread_id is None else thread_id,
@@ -100,7 +119,7 @@ async def create_run(
     """
     assistant = await resolve_assistant(ctx, tenant, req.assistant_id)
     await check_webhook(ctx.webhooks, req.webhook)
-    new = new_run(tenant, thread_id, req, assistant, force_values=force_values)
+    new = new_run(tenant, thread_id, req, assistant, force_values=force_values, bind_billing=bills_caller(ctx))
     async with ctx.workers.reserve() as slot:
         async with ctx.pool.connection() as conn:
             created = await run_repo.create(

@@ -8,6 +8,7 @@ saver's SQL and serialisation unchanged and only drops the lock.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,8 +39,9 @@ class PooledPostgresSaver(AsyncPostgresSaver):
 
 
 SETUP_LOCK_KEY = 0x636B7074  # "ckpt": serialises the checkpointer's own migrations across instances
-TAKE_SETUP_LOCK = "SELECT pg_advisory_lock(%s)"
+TRY_SETUP_LOCK = "SELECT pg_try_advisory_lock(%s) AS locked"
 RELEASE_SETUP_LOCK = "SELECT pg_advisory_unlock(%s)"
+LOCK_POLL_SECONDS = 0.1
 
 
 async def setup_checkpointer(pool: AsyncConnectionPool[Any], saver: AsyncPostgresSaver) -> None:
@@ -49,10 +51,23 @@ async def setup_checkpointer(pool: AsyncConnectionPool[Any], saver: AsyncPostgre
     two instances starting at the same moment on a fresh database both try the same inserts and
     one crashes with ``UniqueViolation``. Holding a session lock makes the second wait, then find
     everything applied.
+
+    The others wait by polling ``pg_try_advisory_lock``, not inside ``pg_advisory_lock``: a statement
+    waiting for the lock holds a snapshot, the holder's ``CREATE INDEX CONCURRENTLY`` waits for every
+    older snapshot, and Postgres breaks that cycle by failing the waiter with ``DeadlockDetected``.
     """
     async with pool.connection() as conn:
-        await conn.execute(TAKE_SETUP_LOCK, (SETUP_LOCK_KEY,))
+        while True:
+            if await _try_lock(conn):
+                break
+            await asyncio.sleep(LOCK_POLL_SECONDS)  # idle between tries: no snapshot held
         try:
             await saver.setup()
         finally:
             await conn.execute(RELEASE_SETUP_LOCK, (SETUP_LOCK_KEY,))
+
+
+async def _try_lock(conn: Any) -> bool:
+    cur = await conn.execute(TRY_SETUP_LOCK, (SETUP_LOCK_KEY,))
+    row = await cur.fetchone()
+    return bool(row and row["locked"])

@@ -7,6 +7,8 @@ starters serialise on a Postgres advisory lock, so several instances can boot ag
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -14,6 +16,7 @@ from importlib import resources
 import psycopg
 
 _LOCK_KEY = 0x636F676E69  # "cogni"
+_TRY_LOCK = "SELECT pg_try_advisory_lock(%s)"
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
@@ -38,7 +41,14 @@ async def migrate(url: str) -> list[str]:
     """Apply pending migrations; return the names applied (empty when up to date)."""
     applied: list[str] = []
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        # poll, never wait inside pg_advisory_lock: a waiting statement holds a snapshot, which a
+        # concurrent instance's CREATE INDEX CONCURRENTLY (the checkpointer's setup) waits for,
+        # and Postgres would break that cycle by failing this start-up with DeadlockDetected
+        for _ in itertools.count():  # until the lock is ours
+            row = await (await conn.execute(_TRY_LOCK, (_LOCK_KEY,))).fetchone()
+            if row is not None and row[0]:
+                break
+            await asyncio.sleep(0.1)
         try:
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS cogni_schema_migrations ("

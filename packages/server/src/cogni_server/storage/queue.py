@@ -22,8 +22,11 @@ CLAIM = (
     " lease_expires_at = now() + make_interval(secs => %s), updated_at = now()"
     f" FROM picked WHERE runs.run_id = picked.run_id RETURNING {RUNS_COLS}"
 )
+# Only the runs this worker is executing right now: a row it holds but no longer executes (its
+# executor died) is left to lapse, so the sweeper gives it to another worker.
 RENEW_LEASES = (
-    "UPDATE runs SET lease_expires_at = now() + make_interval(secs => %s) WHERE worker_id = %s AND status = 'running'"
+    "UPDATE runs SET lease_expires_at = now() + make_interval(secs => %s)"
+    " WHERE run_id = ANY(%s::uuid[]) AND worker_id = %s AND status = 'running' RETURNING run_id"
 )
 REQUEUE = (
     "UPDATE runs SET status = 'pending', attempt = attempt + 1, worker_id = NULL, lease_expires_at = NULL,"
@@ -48,9 +51,13 @@ async def claim(conn: Conn, worker_id: str, limit: int, lease_seconds: float) ->
     return [dict(r) for r in await cur.fetchall()]
 
 
-async def heartbeat(conn: Conn, worker_id: str, lease_seconds: float) -> int:
-    cur = await conn.execute(RENEW_LEASES, (lease_seconds, worker_id))
-    return cur.rowcount
+async def heartbeat(conn: Conn, worker_id: str, run_ids: list[str], lease_seconds: float) -> set[str]:
+    """Renew the leases of the runs this worker executes; returns the ids renewed. A listed run not
+    returned is no longer ours (another worker took it, or it ended): its executor must stop."""
+    if not run_ids:
+        return set()
+    cur = await conn.execute(RENEW_LEASES, (lease_seconds, run_ids, worker_id))
+    return {str(row["run_id"]) for row in await cur.fetchall()}
 
 
 async def requeue(conn: Conn, run_ids: list[str], worker_id: str) -> int:

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from cogni_server.streaming.base import (
     CONTROL_ACTIONS,
+    DEFAULT_OUTAGE_SECONDS,
     BrokerClosed,
+    BrokerUnavailable,
     StreamBroker,
     StreamEvent,
     parse_event_id,
@@ -29,10 +31,12 @@ from cogni_server.streaming.redis_broker import RedisBroker
 from cogni_server.streaming.sse import HEARTBEAT, encode_sse
 
 
-def build_broker(redis_url: str | None, *, key_prefix: str = "cogni") -> StreamBroker:
+def build_broker(
+    redis_url: str | None, *, key_prefix: str = "cogni", outage_seconds: float = DEFAULT_OUTAGE_SECONDS
+) -> StreamBroker:
     """Redis broker when a URL is configured, otherwise the in-process one."""
     if redis_url:
-        return RedisBroker.from_url(redis_url, key_prefix=key_prefix)
+        return RedisBroker.from_url(redis_url, key_prefix=key_prefix, outage_seconds=outage_seconds)
     return InMemoryBroker()
 
 
@@ -40,6 +44,7 @@ __all__ = [
     "CONTROL_ACTIONS",
     "HEARTBEAT",
     "BrokerClosed",
+    "BrokerUnavailable",
     "InMemoryBroker",
     "RedisBroker",
     "StreamBroker",

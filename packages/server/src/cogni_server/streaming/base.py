@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -18,6 +19,7 @@ CONTROL_ACTIONS = frozenset({"interrupt", "rollback"})
 DEFAULT_RETENTION_SECONDS = 120.0
 DEFAULT_MAX_EVENTS = 10_000
 DEFAULT_IDLE_TTL_SECONDS = 3600.0
+DEFAULT_OUTAGE_SECONDS = 30.0  # how long a broker outage only delays events (COGNI_BROKER_OUTAGE_SECONDS)
 
 
 @dataclass(slots=True)
@@ -100,6 +102,42 @@ def validate_control_action(action: str) -> None:
 
 class BrokerClosed(RuntimeError):
     """Raised by waits on a broker that has been closed (shutdown in progress)."""
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker stayed unreachable longer than its outage limit (``COGNI_BROKER_OUTAGE_SECONDS``)."""
+
+
+class Outage:
+    """One stretch of failed attempts to reach the broker: the backoff between retries, and the
+    limit after which retrying stops (``failed`` raises BrokerUnavailable). ``ok`` ends it."""
+
+    __slots__ = ("_delay", "limit", "since")
+
+    MIN_DELAY = 0.05
+    MAX_DELAY = 1.0
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.since: float | None = None
+        self._delay = self.MIN_DELAY
+
+    def failed(self, error: BaseException, what: str) -> float:
+        """Record a failure; the seconds to wait before the next try, or BrokerUnavailable."""
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        if now - self.since >= self.limit:
+            raise BrokerUnavailable(
+                f"{what}: Redis unreachable for {now - self.since:.1f}s, past the limit of {self.limit:g}s"
+                f" (COGNI_BROKER_OUTAGE_SECONDS): {error}"
+            ) from error
+        delay, self._delay = self._delay, min(self._delay * 2, self.MAX_DELAY)
+        return delay
+
+    def ok(self) -> None:
+        self.since = None
+        self._delay = self.MIN_DELAY
 
 
 class ControlWaiters(dict[str, list[asyncio.Future[str]]]):

@@ -21,6 +21,12 @@ ignored when they come back over pub/sub.
 Stream writes (``publish``, ``end``) go through one ``BatchedStreamWriter``
 per broker: events queue in order and one flusher task writes them in pipelines, so a long answer
 costs a few round trips, not one per token. ``end()`` and ``close()`` write everything queued first.
+
+Dropped connections (a Redis restart, a failover, ``CLIENT KILL``) delay events, they do not fail
+runs: writes are retried (see ``redis_writer``), subscribers read again from the last id they
+delivered, control messages are re-sent; only an outage longer than ``outage_seconds``
+(``COGNI_BROKER_OUTAGE_SECONDS``, default 30) raises ``BrokerUnavailable`` to the caller. Every
+connection is named ``cogni:<key prefix>`` (``CLIENT LIST`` shows which are ours).
 """
 
 from __future__ import annotations
@@ -33,20 +39,24 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from cogni_server.streaming.base import (
     DEFAULT_IDLE_TTL_SECONDS,
     DEFAULT_MAX_EVENTS,
+    DEFAULT_OUTAGE_SECONDS,
     DEFAULT_RETENTION_SECONDS,
     BrokerClosed,
     ControlWaiters,
+    Outage,
     PendingWakeup,
     StreamEvent,
     parse_event_id,
     validate_control_action,
 )
-from cogni_server.streaming.redis_writer import BatchedStreamWriter
+from cogni_server.streaming.redis_writer import CONNECTION_ERRORS, BatchedStreamWriter
 
 _log = logging.getLogger(__name__)
 
@@ -68,8 +78,12 @@ class RedisBroker:
         max_events: int = DEFAULT_MAX_EVENTS,
         idle_ttl_seconds: float = DEFAULT_IDLE_TTL_SECONDS,
         block_ms: int = _BLOCK_MS,
+        outage_seconds: float = DEFAULT_OUTAGE_SECONDS,
+        writer_client: aioredis.Redis | None = None,
     ) -> None:
         self._redis = client
+        self._writer_redis = writer_client
+        self.outage_seconds = outage_seconds
         self.key_prefix = key_prefix
         self.retention_seconds = max(1, int(retention_seconds))
         self.max_events = max_events
@@ -84,18 +98,24 @@ class RedisBroker:
         self._control_waiters = ControlWaiters()
         self._pending = PendingWakeup()
         self._writer = BatchedStreamWriter(
-            client,
+            writer_client or client,
             run_key=self.run_key,
             thread_key=self.thread_key,
             control_key=self.control_key,
             max_events=max_events,
             idle_ttl_seconds=self.idle_ttl_seconds,
             retention_seconds=self.retention_seconds,
+            outage_seconds=outage_seconds,
         )
 
     @classmethod
     def from_url(cls, url: str, *, key_prefix: str = "cogni", **kwargs: Any) -> RedisBroker:
-        return cls(aioredis.Redis.from_url(url, decode_responses=False), key_prefix=key_prefix, **kwargs)
+        """A broker on ``url``: connections named ``cogni:<key prefix>``; the stream writer's own
+        client never retries by itself (it retries idempotently, see ``redis_writer``)."""
+        name = "cogni:" + "".join(c if c.isprintable() and not c.isspace() else "_" for c in key_prefix)
+        client = aioredis.Redis.from_url(url, decode_responses=False, client_name=name)
+        writer = aioredis.Redis.from_url(url, decode_responses=False, client_name=name, retry=Retry(NoBackoff(), 0))
+        return cls(client, key_prefix=key_prefix, writer_client=writer, **kwargs)
 
     def run_key(self, run_id: str) -> str:
         return f"{self.key_prefix}:run:{run_id}"
@@ -130,17 +150,25 @@ class RedisBroker:
 
     async def _read(self, key: str, start: str | None, *, stop_at_end: bool) -> AsyncIterator[StreamEvent]:
         cursor: Any = start
-        if cursor is None:  # "from now on": everything after the current last entry
-            await self._writer.flush()  # our own events published before subscribing are not "new"
-            last = await self._redis.xrevrange(key, "+", "-", count=1)
-            if not last:
-                cursor = "0-0"
-            else:
-                cursor = last[0][0]
-                if stop_at_end and _END_FIELD in last[0][1]:
-                    return
+        outage = Outage(self.outage_seconds)
         while not self.closed:
-            response = await self._redis.xread({key: cursor}, count=_READ_COUNT, block=self.block_ms)
+            try:
+                if cursor is None:  # "from now on": everything after the current last entry
+                    await self._writer.flush()  # our own events published before subscribing are not "new"
+                    last = await self._redis.xrevrange(key, "+", "-", count=1)
+                    if not last:
+                        cursor = "0-0"
+                    else:
+                        cursor = last[0][0]
+                        if stop_at_end and _END_FIELD in last[0][1]:
+                            return
+                response = await self._redis.xread({key: cursor}, count=_READ_COUNT, block=self.block_ms)
+            except CONNECTION_ERRORS as exc:
+                delay = outage.failed(exc, f"reading {key}")  # BrokerUnavailable past the limit
+                _log.warning("redis broker: reading %s failed (%s); resuming after %s", key, exc, _text(cursor))
+                await asyncio.sleep(delay)
+                continue
+            outage.ok()
             for _stream, entries in response or ():
                 for entry_id, fields in entries:
                     cursor = entry_id
@@ -155,10 +183,16 @@ class RedisBroker:
     # -- control and wake-ups ------------------------------------------------------------------
     async def publish_control(self, run_id: str, action: str) -> None:
         validate_control_action(action)
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.set(self.control_key(run_id), action, ex=self.retention_seconds)
-        pipe.publish(self._control_channel, f"{run_id}\n{action}")
-        await pipe.execute()
+        outage = Outage(self.outage_seconds)
+        while True:  # both commands are safe to repeat (a repeated message is delivered once)
+            try:
+                pipe = self._redis.pipeline(transaction=False)
+                pipe.set(self.control_key(run_id), action, ex=self.retention_seconds)
+                pipe.publish(self._control_channel, f"{run_id}\n{action}")
+                await pipe.execute()
+                break
+            except CONNECTION_ERRORS as exc:
+                await asyncio.sleep(outage.failed(exc, f"sending {action} to run {run_id}"))
         self._control_waiters.deliver(run_id, action)
 
     async def wait_control(self, run_id: str) -> str:
@@ -167,7 +201,11 @@ class RedisBroker:
         task = asyncio.current_task()
         try:
             while True:
-                stored = await self._redis.get(self.control_key(run_id))
+                try:
+                    stored = await self._redis.get(self.control_key(run_id))
+                except CONNECTION_ERRORS as exc:  # the pub/sub message or the next re-check tells
+                    _log.warning("redis broker: reading the control key of run %s failed: %s", run_id, exc)
+                    stored = None
                 if task is not None and task.cancelling():
                     # redis-py can swallow a cancellation that lands while it opens a connection;
                     # honour it, or the abandoned wait would poll until the broker closes
@@ -185,7 +223,10 @@ class RedisBroker:
 
     async def notify_run_pending(self) -> None:
         self._pending.wake()
-        await self._redis.publish(self._pending_channel, self._instance)
+        try:
+            await self._redis.publish(self._pending_channel, self._instance)
+        except CONNECTION_ERRORS as exc:  # other instances still poll Postgres (COGNI_POLL_SECONDS)
+            _log.warning("redis broker: could not send a pending-run wake-up: %s", exc)
 
     async def wait_run_pending(self, timeout: float) -> bool:  # noqa: ASYNC109 (contract signature)
         await self._ensure_listener()
@@ -252,6 +293,8 @@ class RedisBroker:
         self._control_waiters.fail_all()
         self._pending.release()
         await self._redis.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose
+        if self._writer_redis is not None:
+            await self._writer_redis.aclose()  # type: ignore[attr-defined]
 
 
 def _text(value: Any) -> str:

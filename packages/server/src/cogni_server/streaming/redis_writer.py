@@ -12,15 +12,25 @@ top id, so an existing stream (a retried run, a clock behind Redis's) never reje
 are ``max(now_ms, last_ms)-<seq>``, strictly increasing per run. Thread streams have many writers
 (every run of the thread, in any process), so their entries keep Redis-assigned ids.
 
-A failed write is never swallowed: callers that await a result (first event, thread events,
-``end``) get the exception; for a buffered run event the error is raised by the next ``publish`` or
-``end`` of that run, so the run fails loudly.
+A dropped connection only delays events: the flusher retries the batch with backoff (``Outage``)
+until Redis answers, for up to ``outage_seconds`` (``COGNI_BROKER_OUTAGE_SECONDS``); meanwhile
+publishers keep buffering (and wait once ``MAX_BUFFERED`` events are queued). Retrying is safe for
+run streams: their entries carry ids assigned here, so an entry the lost round trip did write comes
+back as "ID equal or smaller than the top item" and counts as written; a run's first entry
+(``*``) is looked up before it is written again. Thread streams keep Redis-assigned ids and may
+repeat an event written just before a connection dropped. This writer's client does not retry on
+its own (redis-py's retries would repeat ``*`` entries blindly).
+
+Past the outage limit, or for any other error, a failed write is never swallowed: callers that
+await a result (first event, thread events, ``end``) get the exception; for a buffered run event the
+error is raised by the next ``publish`` or ``end`` of that run, so the run fails loudly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -28,8 +38,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from cogni_server.streaming.base import BrokerClosed, parse_event_id
+from cogni_server.streaming.base import DEFAULT_OUTAGE_SECONDS, BrokerClosed, BrokerUnavailable, Outage, parse_event_id
+
+_log = logging.getLogger("cogni_server.streaming.redis_broker")
+
+# "The connection went away": the command may or may not have run, retrying is the answer.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
 
 _END_FIELDS: Any = {b"end": b"1"}
 MAX_BATCH = 1024  # operations per pipeline
@@ -48,6 +65,8 @@ class _Op:
     event_id: str | None = None  # explicit id for the run stream; None = "*"
     future: asyncio.Future[str] | None = None
     commands: list[int] = field(default_factory=list)  # indices of this op's pipeline commands
+    tried: bool = False  # sent in a pipeline whose connection dropped: it may be written already
+    known_id: str | None = None  # a first entry found written by such a pipeline
 
 
 class BatchedStreamWriter:
@@ -63,6 +82,7 @@ class BatchedStreamWriter:
         max_events: int,
         idle_ttl_seconds: int,
         retention_seconds: int,
+        outage_seconds: float = DEFAULT_OUTAGE_SECONDS,
     ) -> None:
         self._redis = client
         self._run_key, self._thread_key, self._control_key = run_key, thread_key, control_key
@@ -76,6 +96,7 @@ class BatchedStreamWriter:
         self._seeding: dict[str, asyncio.Future[str]] = {}
         self._errors: dict[str, BaseException] = {}
         self._busy = False
+        self._outage = Outage(outage_seconds)
         self.closed = False
 
     # -- public operations -------------------------------------------------------------------
@@ -183,6 +204,41 @@ class BatchedStreamWriter:
                 self._busy = False
 
     async def _write(self, batch: list[_Op]) -> None:
+        while True:
+            try:
+                results = await self._execute(batch)
+            except CONNECTION_ERRORS as exc:  # nothing in this batch is known written (or not)
+                for op in batch:
+                    op.tried = True
+                try:
+                    delay = self._outage.failed(exc, "writing stream events")
+                except BrokerUnavailable as gave_up:
+                    self._fail(batch, gave_up)
+                    return
+                _log.warning("redis broker: writing %d event(s) failed (%s); retrying in %.2fs", len(batch), exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            except Exception as exc:
+                self._fail(batch, exc)
+                return
+            self._outage.ok()
+            break
+        for op in batch:
+            errors = [results[i] for i in op.commands if isinstance(results[i], Exception)]
+            if errors and op.tried and op.event_id is not None and _already_written(results[op.commands[0]]):
+                errors = errors[1:]  # the dropped round trip wrote this entry
+            if errors:
+                self._fail([op], errors[0])
+                continue
+            value = ""
+            if op.kind == "publish" and op.event_id is None:
+                value = op.known_id or _text(results[op.commands[0]])
+                self._remember(op.run_id, parse_event_id(value))
+            if op.future is not None and not op.future.done():
+                op.future.set_result(value)
+
+    async def _execute(self, batch: list[_Op]) -> list[Any]:
+        """One pipeline for the batch; the results, one per command (errors as values)."""
         pipe = self._redis.pipeline(transaction=False)
         count = 0
         expired: set[str] = set()
@@ -194,9 +250,14 @@ class BatchedStreamWriter:
             count += 1
 
         for op in batch:
+            op.commands = []
             if op.kind == "publish":
                 key = self._run_key(op.run_id)
-                add(op, pipe.xadd, key, op.fields, id=op.event_id or "*", maxlen=self._max_events, approximate=True)
+                if op.event_id is None and op.tried and op.known_id is None:
+                    op.known_id = await self._written_first_entry(key, op.fields)
+                if op.known_id is None:
+                    xadd_id = op.event_id or "*"
+                    add(op, pipe.xadd, key, op.fields, id=xadd_id, maxlen=self._max_events, approximate=True)
                 if key not in expired:  # once per key and batch, before any end() of it in this batch
                     expired.add(key)
                     add(op, pipe.expire, key, self._idle_ttl)
@@ -212,23 +273,16 @@ class BatchedStreamWriter:
                 add(op, pipe.expire, key, self._retention)
                 add(op, pipe.delete, self._control_key(op.run_id))
                 expired.add(key)
-        results: list[Any] = []
-        if count:
-            try:
-                results = await pipe.execute(raise_on_error=False)
-            except Exception as exc:  # connection lost, timeout: nothing in this batch is known written
-                self._fail(batch, exc)
-                return
-        for op in batch:
-            error = next((results[i] for i in op.commands if isinstance(results[i], Exception)), None)
-            if error is not None:
-                self._fail([op], error)
-                continue
-            if op.kind == "publish" and op.event_id is None:
-                self._remember(op.run_id, parse_event_id(_text(results[op.commands[0]])))
-            if op.future is not None and not op.future.done():
-                first = results[op.commands[0]] if op.commands and op.kind != "end" else b""
-                op.future.set_result(_text(first))
+        if not count:
+            return []
+        return list(await pipe.execute(raise_on_error=False))
+
+    async def _written_first_entry(self, key: str, fields: Any) -> str | None:
+        """The id of a run's first entry if a dropped round trip wrote it (it is the stream's top)."""
+        top = await self._redis.xrevrange(key, "+", "-", count=1)
+        if top and top[0][1] == _encoded(fields):
+            return _text(top[0][0])
+        return None
 
     def _fail(self, ops: list[_Op], error: BaseException) -> None:
         for op in ops:
@@ -246,3 +300,15 @@ class BatchedStreamWriter:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _encoded(fields: Any) -> dict[bytes, bytes]:
+    """Stream entry fields as Redis returns them (bytes keys and values)."""
+    return {
+        (k.encode() if isinstance(k, str) else k): (v.encode() if isinstance(v, str) else v) for k, v in fields.items()
+    }
+
+
+def _already_written(result: Any) -> bool:
+    """An explicit-id XADD refused because that id (or a later one) is in the stream already."""
+    return isinstance(result, Exception) and "equal or smaller" in str(result)
