@@ -14,13 +14,18 @@ from cogni_server.auth import Authenticator, build_authenticator
 from cogni_server.config import Settings
 from cogni_server.graphs import GraphRegistry
 from cogni_server.runs.executor import Executor
+from cogni_server.runs.lifecycle import RunLifecycle
 from cogni_server.runs.worker import WorkerPool
 from cogni_server.services.context import ServerContext
 from cogni_server.storage import assistants as assistant_repo
 from cogni_server.storage.checkpointer import PooledPostgresSaver, setup_checkpointer
 from cogni_server.storage.migrations import migrate
 from cogni_server.storage.pool import open_pool
+from cogni_server.storage.thread_events import PooledSeqStore
 from cogni_server.streaming import build_broker
+from cogni_server.streaming.thread_log import ThreadLog
+from cogni_server.streaming.thread_log_memory import InMemoryThreadLog
+from cogni_server.streaming.thread_log_redis import RedisThreadLog
 
 log = logging.getLogger("cogni_server")
 
@@ -36,6 +41,17 @@ def authenticator_for(settings: Settings) -> Authenticator:
         jwt_audience=settings.jwt_audience,
         jwt_issuer=settings.jwt_issuer,
     )
+
+
+def build_thread_log(settings: Settings, pool: Any) -> ThreadLog:
+    """The thread-streaming event log: in Redis when configured (shared by every instance), else in memory."""
+    store = PooledSeqStore(pool)
+    max_events, ttl = settings.thread_stream_max_events, settings.thread_stream_ttl_seconds
+    if settings.redis_url:
+        return RedisThreadLog.from_url(
+            settings.redis_url, store, key_prefix=settings.redis_key_prefix, max_events=max_events, ttl_seconds=ttl
+        )
+    return InMemoryThreadLog(store, max_events=max_events, ttl_seconds=ttl)
 
 
 @asynccontextmanager
@@ -59,6 +75,7 @@ async def running_server(
         connect_timeout=settings.database_connect_timeout,
     )
     broker = build_broker(settings.redis_url or None, key_prefix=settings.redis_key_prefix)
+    thread_log = build_thread_log(settings, pool)
     workers: WorkerPool | None = None
     try:
         checkpointer = PooledPostgresSaver(pool)
@@ -74,6 +91,7 @@ async def running_server(
             registry=registry,
             broker=broker,
             run_timeout=settings.run_timeout_seconds,
+            lifecycle=RunLifecycle(thread_log),
         )
         workers = WorkerPool(
             pool=pool,
@@ -92,6 +110,7 @@ async def running_server(
             workers=workers,
             authenticator=authenticator,
             system_assistants=system_assistants,
+            thread_log=thread_log,
         )
         workers.start()
         log.info(
@@ -104,5 +123,6 @@ async def running_server(
     finally:
         if workers is not None:
             await workers.drain(settings.drain_seconds)
+        await thread_log.close()  # after the drain: the runs' terminals are written first
         await broker.close()
         await pool.close()

@@ -43,8 +43,14 @@ async def info(request: Request) -> Response:
         {
             "version": _version("cogni-server"),
             "langgraph_py_version": _version("langgraph"),
-            "flags": {"assistants": True, "crons": False, "langsmith": False, "store": False},
+            "flags": {"assistants": True, "crons": False, "langsmith": False, "store": False, "thread_streaming": True},
             "graphs": st.registry.graph_ids(),
+            "thread_streaming": {  # the thread-centric protocol: POST /threads/{id}/commands, .../stream/events
+                "transports": ["sse", "websocket"],
+                "max_events_per_thread": st.settings.thread_stream_max_events,
+                "retention_seconds": st.settings.thread_stream_ttl_seconds,
+                "shared": bool(st.settings.redis_url),
+            },
             "auth_mode": st.settings.auth_mode,
         }
     )

@@ -19,6 +19,8 @@ from psycopg_pool import AsyncConnectionPool
 from cogni_server import metrics
 from cogni_server.graphs import GraphRegistry
 from cogni_server.runs.inputs import build_command, run_config
+from cogni_server.runs.lifecycle import RunLifecycle, RunTracker
+from cogni_server.runs.protocol import run_v3
 from cogni_server.runs.settings import RunSettings, UnknownRunSettings, load_run_settings
 from cogni_server.runs.stream_modes import ChunkRouter, langgraph_modes, split_ns
 from cogni_server.serde import dumps, to_jsonable
@@ -38,6 +40,7 @@ class Outcome:
     interrupts: dict[str, Any]
     error: dict[str, Any] | None
     rolled_back: bool = False
+    cancelled: str | None = None  # the control action that stopped the run (thread-stream lifecycle)
 
 
 class RunCancelled(Exception):
@@ -57,12 +60,14 @@ class Executor:
         registry: GraphRegistry,
         broker: StreamBroker,
         run_timeout: float = 0.0,
+        lifecycle: RunLifecycle | None = None,
     ) -> None:
         self.pool = pool
         self.checkpointer = checkpointer
         self.registry = registry
         self.broker = broker
         self.run_timeout = run_timeout  # seconds per attempt; 0 = no limit
+        self.lifecycle = lifecycle  # the thread-streaming event log's root lifecycle (None: off)
 
     async def execute(self, run: dict[str, Any], worker_id: str) -> None:
         run_id, thread_id = str(run["run_id"]), str(run["thread_id"])
@@ -78,8 +83,9 @@ class Executor:
             await self.broker.publish(run_id, event, data, resumable=resumable, thread_id=thread_id)
 
         await publish("metadata", dumps({"run_id": run_id, "attempt": run["attempt"]}))
+        tracker = self.lifecycle.begin(run) if self.lifecycle is not None else None  # thread stream: running
         control = asyncio.ensure_future(self.broker.wait_control(run_id))
-        graph_task = asyncio.ensure_future(self._stream(run, settings, publish))
+        graph_task = asyncio.ensure_future(self._stream(run, settings, publish, tracker))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.run_timeout if self.run_timeout > 0 else None
 
@@ -116,6 +122,7 @@ class Executor:
         finally:
             control.cancel()
         owns_stream = True
+        committed = False
         try:
             async with self.pool.connection() as conn:
                 if outcome.rolled_back:
@@ -144,7 +151,17 @@ class Executor:
                     if finished and settings.temporary:
                         await thread_repo.delete_any(conn, run["thread_id"])
                         await checkpoint_repo.delete_thread(conn, thread_id)
+            committed = True
         finally:
+            if owns_stream and committed and tracker is not None and self.lifecycle is not None:
+                with contextlib.suppress(Exception):  # the thread stream's terminal, after the commit
+                    await self.lifecycle.finish(
+                        tracker,
+                        status=outcome.status,
+                        error=outcome.error,
+                        cancelled=outcome.cancelled,
+                        interrupts=outcome.interrupts,
+                    )
             if owns_stream:
                 await self.broker.end(run_id)
             with contextlib.suppress(Exception):
@@ -172,13 +189,20 @@ class Executor:
                     update_state=False,
                 )
         finally:
+            if self.lifecycle is not None:  # thread stream: the run never ran, it still ends
+                with contextlib.suppress(Exception):
+                    await self.lifecycle.ended_without_running(
+                        str(run["thread_id"]), run_id, error=str(exc), code="refused", deferred=False
+                    )
             await self.broker.end(run_id)
             metrics.RUNS_FINISHED.labels("error").inc()
 
     async def _graph(self, run: dict[str, Any], config: dict[str, Any]) -> Any:
         return await self.registry.get(run["graph_id"], checkpointer=self.checkpointer, config=config)
 
-    async def _stream(self, run: dict[str, Any], settings: RunSettings, publish: Any) -> ChunkRouter:
+    async def _stream(
+        self, run: dict[str, Any], settings: RunSettings, publish: Any, tracker: RunTracker | None = None
+    ) -> ChunkRouter | RunTracker:
         config = run_config(run, settings)
         graph = await self._graph(run, config)
         wire_modes = settings.stream_mode or ["values"]
@@ -200,16 +224,25 @@ class Executor:
             options["interrupt_after"] = settings.interrupt_after
         if settings.context:
             options["context"] = settings.context
+        if tracker is not None and settings.protocol:  # thread-streaming run: LangGraph's v3 events
+            v3_options = {k: v for k, v in options.items() if k not in ("stream_mode", "subgraphs")}
+            return await run_v3(graph, graph_input, config, v3_options, tracker, publish)
+        if tracker is not None:  # REST run: updates are mirrored onto the thread stream too
+            options["stream_mode"] = sorted({*options["stream_mode"], "updates"})
         if "events" in wire_modes:
             async for event in graph.astream_events(graph_input, config, version="v2", **options):
                 if event["event"] == "on_chain_stream" and not event.get("parent_ids"):
                     ns, mode, chunk = event["data"]["chunk"]
+                    if tracker is not None:
+                        tracker.mirror(split_ns(ns), mode, chunk)
                     if subgraphs or not ns:
                         await router.route(split_ns(ns), mode, chunk)
                     continue
                 await publish("events", dumps(event))
         else:
             async for ns, mode, chunk in graph.astream(graph_input, config, **options):
+                if tracker is not None and mode != "messages":  # never on the per-token path
+                    tracker.mirror(split_ns(ns), mode, chunk)
                 if subgraphs or not ns:
                     await router.route(split_ns(ns), mode, chunk)
                 elif mode == "messages":  # LLM tokens of nested graphs still reach the root listener
@@ -221,9 +254,11 @@ class Executor:
         tup = await self.checkpointer.aget_tuple(cfg)
         return bool(tup and (tup.metadata or {}).get("run_id") == run_id)
 
-    async def _outcome(self, run: dict[str, Any], settings: RunSettings, task: asyncio.Future[ChunkRouter]) -> Outcome:
+    async def _outcome(
+        self, run: dict[str, Any], settings: RunSettings, task: asyncio.Future[ChunkRouter | RunTracker]
+    ) -> Outcome:
         if task.cancelled():
-            return Outcome("interrupted", "idle", None, {}, None)
+            return Outcome("interrupted", "idle", None, {}, None, cancelled="interrupt")
         exc = task.exception()
         if exc is not None and not isinstance(exc, GraphInterrupt):
             log.warning("run %s failed: %r", run["run_id"], exc)
@@ -257,5 +292,5 @@ class Executor:
 
     async def _cancelled(self, run: dict[str, Any], action: str) -> Outcome:
         if action == "rollback":
-            return Outcome("interrupted", "idle", None, {}, None, rolled_back=True)
-        return Outcome("interrupted", "idle", None, {}, None)
+            return Outcome("interrupted", "idle", None, {}, None, rolled_back=True, cancelled=action)
+        return Outcome("interrupted", "idle", None, {}, None, cancelled=action)

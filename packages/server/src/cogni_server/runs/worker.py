@@ -165,6 +165,10 @@ class WorkerPool:
                                 thread_id=str(row["thread_id"]),
                             )
                             await self.broker.end(run_id)
+                            if self.executor.lifecycle is not None:  # thread stream: its one terminal
+                                await self.executor.lifecycle.ended_without_running(
+                                    str(row["thread_id"]), run_id, error=message, code="worker_lost", deferred=False
+                                )
                     await self.broker.notify_run_pending()
             except asyncio.CancelledError:
                 raise

@@ -18,6 +18,7 @@ from cogni_server.graphs import GraphRegistry
 from cogni_server.runs.executor import Executor
 from cogni_server.runs.worker import WorkerPool
 from cogni_server.streaming import StreamBroker
+from cogni_server.streaming.thread_log import ThreadLog
 
 
 @dataclass
@@ -31,3 +32,4 @@ class ServerContext:
     workers: WorkerPool
     authenticator: Authenticator
     system_assistants: dict[str, dict[str, Any]]  # graph id and assistant id -> row (read-only rows)
+    thread_log: ThreadLog  # the thread-streaming protocol's per-thread event log
