@@ -115,14 +115,9 @@ async def state_get(ctx: ServerContext, tenant: str, thread_id: uuid.UUID, param
 
 
 async def require_checkpoint(ctx: ServerContext, tenant: str, thread_id: uuid.UUID, checkpoint_id: str) -> None:
-    """no_such_checkpoint unless the thread has that (root) checkpoint."""
-    try:
-        state = await state_service.get_state(
-            ctx, tenant, thread_id, checkpoint={"checkpoint_id": checkpoint_id}, subgraphs=False
-        )
-    except NotFound:
-        state = {}
-    if ((state.get("checkpoint") or {}).get("checkpoint_id")) != checkpoint_id:
+    """no_such_checkpoint unless the thread (already checked to be the tenant's) has that root checkpoint."""
+    config = {"configurable": {"thread_id": str(thread_id), "checkpoint_ns": "", "checkpoint_id": checkpoint_id}}
+    if await ctx.checkpointer.aget_tuple(config) is None:
         raise ProtocolError("no_such_checkpoint", f"Unknown checkpoint: {checkpoint_id}")
 
 
