@@ -119,3 +119,48 @@ async def open_stream(c: httpx.AsyncClient, thread_id: str, **body: Any) -> Stre
     stream = Stream(c, thread_id, {"channels": ALL, **body})
     await asyncio.wait_for(stream.ready.wait(), 10)
     return stream
+
+
+class CuttingProxy:
+    """A loopback TCP proxy whose ``cut()`` aborts every open connection (a network drop)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._live: set[asyncio.StreamWriter] = set()
+        self.accepted = 0
+        self.cuts = 0
+
+    async def __aenter__(self) -> CuttingProxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+
+    def cut(self) -> None:
+        self.cuts += len(self._live) // 2
+        for writer in list(self._live):
+            writer.transport.abort()
+        self._live.clear()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self._live.update((writer, up_writer))
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            with contextlib.suppress(Exception):
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._live.discard(writer)
+        self._live.discard(up_writer)

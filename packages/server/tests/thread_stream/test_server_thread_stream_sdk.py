@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from langgraph.pregel.remote import RemoteGraph
-from langgraph_sdk import get_sync_client
+from langgraph_sdk import get_client, get_sync_client
 from langgraph_sdk.client import LangGraphClient
 
 from packages.server.tests.core.conftest import KEY_A, Server
 
-from .helpers import http, open_stream, root_terminal
+from .helpers import CuttingProxy, http, open_stream, root_terminal
 
 pytestmark = pytest.mark.integration
 HI = {"messages": [{"role": "user", "content": "hi"}]}
@@ -215,3 +215,27 @@ async def test_remote_graph_over_the_protocol(ts_server: Server) -> None:
     await asyncio.wait_for(flow(), LIMIT)
     out = await remote.ainvoke({"messages": [{"role": "user", "content": "add"}]})  # the v1 path still works
     assert out["messages"][-1]["type"] == "ai"
+
+
+async def test_the_client_reconnects_mid_run_and_misses_nothing(ts_server: Server) -> None:
+    port = int(ts_server.url.rsplit(":", 1)[1])
+    async with CuttingProxy(port) as proxy:
+        client = get_client(url=f"http://127.0.0.1:{proxy.port}", api_key=KEY_A)
+        try:
+
+            async def flow() -> None:
+                async with client.threads.stream(assistant_id="slower") as thread:
+                    await thread.run.start(input={"ticks": 20})
+                    ticks = []
+                    async for event in thread.subscribe(["custom"]):
+                        ticks.append(event["params"]["data"]["tick"])
+                        if len(ticks) == 5:
+                            proxy.cut()  # the shared stream and the lifecycle watcher both drop
+                            accepted_at_cut = proxy.accepted
+                    assert ticks == list(range(20))  # replayed from the cursor: no gap, no duplicate
+                    assert (await thread.output)["log"] == ["slow-done"]
+                    assert proxy.cuts >= 2 and proxy.accepted >= accepted_at_cut + 2  # both reconnected
+
+            await asyncio.wait_for(flow(), LIMIT)
+        finally:
+            await client.aclose()
