@@ -39,7 +39,7 @@ class FakeStore:
         return self.ceilings[thread_id]
 
 
-LogFactory = Callable[[FakeStore], ThreadLog]
+LogFactory = Callable[..., ThreadLog]
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -109,9 +109,7 @@ class Stream:
 
 def lifecycle(events: list[Event], *, root: bool = True) -> list[dict[str, Any]]:
     return [
-        e["params"]["data"]
-        for e in events
-        if e["method"] == "lifecycle" and (not e["params"]["namespace"]) == root
+        e["params"]["data"] for e in events if e["method"] == "lifecycle" and (not e["params"]["namespace"]) == root
     ]
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -120,7 +121,9 @@ async def test_rest_runs_appear_on_the_thread_stream(ts_server: Server) -> None:
         stream = await open_stream(c, tid)
         # the v1 stream of the same run is unchanged (no protocol frames on it)
         async with c.stream(
-            "POST", f"/threads/{tid}/runs/stream", json={"assistant_id": "chat", "input": HI, "stream_mode": "messages-tuple"}
+            "POST",
+            f"/threads/{tid}/runs/stream",
+            json={"assistant_id": "chat", "input": HI, "stream_mode": "messages-tuple"},
         ) as r:
             v1 = [line async for line in r.aiter_lines() if line.startswith("event: ")]
         assert v1[0] == "event: metadata" and set(v1[1:]) == {"event: messages"}
@@ -133,7 +136,9 @@ async def test_rest_runs_appear_on_the_thread_stream(ts_server: Server) -> None:
         ask = next(e for e in events if e["method"] == "input.requested")["params"]["data"]
         assert ask["value"] == {"question": "approve x?"}
         # answering a REST run's interrupt through the protocol
-        reply = await command(c, tid, "input.respond", {"interrupt_id": ask["interrupt_id"], "namespace": [], "response": "ok"})
+        reply = await command(
+            c, tid, "input.respond", {"interrupt_id": ask["interrupt_id"], "namespace": [], "response": "ok"}
+        )
         assert reply["type"] == "success"
         await stream.terminals(3)
         assert (await c.get(f"/threads/{tid}/state")).json()["values"]["log"][-1] == "finished:ok"
@@ -222,9 +227,17 @@ async def test_state_commands_and_fork(ts_server: Server) -> None:
 async def test_bad_input_is_answered_never_500(ts_server: Server) -> None:
     async with http(ts_server.url) as c:
         tid = new_thread()
-        for body in ({}, {"channels": []}, {"channels": ["bogus"]}, {"channels": ["values"], "since": "abc"},
-                     {"channels": ["values"], "since": -1}, {"channels": ["values"], "depth": 1.5},
-                     {"channels": ["values"], "namespaces": "x"}, {"channels": ["values"], "extra": 1}):  # fmt: skip
+        bodies: list[dict[str, Any]] = [
+            {},
+            {"channels": []},
+            {"channels": ["bogus"]},
+            {"channels": ["values"], "since": "abc"},
+            {"channels": ["values"], "since": -1},
+            {"channels": ["values"], "depth": 1.5},
+            {"channels": ["values"], "namespaces": "x"},
+            {"channels": ["values"], "extra": 1},
+        ]
+        for body in bodies:
             r = await c.post(f"/threads/{tid}/stream/events", json=body)
             assert r.status_code == 400 and "detail" in r.json(), (body, r.text)
         r = await c.post(f"/threads/{tid}/stream/events", content=b"{oops")
@@ -232,9 +245,10 @@ async def test_bad_input_is_answered_never_500(ts_server: Server) -> None:
         assert (await c.get(f"/threads/{tid}/stream/events")).status_code == 405
         r = await c.post(f"/threads/{tid}/commands", content=b"[1")
         assert r.status_code == 400
-        for body in ([], {"method": "run.start"}, {"id": "1", "method": "run.start"}, {"id": 1, "method": 5}):
-            r = await c.post(f"/threads/{tid}/commands", json=body)
-            assert r.status_code == 400 and r.json()["error"] == "invalid_argument", body
+        envelopes: list[Any] = [[], {"method": "run.start"}, {"id": "1", "method": "run.start"}, {"id": 1, "method": 5}]
+        for envelope in envelopes:
+            r = await c.post(f"/threads/{tid}/commands", json=envelope)
+            assert r.status_code == 400 and r.json()["error"] == "invalid_argument", envelope
         replies = [
             await command(c, tid, "bogus.method", {}),
             await command(c, tid, "run.start", {}),
@@ -291,7 +305,10 @@ async def test_goto_on_respond(ts_server: Server) -> None:
         await stream.terminals(1)
         ask = next(e for e in stream.events if e["method"] == "input.requested")["params"]["data"]
         reply = await command(
-            c, tid, "input.respond", {"interrupt_id": ask["interrupt_id"], "namespace": [], "response": "g", "goto": "after"}
+            c,
+            tid,
+            "input.respond",
+            {"interrupt_id": ask["interrupt_id"], "namespace": [], "response": "g", "goto": "after"},
         )
         assert reply["type"] == "success"
         await stream.terminals(2)

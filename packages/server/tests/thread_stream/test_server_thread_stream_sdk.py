@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from langgraph.pregel.remote import RemoteGraph
@@ -71,7 +71,7 @@ async def test_custom_events_and_extensions(client: LangGraphClient) -> None:
 
 
 @pytest.mark.parametrize("transport", ["sse", "websocket"])
-async def test_interrupt_answered_with_respond(client: LangGraphClient, transport: str) -> None:
+async def test_interrupt_answered_with_respond(client: LangGraphClient, transport: Literal["sse", "websocket"]) -> None:
     # the Python WebSocket transport sends only the session's headers on the handshake
     headers = {"x-api-key": KEY_A} if transport == "websocket" else None
 
@@ -84,7 +84,11 @@ async def test_interrupt_answered_with_respond(client: LangGraphClient, transpor
                     break
                 await asyncio.sleep(0.05)
             assert thread.interrupts == [
-                {"interrupt_id": thread.interrupts[0]["interrupt_id"], "value": {"question": "approve?"}, "namespace": []}
+                {
+                    "interrupt_id": thread.interrupts[0]["interrupt_id"],
+                    "value": {"question": "approve?"},
+                    "namespace": [],
+                }
             ]
             await thread.run.respond("yes")
             assert (await thread.output)["log"] == ["answer=yes", "after"]
@@ -119,13 +123,13 @@ async def test_second_run_on_the_same_thread_sees_only_its_own_events(client: La
 
 
 async def test_subgraph_namespaces_and_handles(client: LangGraphClient, ts_server: Server) -> None:
-    async def flow() -> None:
+    async def flow() -> tuple[str, list[str]]:
         async with client.threads.stream(assistant_id="subgrapher") as thread:
             await thread.run.start(input=HI)
             handles = [h async for h in thread.subgraphs]
             await thread.output
             assert [(h.graph_name, h.status) for h in handles] == [("child", "completed")]
-            child = handles[0].path
+            child = list(handles[0].path)
             assert len(child) == 1 and child[0].startswith("child:")
             return thread.thread_id, child
 
@@ -141,14 +145,20 @@ async def test_subgraph_namespaces_and_handles(client: LangGraphClient, ts_serve
         assert [e for e in everything.events if e["params"]["namespace"] and e["method"] == "values"]
         await root_only.wait_for(lambda evs: len(evs) >= 2)
         assert all(e["params"]["namespace"] == [] for e in root_only.events)
-        children = [e["params"]["data"] for e in everything.events if e["method"] == "lifecycle" and e["params"]["namespace"]]
+        children = [
+            e["params"]["data"] for e in everything.events if e["method"] == "lifecycle" and e["params"]["namespace"]
+        ]
         assert [d["event"] for d in children] == ["started", "completed"] and children[1]["graph_name"] == "child"
         for s in (only_child, root_only, everything):
             await s.close()
-        tree = (await c.post(f"/threads/{thread_id}/commands", json={"id": 1, "method": "agent.getTree", "params": {}})).json()
+        tree = (
+            await c.post(f"/threads/{thread_id}/commands", json={"id": 1, "method": "agent.getTree", "params": {}})
+        ).json()
         node = tree["result"]["tree"]
         assert node["status"] == "completed" and node["graph_name"] == "subgrapher"
-        assert [(n["namespace"], n["status"], n["graph_name"]) for n in node["children"]] == [(list(child), "completed", "child")]
+        assert [(n["namespace"], n["status"], n["graph_name"]) for n in node["children"]] == [
+            (list(child), "completed", "child")
+        ]
 
 
 async def test_concurrent_sessions_and_streams(client: LangGraphClient, ts_server: Server) -> None:

@@ -4,6 +4,7 @@ cookie credentials) and tenancy: another tenant's thread is 404 on commands, SSE
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -48,10 +49,8 @@ def root_end(m: dict[str, Any]) -> bool:
 
 async def close_code(url: str, **kwargs: Any) -> int | None:
     async with connect(url, **kwargs) as ws:
-        try:
+        with contextlib.suppress(ConnectionClosed):
             await asyncio.wait_for(ws.recv(), 10)
-        except ConnectionClosed:
-            pass
         return ws.close_code
 
 
@@ -67,10 +66,14 @@ async def test_commands_and_subscriptions_on_one_socket(ts_server: Server) -> No
         }
         await ws.send(json.dumps({"channels": ["values"]}))  # a bare subscribe body is not a command
         assert (await recv(ws))["message"] == "Protocol commands must include an integer id and string method."
-        await ws.send(json.dumps({"id": 1, "method": "run.start", "params": {"assistant_id": "llm", "input": {"messages": []}}}))
+        await ws.send(
+            json.dumps({"id": 1, "method": "run.start", "params": {"assistant_id": "llm", "input": {"messages": []}}})
+        )
         started = await until(ws, is_reply(1))
         run_id = started[-1]["result"]["run_id"]
-        await ws.send(json.dumps({"id": 2, "method": "subscription.subscribe", "params": {"channels": ["messages", "lifecycle"]}}))
+        await ws.send(
+            json.dumps({"id": 2, "method": "subscription.subscribe", "params": {"channels": ["messages", "lifecycle"]}})
+        )
         seen = await until(ws, root_end)
         reply = next(m for m in seen if m.get("id") == 2)
         sub = reply["result"]["subscription_id"]
@@ -80,7 +83,9 @@ async def test_commands_and_subscriptions_on_one_socket(ts_server: Server) -> No
         assert len({e["event_id"] for e in events}) == len(events)  # each event once per socket
         await ws.send(json.dumps({"id": 3, "method": "subscription.unsubscribe", "params": {"subscription_id": sub}}))
         assert (await until(ws, is_reply(3)))[-1]["result"] == {}
-        await ws.send(json.dumps({"id": 4, "method": "subscription.unsubscribe", "params": {"subscription_id": "nope"}}))
+        await ws.send(
+            json.dumps({"id": 4, "method": "subscription.unsubscribe", "params": {"subscription_id": "nope"}})
+        )
         assert (await until(ws, is_reply(4)))[-1]["error"] == "no_such_subscription"
         await ws.send(json.dumps({"id": 5, "method": "bogus", "params": {}}))
         assert (await until(ws, is_reply(5)))[-1]["error"] == "unknown_command"
@@ -91,7 +96,13 @@ async def test_commands_and_subscriptions_on_one_socket(ts_server: Server) -> No
         # Python's pattern: `since` inside the subscribe params replays exactly what follows it
         cursor = events[2]["seq"]
         await ws.send(
-            json.dumps({"id": 8, "method": "subscription.subscribe", "params": {"channels": ["lifecycle", "messages"], "since": cursor}})
+            json.dumps(
+                {
+                    "id": 8,
+                    "method": "subscription.subscribe",
+                    "params": {"channels": ["lifecycle", "messages"], "since": cursor},
+                }
+            )
         )
         replay = await until(ws, is_reply(8))
         assert [m["seq"] for m in replay if m.get("type") == "event"] == [e["seq"] for e in events if e["seq"] > cursor]
@@ -108,7 +119,9 @@ async def test_close_codes_and_cookie_credentials(ts_server: Server) -> None:
     assert await close_code(ws_url(ts_server, tid), additional_headers=foreign) == 4403
     same_site = {"cookie": f"x-api-key={KEY_A}", "origin": f"http://{host}"}
     async with connect(ws_url(ts_server, tid), additional_headers=same_site) as ws:  # what a browser sends
-        await ws.send(json.dumps({"id": 1, "method": "run.start", "params": {"assistant_id": "trivial", "input": {"log": []}}}))
+        await ws.send(
+            json.dumps({"id": 1, "method": "run.start", "params": {"assistant_id": "trivial", "input": {"log": []}}})
+        )
         await ws.send(json.dumps({"id": 2, "method": "subscription.subscribe", "params": {"channels": ["lifecycle"]}}))
         seen = await until(ws, root_end)
         assert seen[-1]["params"]["data"]["event"] == "completed"
@@ -139,6 +152,8 @@ async def test_another_tenants_thread_is_404_everywhere(ts_server: Server) -> No
         await start(a, claimed, "trivial", {"log": ["secret"]})
         await asyncio.wait_for(watcher._task, 10)
         assert watcher.events == []
-        reply = await command(a, tid, "input.respond", {"interrupt_id": ask["interrupt_id"], "namespace": [], "response": "ok"})
+        reply = await command(
+            a, tid, "input.respond", {"interrupt_id": ask["interrupt_id"], "namespace": [], "response": "ok"}
+        )
         assert reply["type"] == "success"  # the owner still can
         await stream.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -67,15 +67,18 @@ async def stream_events(thread_id: str, request: Request, who: Principal = Depen
         return JSONResponse({"detail": str(exc)}, status_code=400)
     source = await stream_service.open_events(ctx, who.tenant, tid, flt, since)  # NotFound: 404
     return StreamingResponse(
-        sse_frames(source, ctx.settings.stream_heartbeat_seconds),
+        sse_frames(source, ctx.settings.stream_heartbeat_seconds, lambda: ctx.workers.drained),
         media_type="text/event-stream; charset=utf-8",
         headers=SSE_HEADERS,
     )
 
 
-async def sse_frames(source: AsyncIterator[StoredEvent], heartbeat: float) -> AsyncIterator[bytes]:
+async def sse_frames(
+    source: AsyncIterator[StoredEvent], heartbeat: float, draining: Callable[[], bool]
+) -> AsyncIterator[bytes]:
     """Frames (``id:`` = seq), a heartbeat comment on idle, and never a clean end mid-thread: when the
-    log shuts down or fails the body stops with an error, so the client reconnects with ``since``."""
+    log shuts down or fails, or the server is stopping and its runs have ended (``draining``), the body
+    stops with an error, so the client reconnects (elsewhere) with ``since``."""
     queue: asyncio.Queue[object] = asyncio.Queue(maxsize=1024)
 
     async def pump() -> None:
@@ -88,13 +91,20 @@ async def sse_frames(source: AsyncIterator[StoredEvent], heartbeat: float) -> As
         await queue.put(_END)
 
     task = asyncio.ensure_future(pump())
+    idle = 0.0
     try:
         while True:
+            if draining():
+                raise ConnectionAbortedError("server shutting down; reconnect with since")
             try:
-                item = await asyncio.wait_for(queue.get(), heartbeat)
+                item = await asyncio.wait_for(queue.get(), min(heartbeat, 1.0) if heartbeat > 1.0 else heartbeat)
             except TimeoutError:
-                yield HEARTBEAT
+                idle += min(heartbeat, 1.0) if heartbeat > 1.0 else heartbeat
+                if idle >= heartbeat:
+                    idle = 0.0
+                    yield HEARTBEAT
                 continue
+            idle = 0.0
             if isinstance(item, StoredEvent):
                 yield encode_sse(item.method, item.data, str(item.seq))
                 continue

@@ -105,6 +105,7 @@ class Session:
         self.closed = False
 
     async def serve(self) -> None:
+        watchdog = asyncio.ensure_future(self.close_when_drained())
         try:
             while not self.closed:
                 text = await self.ws.receive_text()
@@ -115,10 +116,17 @@ class Session:
             pass
         finally:
             self.closed = True
+            watchdog.cancel()
             if self.reader is not None:
                 self.reader.cancel()
                 with contextlib.suppress(BaseException):
                     await self.reader
+
+    async def close_when_drained(self) -> None:
+        """A stopping server closes with 1012 once its runs ended: the clients reconnect and replay."""
+        while not self.closed and not self.ctx.workers.drained:  # noqa: ASYNC110 (a flag the worker pool owns)
+            await asyncio.sleep(1.0)
+        await self.close(1012, "server restarting")
 
     async def send(self, data: bytes) -> None:
         async with self.send_lock:

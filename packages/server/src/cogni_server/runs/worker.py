@@ -177,6 +177,11 @@ class WorkerPool:
             await asyncio.sleep(self.settings.sweep_seconds)
 
     # -- shutdown --------------------------------------------------------------------------------
+    @property
+    def drained(self) -> bool:
+        """Shutting down and no run executes here any more: thread streams may close (clients reconnect)."""
+        return self._stopping and not self._active
+
     def stop_claiming(self) -> None:
         """First step of a drain (on SIGTERM): take no new runs; running ones carry on."""
         self._stopping = True
