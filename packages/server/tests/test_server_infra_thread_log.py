@@ -195,3 +195,16 @@ def test_filters() -> None:
     root = EventFilter(frozenset({"values"}), ((),), 0)
     assert root.matches(stored("values")) and not root.matches(stored("values", ns=("child:1",)))
     assert EventFilter(frozenset({"values"}), None, 0).matches(stored("values", ns=("a:1", "b:2")))
+
+
+async def test_redis_reloads_its_script(make_log: LogFactory) -> None:
+    store = FakeStore()
+    log = make_log(store)
+    tid = thread_with(store)
+    log.publish(tid, [event(data=1)])
+    await log.flush()
+    if isinstance(log, RedisThreadLog):
+        log._sha = "0" * 40  # as after a Redis restart: the server no longer knows the script
+    log.publish(tid, [event(data=2)])
+    await log.flush()
+    assert [e.seq for e in await log.read_range(tid, 0)] == [1, 2]

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from cogni_server.streaming.thread_log import (
     SEQ_BLOCK,
@@ -35,7 +36,7 @@ from cogni_server.streaming.thread_log import (
 
 _READ_COUNT = 512
 _BLOCK_MS = 5_000
-_ROUNDS = 4  # init + reserve + apply, with one spare
+_ROUNDS = 5  # (script load) + init + reserve + apply, with one spare
 
 # KEYS: stream, meta, runs, deferred. ARGV: call, init, new_max, maxlen, ttl, nops, then per op:
 # mode, run_id, n, then n x (method, channel, namespace, tail). Returns {1, seq} applied,
@@ -140,7 +141,7 @@ class RedisThreadLog(BufferedLog):
         self.key_prefix = key_prefix
         self.block_ms = block_ms
         self._ttl = max(1, int(ttl_seconds))
-        self._script = client.register_script(_APPEND)
+        self._sha: str | None = None  # the script's sha once loaded (EVALSHA saves sending it each time)
 
     @classmethod
     def from_url(cls, url: str, store: SeqStore, *, key_prefix: str, **kwargs: Any) -> RedisThreadLog:
@@ -158,12 +159,17 @@ class RedisThreadLog(BufferedLog):
         for _ in range(_ROUNDS):
             if not calls:
                 return
+            if self._sha is None:
+                self._sha = _text(await self._redis.script_load(_APPEND))
             pipe = self._redis.pipeline(transaction=False)
             order = list(calls)
             for tid in order:
-                await self._script(keys=self.keys(tid), args=self._args(groups[tid], calls[tid]), client=pipe)
+                pipe.evalsha(self._sha, 4, *self.keys(tid), *self._args(groups[tid], calls[tid]))
             results = await pipe.execute(raise_on_error=False)
             for tid, result in zip(order, results, strict=True):
+                if isinstance(result, NoScriptError):  # Redis restarted (or flushed its scripts)
+                    self._sha = None
+                    continue
                 if isinstance(result, Exception):
                     raise result
                 status, value = int(result[0]), int(result[1])
