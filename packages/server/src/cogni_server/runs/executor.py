@@ -83,7 +83,8 @@ class Executor:
             await self.broker.publish(run_id, event, data, resumable=resumable, thread_id=thread_id)
 
         await publish("metadata", dumps({"run_id": run_id, "attempt": run["attempt"]}))
-        tracker = self.lifecycle.begin(run) if self.lifecycle is not None else None  # thread stream: running
+        # thread stream: root `running` (not for a stateless run: its temporary thread is deleted after it)
+        tracker = self.lifecycle.begin(run) if self.lifecycle is not None and not settings.temporary else None
         control = asyncio.ensure_future(self.broker.wait_control(run_id))
         graph_task = asyncio.ensure_future(self._stream(run, settings, publish, tracker))
         loop = asyncio.get_running_loop()

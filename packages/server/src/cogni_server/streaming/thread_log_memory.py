@@ -141,13 +141,13 @@ class InMemoryThreadLog(BufferedLog):
 
     async def _apply(self, op: _Op) -> None:
         t = self._thread(op.thread_id)
-        if t.seq is None:
-            ceiling = await self.store.ceiling(op.thread_id)
+        if t.seq is None:  # start above the durable ceiling, with a fresh block (one round trip)
+            ceiling = await self.store.reserve(op.thread_id, 0, SEQ_BLOCK)
             if ceiling is None:
                 log.debug("thread %s is gone: %d event(s) dropped", op.thread_id, len(op.events))
                 return
             top = t.entries[-1].seq if t.entries else 0
-            t.seq = t.max = max(ceiling, top)
+            t.seq, t.max = max(ceiling - SEQ_BLOCK, top), ceiling
         needed = len(op.events) + len(t.deferred)
         if t.seq + needed > t.max:
             ceiling = await self.store.reserve(op.thread_id, t.seq + needed, SEQ_BLOCK)

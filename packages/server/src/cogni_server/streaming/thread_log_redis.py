@@ -175,13 +175,13 @@ class RedisThreadLog(BufferedLog):
                 status, value = int(result[0]), int(result[1])
                 if status == 1:
                     self._done(ops, groups[tid], calls, tid)
-                elif status == -1:
-                    ceiling = await self.store.ceiling(tid)
+                elif status == -1:  # no counter: start above the durable ceiling, with a fresh block
+                    ceiling = await self.store.reserve(tid, 0, SEQ_BLOCK)
                     if ceiling is None:
                         log.debug("thread %s is gone: its events are dropped", tid)
                         self._done(ops, groups[tid], calls, tid)
                     else:
-                        calls[tid]["init"] = ceiling
+                        calls[tid]["init"], calls[tid]["max"] = ceiling - SEQ_BLOCK, ceiling
                 else:
                     reserved = await self.store.reserve(tid, value, SEQ_BLOCK)
                     if reserved is None:
