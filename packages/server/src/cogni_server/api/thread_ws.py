@@ -155,9 +155,13 @@ class Session:
             if method == "subscription.unsubscribe":
                 return self.unsubscribe(cid, params)
             return await command_service.execute(self.ctx, self.tenant, self.thread_id, command, over_websocket=True)
-        except NotFound:  # the thread became another tenant's
-            await self.close(4404, "thread not found")
-            return None
+        except NotFound as exc:
+            try:
+                await stream_service.check_thread(self.ctx, self.tenant, self.thread_id)
+            except NotFound:  # the thread became another tenant's: this socket is done
+                await self.close(4404, "thread not found")
+                return None
+            return command_service.error_reply(cid, "invalid_argument", str(exc))  # no such thread (yet)
 
     async def subscribe(self, cid: int, params: Any) -> dict[str, Any]:
         try:
