@@ -314,3 +314,33 @@ async def test_goto_on_respond(ts_server: Server) -> None:
         await stream.terminals(2)
         assert (await c.get(f"/threads/{tid}/state")).json()["values"]["log"][-1] == "after"
         await stream.close()
+
+
+async def test_an_interrupt_inside_a_subgraph(ts_server: Server) -> None:
+    async with http(ts_server.url) as c:
+        tid = new_thread()
+        stream = await open_stream(c, tid, channels=["lifecycle", "input"])
+        await start(c, tid, "sub_interrupt", {"log": []})
+        await stream.terminals(1)
+        ask = next(e for e in stream.events if e["method"] == "input.requested")
+        child = ask["params"]["namespace"]
+        assert len(child) == 1 and child[0].startswith("child:")  # raised in the subgraph, announced there
+        children = [
+            (e["params"]["namespace"], e["params"]["data"]["event"])
+            for e in stream.events
+            if e["method"] == "lifecycle" and e["params"]["namespace"]
+        ]
+        assert children == [(child, "started"), (child, "interrupted")]
+        assert root_terminal(stream.events[-1]) and stream.events[-1]["params"]["data"]["event"] == "interrupted"
+        state = await command(c, tid, "state.get", {"namespace": child})
+        assert state["result"]["checkpoint"]["ns"] == child[0]
+        reply = await command(
+            c,
+            tid,
+            "input.respond",
+            {"interrupt_id": ask["params"]["data"]["interrupt_id"], "namespace": child, "response": "ok"},
+        )
+        assert reply["type"] == "success"
+        await stream.terminals(2)
+        assert "inner-answer=ok" in (await c.get(f"/threads/{tid}/state")).json()["values"]["log"]
+        await stream.close()
