@@ -138,7 +138,7 @@ async def test_a_log_that_lost_everything_continues_above_the_ceiling(make_log: 
 
 async def test_deferred_events_wait_for_the_active_run(make_log: LogFactory) -> None:
     store = FakeStore()
-    log = make_log(store)
+    log = make_log(store, hold_seconds=0.2)
     tid = thread_with(store)
     log.publish(tid, [event("lifecycle", {"event": "running"})], run_id="a", mode="begin")
     log.publish(tid, [event("lifecycle", {"event": "failed", "who": "b"})], run_id="b", mode="defer")
@@ -208,3 +208,34 @@ async def test_redis_reloads_its_script(make_log: LogFactory) -> None:
     log.publish(tid, [event(data=2)])
     await log.flush()
     assert [e.seq for e in await log.read_range(tid, 0)] == [1, 2]
+
+
+async def test_a_run_begins_after_the_previous_runs_end(make_log: LogFactory) -> None:
+    """A run of the thread claimed elsewhere may begin before the previous run's terminal is written:
+    its events wait (briefly) so the runs stay contiguous; a run that never ends stops holding."""
+    store = FakeStore()
+    log = make_log(store, hold_seconds=1.0)
+    tid = thread_with(store)
+    log.publish(tid, [event("lifecycle", {"event": "running", "run": "a"})], run_id="a", mode="begin")
+    await log.flush()
+    log.publish(tid, [event("lifecycle", {"event": "running", "run": "b"})], run_id="b", mode="begin")
+    log.publish(tid, [event(data="b-step")], run_id="b")
+    other = thread_with(store)
+    log.publish(other, [event(data="elsewhere")])  # other threads are not held up
+    await asyncio.sleep(0.2)
+    assert [e.seq for e in await log.read_range(other, 0)] == [1]
+    assert len(await log.read_range(tid, 0)) == 1
+    log.publish(tid, [event("lifecycle", {"event": "completed", "run": "a"})], run_id="a", mode="end")
+    await log.flush()
+    await asyncio.sleep(0.1)
+    datas = [orjson.loads(e.data)["params"]["data"] for e in await log.read_range(tid, 0)]
+    assert datas == [
+        {"event": "running", "run": "a"},
+        {"event": "completed", "run": "a"},
+        {"event": "running", "run": "b"},
+        "b-step",
+    ]
+    # b never ends (its process died): c waits at most the hold time, then begins
+    log.publish(tid, [event("lifecycle", {"event": "running", "run": "c"})], run_id="c", mode="begin")
+    await asyncio.sleep(1.5)
+    assert orjson.loads((await log.read_range(tid, 0))[-1].data)["params"]["data"] == {"event": "running", "run": "c"}

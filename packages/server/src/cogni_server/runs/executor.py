@@ -123,11 +123,30 @@ class Executor:
         finally:
             control.cancel()
         owns_stream = True
-        committed = False
+        ended = False
+
+        def end_thread_stream() -> None:
+            # The thread stream's terminal, queued right after the commit (before another run of
+            # the thread can be claimed and begin), so each run's events stay contiguous.
+            nonlocal ended
+            if tracker is not None and self.lifecycle is not None and not ended:
+                ended = True
+                try:
+                    self.lifecycle.finish(
+                        tracker,
+                        status=outcome.status,
+                        error=outcome.error,
+                        cancelled=outcome.cancelled,
+                        interrupts=outcome.interrupts,
+                    )
+                except Exception:
+                    log.exception("run %s: could not write its thread-stream terminal", run_id)
+
         try:
             async with self.pool.connection() as conn:
                 if outcome.rolled_back:
-                    await run_repo.delete_cancelled(conn, run_id, worker_id)
+                    if await run_repo.delete_cancelled(conn, run_id, worker_id) is not None:
+                        end_thread_stream()
                     await checkpoint_repo.delete_run(conn, thread_id, run_id)
                 else:
                     finished = await run_repo.finish(
@@ -141,7 +160,9 @@ class Executor:
                         error=outcome.error,
                         update_state=outcome.values is not None,
                     )
-                    if not finished:
+                    if finished:
+                        end_thread_stream()
+                    else:
                         if await run_repo.status_of(conn, run_id) is not None:
                             # Our lease lapsed and another worker owns the run now: its stream is theirs.
                             owns_stream = False
@@ -152,17 +173,10 @@ class Executor:
                     if finished and settings.temporary:
                         await thread_repo.delete_any(conn, run["thread_id"])
                         await checkpoint_repo.delete_thread(conn, thread_id)
-            committed = True
         finally:
-            if owns_stream and committed and tracker is not None and self.lifecycle is not None:
-                with contextlib.suppress(Exception):  # the thread stream's terminal, after the commit
-                    await self.lifecycle.finish(
-                        tracker,
-                        status=outcome.status,
-                        error=outcome.error,
-                        cancelled=outcome.cancelled,
-                        interrupts=outcome.interrupts,
-                    )
+            if ended and self.lifecycle is not None:
+                with contextlib.suppress(Exception):  # written before the v1 stream ends
+                    await self.lifecycle.log.flush()
             if owns_stream:
                 await self.broker.end(run_id)
             with contextlib.suppress(Exception):

@@ -97,7 +97,7 @@ class RunLifecycle:
         self.log.publish(thread_id, [self._root("running", run_id, graph_name)], run_id=run_id, mode="begin")
         return RunTracker(self.log, thread_id, run_id, graph_name)
 
-    async def finish(
+    def finish(
         self,
         tracker: RunTracker,
         *,
@@ -106,7 +106,8 @@ class RunLifecycle:
         cancelled: str | None,
         interrupts: dict[str, Any],
     ) -> None:
-        """The attempt's end, after its status is committed: interrupts, then the one terminal."""
+        """The attempt's end, queued right after its status is committed: interrupts, then the one
+        terminal (the caller flushes the log)."""
         events: list[PendingEvent] = []
         run_id, graph_name = tracker.run_id, tracker.graph_name
         if status == "interrupted" and cancelled is None:
@@ -139,7 +140,6 @@ class RunLifecycle:
                 events.append(pending("lifecycle", list(key), child))
             events.append(self._root("failed", run_id, graph_name, error=message, code=code))
         self.log.publish(tracker.thread_id, events, run_id=run_id, mode="end")
-        await self.log.flush()
 
     async def ended_without_running(
         self, thread_id: str, run_id: str, *, error: str, code: str, graph_name: str | None = None, deferred: bool

@@ -38,6 +38,8 @@ SEQ_BLOCK = 1000  # numbers reserved in Postgres per round trip
 DEFAULT_MAX_EVENTS = 10_000  # retained events per thread (oldest dropped first)
 DEFAULT_TTL_SECONDS = 3600.0  # a thread's log is dropped this long after its last event
 MODES = ("append", "begin", "end", "defer")
+HOLD_SECONDS = 5.0  # a begin waits this long at most for the previous active run's end
+_HOLD_RETRY_SECONDS = 0.02
 _MAX_BUFFERED = 20_000
 _RETRY_FOR_SECONDS = 30.0
 
@@ -189,10 +191,13 @@ class _Op:
 class BufferedLog:
     """The buffering shared by both implementations: ``_write`` stores one batch of ops in order."""
 
-    def __init__(self, store: SeqStore, *, max_events: int, ttl_seconds: float) -> None:
+    def __init__(
+        self, store: SeqStore, *, max_events: int, ttl_seconds: float, hold_seconds: float = HOLD_SECONDS
+    ) -> None:
         self.store = store
         self.max_events = max_events
         self.ttl_seconds = ttl_seconds
+        self.hold_seconds = hold_seconds
         self.closed = False
         self._buffer: list[_Op] = []
         self._wakeup = asyncio.Event()
@@ -243,16 +248,26 @@ class BufferedLog:
                 except Exception as exc:
                     if asyncio.get_running_loop().time() > deadline or self.closed:
                         log.error("thread log write failed for good, %d op(s) lost: %r", len(writes), exc)
+                        writes = []
                         break
                     log.warning("thread log write failed (%r); retrying", exc)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 2.0)
+            if writes:  # held back: a run began before the previous run's terminal was written
+                self._buffer[:0] = writes + [op for op in batch if op.future is not None]
+                await asyncio.sleep(_HOLD_RETRY_SECONDS)
+                continue
             for op in batch:
                 if op.future is not None and not op.future.done():
                     op.future.set_result(None)
 
     async def _write(self, ops: list[_Op]) -> None:
-        """Store ``ops`` in order, removing each from the list once stored (a retry resumes there)."""
+        """Store ``ops`` in order, removing each from the list once stored (a retry resumes there).
+
+        Ops of a thread whose ``begin`` must wait (another run of the thread began less than
+        ``HOLD_SECONDS`` ago and its end is not written yet: it is on its way from its instance) stay
+        in the list, with every later op of that thread, and are tried again shortly.
+        """
         raise NotImplementedError
 
     async def _stop_flusher(self) -> None:

@@ -14,6 +14,7 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 
 from cogni_server.streaming.thread_log import (
+    HOLD_SECONDS,
     SEQ_BLOCK,
     BufferedLog,
     LogClosed,
@@ -32,6 +33,7 @@ _PURGE_INTERVAL = 30.0
 class _Thread:
     __slots__ = (
         "active",
+        "active_at",
         "base",
         "deferred",
         "entries",
@@ -49,6 +51,7 @@ class _Thread:
         self.seq: int | None = None  # the last number handed out; None until the first write
         self.max = 0  # numbers up to here are reserved in Postgres
         self.active: str | None = None
+        self.active_at = 0.0  # when the active run last wrote
         self.deferred: list[tuple[str, PendingEvent]] = []
         self.marks: OrderedDict[str, int] = OrderedDict()
         self.touched = now
@@ -111,8 +114,10 @@ class _Subscription:
 class InMemoryThreadLog(BufferedLog):
     """ThreadLog for a single process (see the module docstring for retention)."""
 
-    def __init__(self, store: SeqStore, *, max_events: int, ttl_seconds: float) -> None:
-        super().__init__(store, max_events=max_events, ttl_seconds=ttl_seconds)
+    def __init__(
+        self, store: SeqStore, *, max_events: int, ttl_seconds: float, hold_seconds: float = HOLD_SECONDS
+    ) -> None:
+        super().__init__(store, max_events=max_events, ttl_seconds=ttl_seconds, hold_seconds=hold_seconds)
         self._threads: dict[str, _Thread] = {}
         self._next_purge = time.monotonic() + _PURGE_INTERVAL
 
@@ -136,16 +141,31 @@ class InMemoryThreadLog(BufferedLog):
     # -- writing -----------------------------------------------------------------------------
     async def _write(self, ops: list[_Op]) -> None:
         while ops:
-            await self._apply(ops[0])
-            ops.pop(0)
+            held: dict[str, set[str]] = {}  # thread -> runs whose begin waits (their later ops wait too)
+            progressed = False
+            for op in list(ops):
+                if (op.run_id or "") in held.get(op.thread_id, ()):
+                    continue
+                if await self._apply(op):
+                    ops.remove(op)
+                    progressed = True
+                else:
+                    held.setdefault(op.thread_id, set()).add(op.run_id or "")
+            if not held or not progressed:
+                return  # what is left waits for another run's end (the flusher tries again shortly)
 
-    async def _apply(self, op: _Op) -> None:
+    async def _apply(self, op: _Op) -> bool:
+        """Store one op; False when it is a begin that must wait for the previous run's end."""
         t = self._thread(op.thread_id)
+        run_id = op.run_id or ""
+        recent = time.monotonic() - t.active_at < self.hold_seconds
+        if op.mode == "begin" and t.active and t.active != run_id and recent:
+            return False
         if t.seq is None:  # start above the durable ceiling, with a fresh block (one round trip)
             ceiling = await self.store.reserve(op.thread_id, 0, SEQ_BLOCK)
             if ceiling is None:
                 log.debug("thread %s is gone: %d event(s) dropped", op.thread_id, len(op.events))
-                return
+                return True
             top = t.entries[-1].seq if t.entries else 0
             t.seq, t.max = max(ceiling - SEQ_BLOCK, top), ceiling
         needed = len(op.events) + len(t.deferred)
@@ -153,22 +173,24 @@ class InMemoryThreadLog(BufferedLog):
             ceiling = await self.store.reserve(op.thread_id, t.seq + needed, SEQ_BLOCK)
             if ceiling is None:
                 log.debug("thread %s is gone: %d event(s) dropped", op.thread_id, len(op.events))
-                return
+                return True
             t.max = max(t.max, ceiling)
-        run_id = op.run_id or ""
         if op.mode == "defer" and t.active:
             t.deferred.extend((run_id, event) for event in op.events)
-            return
+            return True
         if op.mode == "begin":
             if t.active != run_id:  # leftovers of a run whose process died come before this run
                 self._drain(t)
             t.active = run_id
         for event in op.events:
             self._add(t, run_id, event)
+        if run_id and run_id == t.active:
+            t.active_at = time.monotonic()
         if op.mode == "end" and t.active == run_id:
             t.active = None
             self._drain(t)
         t.wake()
+        return True
 
     def _drain(self, t: _Thread) -> None:
         deferred, t.deferred = t.deferred, []

@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from cogni_server.streaming.thread_log import (
+    HOLD_SECONDS,
     SEQ_BLOCK,
     BufferedLog,
     LogClosed,
@@ -38,13 +39,16 @@ _READ_COUNT = 512
 _BLOCK_MS = 5_000
 _ROUNDS = 5  # (script load) + init + reserve + apply, with one spare
 
-# KEYS: stream, meta, runs, deferred. ARGV: call, init, new_max, maxlen, ttl, nops, then per op:
-# mode, run_id, n, then n x (method, channel, namespace, tail). Returns {1, seq} applied,
-# {-1, 0} no counter (pass init), {-2, needed} ceiling too low (pass new_max >= needed).
+# KEYS: stream, meta, runs, deferred. ARGV: call, init, new_max, maxlen, ttl, hold_ms, nops, then per
+# op: mode, run_id, n, then n x (method, channel, namespace, tail). Returns {1, seq} applied,
+# {-1, 0} no counter (pass init), {-2, needed} ceiling too low (pass new_max >= needed), {-3, k} the
+# first k ops applied, the next is a begin held back (another run is active and wrote < hold_ms ago).
 _APPEND = r"""
 local stream, meta, runs, deferred = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local call = ARGV[1]
-local init, new_max, maxlen, ttl, nops = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5], tonumber(ARGV[6])
+local init, new_max, maxlen, ttl = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local hold_ms, nops = tonumber(ARGV[6]), tonumber(ARGV[7])
+local skip = 0
 local seq = redis.call('HGET', meta, 'seq')
 if not seq then
   if init < 0 then return {-1, 0} end
@@ -57,14 +61,18 @@ if not seq then
   redis.call('HSET', meta, 'seq', string.format('%d', seq), 'max', string.format('%d', seq))
 else
   seq = tonumber(seq)
-  if redis.call('HGET', meta, 'call') == call then return {1, seq} end
+  if redis.call('HGET', meta, 'call') == call then  -- a retry of a call whose reply was lost
+    local partial = redis.call('HGET', meta, 'partial')
+    if not partial then return {1, seq} end
+    skip = tonumber(partial)
+  end
 end
 local max = tonumber(redis.call('HGET', meta, 'max') or '0')
 if new_max > max then
   max = new_max
   redis.call('HSET', meta, 'max', string.format('%d', max))
 end
-local ops, i, needed = {}, 7, redis.call('LLEN', deferred)
+local ops, i, needed = {}, 8, redis.call('LLEN', deferred)
 for o = 1, nops do
   local op = {mode = ARGV[i], run_id = ARGV[i + 1], n = tonumber(ARGV[i + 2]), at = i + 3}
   ops[o] = op
@@ -73,6 +81,9 @@ for o = 1, nops do
 end
 if seq + needed > max then return {-2, seq + needed} end
 local active = redis.call('HGET', meta, 'active')
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local active_at = tonumber(redis.call('HGET', meta, 'active_at') or '0')
 local function add(run_id, method, channel, ns, tail)
   seq = seq + 1
   local s = string.format('%d', seq)
@@ -93,8 +104,15 @@ local function drain()
     add(parts[1], parts[2], parts[3], parts[4], string.sub(item, pos))
   end
 end
-for _, op in ipairs(ops) do
-  if op.mode == 'defer' and active then
+local applied = 0
+for o, op in ipairs(ops) do
+  if o <= skip then
+    applied = o
+  elseif op.mode == 'begin' and active and active ~= op.run_id and now - active_at < hold_ms then
+    redis.call('HSET', meta, 'seq', string.format('%d', seq), 'call', call, 'partial', applied)
+    for k = 1, 4 do redis.call('EXPIRE', KEYS[k], ttl) end
+    return {-3, applied, active}
+  elseif op.mode == 'defer' and active then
     for e = 0, op.n - 1 do
       local b = op.at + 4 * e
       local item = op.run_id .. '\0' .. ARGV[b] .. '\0' .. ARGV[b + 1] .. '\0' .. ARGV[b + 2]
@@ -110,14 +128,19 @@ for _, op in ipairs(ops) do
       local b = op.at + 4 * e
       add(op.run_id, ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3])
     end
+    if active and active == op.run_id then
+      redis.call('HSET', meta, 'active_at', string.format('%d', now))
+    end
     if op.mode == 'end' and active == op.run_id then
       active = false
       redis.call('HDEL', meta, 'active')
       drain()
     end
   end
+  applied = o
 end
 redis.call('HSET', meta, 'seq', string.format('%d', seq), 'call', call)
+redis.call('HDEL', meta, 'partial')
 for k = 1, 4 do redis.call('EXPIRE', KEYS[k], ttl) end
 return {1, seq}
 """
@@ -135,8 +158,9 @@ class RedisThreadLog(BufferedLog):
         max_events: int,
         ttl_seconds: float,
         block_ms: int = _BLOCK_MS,
+        hold_seconds: float = HOLD_SECONDS,
     ) -> None:
-        super().__init__(store, max_events=max_events, ttl_seconds=ttl_seconds)
+        super().__init__(store, max_events=max_events, ttl_seconds=ttl_seconds, hold_seconds=hold_seconds)
         self._redis = client
         self.key_prefix = key_prefix
         self.block_ms = block_ms
@@ -155,7 +179,7 @@ class RedisThreadLog(BufferedLog):
     async def _write(self, ops: list[_Op]) -> None:
         groups = group_by_thread(ops)
         # a retry of the same ops sends the same call id: the script skips a call it already applied
-        calls = {tid: {"call": f"{group[0].call}+{len(group)}", "init": -1, "max": -1} for tid, group in groups.items()}
+        calls = {tid: {"call": _call_id(group), "init": -1, "max": -1} for tid, group in groups.items()}
         for _ in range(_ROUNDS):
             if not calls:
                 return
@@ -175,6 +199,17 @@ class RedisThreadLog(BufferedLog):
                 status, value = int(result[0]), int(result[1])
                 if status == 1:
                     self._done(ops, groups[tid], calls, tid)
+                elif status == -3:  # the first `value` ops are in; a begin waits for the active run's end
+                    for op in groups[tid][:value]:
+                        ops.remove(op)
+                    rest = groups[tid][value:]
+                    active = _text(result[2])
+                    ahead = [op for op in rest if op.run_id == active or op.mode == "defer"]
+                    if not ahead:  # nothing of the active run is here yet: try again shortly
+                        del calls[tid]
+                        continue
+                    groups[tid] = ahead + [op for op in rest if op not in ahead]
+                    calls[tid] = {"call": _call_id(groups[tid]), "init": -1, "max": -1}
                 elif status == -1:  # no counter: start above the durable ceiling, with a fresh block
                     ceiling = await self.store.reserve(tid, 0, SEQ_BLOCK)
                     if ceiling is None:
@@ -199,7 +234,8 @@ class RedisThreadLog(BufferedLog):
         del calls[tid]
 
     def _args(self, group: list[_Op], call: dict[str, Any]) -> list[Any]:
-        args: list[Any] = [call["call"], call["init"], call["max"], self.max_events, self._ttl, len(group)]
+        hold_ms = int(self.hold_seconds * 1000)
+        args: list[Any] = [call["call"], call["init"], call["max"], self.max_events, self._ttl, hold_ms, len(group)]
         for op in group:
             args += [op.mode, op.run_id or "", len(op.events)]
             for event in op.events:
@@ -249,6 +285,11 @@ class RedisThreadLog(BufferedLog):
             return
         await self._stop_flusher()
         await self._redis.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose
+
+
+def _call_id(group: list[_Op]) -> str:
+    """The same ops in the same order give the same id (a retry after a lost reply is applied once)."""
+    return f"{group[0].call}+{len(group)}+{group[-1].call}"
 
 
 def _text(value: Any) -> str:
