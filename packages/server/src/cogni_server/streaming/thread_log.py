@@ -18,7 +18,9 @@ until everything published so far is stored.
 Besides plain appends, a publish may ``begin`` a run (the thread's active run), ``end`` it, or
 ``defer`` events while another run is active: deferred events are appended right after the active
 run's ``end`` (or before the next run's ``begin``), so each run's events stay contiguous on the wire
-(the protocol's lifecycle events carry no run id the clients read).
+(the protocol's lifecycle events carry no run id the clients read). For the same reason a ``begin``
+of another run waits (at most ``HOLD_SECONDS``) while the active run is still writing: its end is on
+its way from its instance.
 """
 
 from __future__ import annotations
