@@ -249,3 +249,22 @@ async def test_the_client_reconnects_mid_run_and_misses_nothing(ts_server: Serve
             await asyncio.wait_for(flow(), LIMIT)
         finally:
             await client.aclose()
+
+
+async def test_sessions_on_a_known_thread_wait_for_their_own_run(client: LangGraphClient, ts_server: Server) -> None:
+    """A session on an existing thread opens its lifecycle watcher before ``run.start``: it must get
+    its own run's terminal, not the previous run's (RemoteGraph with a thread_id does the same)."""
+
+    async def flow() -> None:
+        thread_id = str((await client.threads.create())["thread_id"])
+        for i in range(3):
+            async with client.threads.stream(thread_id, assistant_id="slower") as thread:
+                await thread.run.start(input={"ticks": 3, "log": [f"run{i}"]})
+                assert (await thread.output)["log"][-2:] == [f"run{i}", "slow-done"]
+        remote = RemoteGraph("slower", url=ts_server.url, api_key=KEY_A)
+        config = {"configurable": {"thread_id": thread_id}}
+        for i in range(2):
+            async with await remote.astream_events({"ticks": 3, "log": [f"remote{i}"]}, config, version="v3") as run:
+                assert (await run.output())["log"][-2:] == [f"remote{i}", "slow-done"]
+
+    await asyncio.wait_for(flow(), 60)

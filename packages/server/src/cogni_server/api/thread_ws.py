@@ -102,6 +102,7 @@ class Session:
         self.reader: asyncio.Task[None] | None = None
         self.lock = asyncio.Lock()  # the reader and a subscribe's replay never interleave
         self.send_lock = asyncio.Lock()
+        self.late: set[asyncio.Future[None]] = set()
         self.closed = False
 
     async def serve(self) -> None:
@@ -117,6 +118,8 @@ class Session:
         finally:
             self.closed = True
             watchdog.cancel()
+            for task in self.late:
+                task.cancel()
             if self.reader is not None:
                 self.reader.cancel()
                 with contextlib.suppress(BaseException):
@@ -170,7 +173,7 @@ class Session:
             return command_service.error_reply(cid, "invalid_argument", str(exc))
         if not self.owned:
             self.owned = await stream_service.check_thread(self.ctx, self.tenant, self.thread_id)
-        after = await stream_service.replay_after(self.ctx, self.thread_id, since)
+        after, undecided = await stream_service.replay_plan(self.ctx, self.thread_id, since)
         tid = str(self.thread_id)
         if self.reader is None:
             self.position = await self.ctx.thread_log.high_water(tid)
@@ -187,8 +190,20 @@ class Session:
                         replayed += 1
             sid = str(uuid.uuid4())
             self.subs[sid] = _Subscription(flt, max(after, self.position))
+            if undecided is not None:  # no run in flight: the last run's events, unless one begins now
+                self.late.add(asyncio.ensure_future(self.replay_later(sid, undecided, self.position)))
         result = {"subscription_id": sid, "replayed_events": replayed}
         return {"type": "success", "id": cid, "result": result, "meta": {"applied_through_seq": self.position}}
+
+    async def replay_later(self, sid: str, run_id: str, position: int) -> None:
+        await asyncio.sleep(stream_service.DECIDE_SECONDS)
+        async with self.lock:
+            sub = self.subs.get(sid)
+            if sub is None or self.position > position:  # unsubscribed, or a new run began meanwhile
+                return
+            for event in await stream_service.late_replay(self.ctx, self.thread_id, run_id, position):
+                if sub.filter.matches(event):
+                    await self.send(event.data)
 
     def unsubscribe(self, cid: int, params: Any) -> dict[str, Any]:
         sid = params.get("subscription_id") if isinstance(params, dict) else None

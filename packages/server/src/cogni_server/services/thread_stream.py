@@ -1,9 +1,12 @@
 """Reading a thread's protocol event stream: the request's filter, where the replay starts, tenancy.
 
 - ``since: N`` replays every retained event with ``seq > N``, then live events.
-- Without ``since`` the replay starts at the first event of the earliest run still in flight or, when
-  none is, of the thread's most recent run: a client that (re)connects without a cursor sees the
-  current run from its start, never an older run's terminal (which would end its projections early).
+- Without ``since`` the replay starts at the first event of the earliest run still in flight: a
+  client that (re)connects without a cursor sees the current run from its start, never an older
+  run's terminal (which would end its projections early). When no run is in flight, the stream
+  waits up to ``DECIDE_SECONDS`` for one to begin (the Python client opens its watcher on a known
+  thread just before ``run.start``: it wants the new run, not the last one's terminal); if none does,
+  it replays the thread's most recent run (a client that subscribed after its run already ended).
 - A stream may be opened before its thread exists (clients mint thread ids and open streams before
   ``run.start`` creates the thread). Another tenant's thread answers NotFound at once; a thread that
   does not exist yet is checked again when its first event arrives, and the stream ends there if
@@ -12,6 +15,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -24,6 +29,7 @@ from cogni_server.streaming.thread_log import EventFilter, StoredEvent
 CHANNELS = ("values", "updates", "messages", "tools", "lifecycle", "input", "checkpoints", "tasks", "custom")
 _CHANNEL_SET = frozenset(CHANNELS)
 _KEYS = frozenset({"channels", "namespaces", "depth", "since"})
+DECIDE_SECONDS = 1.0
 _ALLOWED = "values, updates, messages, tools, custom, lifecycle, input, checkpoints, tasks, or any `custom:<name>`"
 
 
@@ -77,20 +83,30 @@ async def check_thread(ctx: ServerContext, tenant: str, thread_id: uuid.UUID) ->
     return owner is not None
 
 
-async def replay_after(ctx: ServerContext, thread_id: uuid.UUID, since: int | None) -> int:
-    """The seq a stream starts after (see the module docstring)."""
+async def replay_plan(ctx: ServerContext, thread_id: uuid.UUID, since: int | None) -> tuple[int, str | None]:
+    """Where a stream starts: the seq it starts after and, when no run is in flight and no ``since``
+    was given, the most recent run to replay unless a new run begins first (see the module docstring)."""
     if since is not None:
-        return since
+        return since, None
     tid = str(thread_id)
     high_water = await ctx.thread_log.high_water(tid)  # read first: anything newer is after it
     async with ctx.pool.connection() as conn:
         runs = await thread_events.inflight_runs(conn, thread_id)
-        if not runs:
-            latest = await thread_events.latest_run(conn, thread_id)
-            runs = [latest] if latest else []
+        latest = None if runs else await thread_events.latest_run(conn, thread_id)
+    if latest is not None:
+        return high_water, str(latest["run_id"])
     starts = [await ctx.thread_log.run_start(tid, r["run_id"]) for r in runs]
     known = [s for s in starts if s is not None]
-    return min(known) - 1 if known else high_water
+    return (min(known) - 1 if known else high_water), None
+
+
+async def late_replay(ctx: ServerContext, thread_id: uuid.UUID, run_id: str, until: int) -> list[StoredEvent]:
+    """The events of ``run_id`` up to ``until``, unless a run is in flight now (then nothing)."""
+    async with ctx.pool.connection() as conn:
+        if await thread_events.inflight_runs(conn, thread_id):
+            return []
+    start = await ctx.thread_log.run_start(str(thread_id), run_id)
+    return [] if start is None else await ctx.thread_log.read_range(str(thread_id), start - 1, until)
 
 
 async def open_events(
@@ -98,8 +114,44 @@ async def open_events(
 ) -> AsyncIterator[StoredEvent]:
     """The thread's events matching ``flt`` from the replay point on; NotFound for another tenant's."""
     owned = await check_thread(ctx, tenant, thread_id)
-    after = await replay_after(ctx, thread_id, since)
-    return _guarded(ctx, tenant, thread_id, ctx.thread_log.subscribe(str(thread_id), after), flt, owned)
+    after, undecided = await replay_plan(ctx, thread_id, since)
+    source = ctx.thread_log.subscribe(str(thread_id), after)
+    if undecided is not None:
+        source = _unless_a_run_begins(ctx, thread_id, undecided, after, source)
+    return _guarded(ctx, tenant, thread_id, source, flt, owned)
+
+
+async def _unless_a_run_begins(
+    ctx: ServerContext, thread_id: uuid.UUID, run_id: str, high_water: int, source: AsyncIterator[StoredEvent]
+) -> AsyncIterator[StoredEvent]:
+    """Live events; if none arrives within DECIDE_SECONDS and no run is in flight, first the last run."""
+    queue: asyncio.Queue[StoredEvent | BaseException] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for event in source:
+                await queue.put(event)
+        except BaseException as exc:  # handed to the reader
+            await queue.put(exc)
+
+    task = asyncio.ensure_future(pump())
+    try:
+        first: StoredEvent | BaseException | None = None
+        with contextlib.suppress(TimeoutError):
+            first = await asyncio.wait_for(queue.get(), DECIDE_SECONDS)
+        if first is None:
+            for event in await late_replay(ctx, thread_id, run_id, high_water):
+                yield event
+        while True:
+            item = first if first is not None else await queue.get()
+            first = None
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
 
 
 async def _guarded(
