@@ -153,7 +153,8 @@ async def run_start(ctx: ServerContext, tenant: str, thread_id: uuid.UUID, param
         if_not_exists="create",
     )
     try:
-        return await start_run(ctx, tenant, thread_id, req, thread_metadata=metadata)
+        # a thread this creates gets the run's metadata too (as on the reference server)
+        return await start_run(ctx, tenant, thread_id, req, thread_metadata=metadata if thread is None else None)
     except Conflict as exc:
         raise ProtocolError("invalid_argument", str(exc)) from None
 

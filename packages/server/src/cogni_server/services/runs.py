@@ -101,17 +101,17 @@ async def create_run(
             "assistant_id": assistant["assistant_id"],
         },
     )
-    async with ctx.workers.reserve() as slot:
-        async with ctx.pool.connection() as conn:
-            try:
+    try:
+        async with ctx.workers.reserve() as slot:
+            async with ctx.pool.connection() as conn:
                 created = await run_repo.create(
                     conn, new, worker_id=slot.worker_id, lease_seconds=ctx.settings.lease_seconds
                 )
-            except Conflict:  # refused by its multitask strategy: the thread stream still ends it
-                await _never_started(ctx, str(tid), str(new.run_id), new.graph_id, "Run rejected: the thread is busy")
-                raise
-        if created.started:
-            slot.start(created.run)
+            if created.started:
+                slot.start(created.run)
+    except Conflict:  # refused by its multitask strategy: the thread stream still ends it
+        await _never_started(ctx, str(tid), str(new.run_id), new.graph_id, "Run rejected: the thread is busy")
+        raise
     if not created.started:
         await ctx.broker.notify_run_pending()
         if new.after_seconds > 0:  # wake the workers when the delay is over (the poll is the fallback)
