@@ -31,23 +31,28 @@ def cache_root() -> Path:
     return Path(configured) if configured else Path.home() / ".cache" / "cogni"
 
 
-def sdk_dir(version: str = JS_SDK_VERSION) -> Path:
-    return cache_root() / f"js-sdk-{version}"
+def sdk_dir(version: str = JS_SDK_VERSION, extras: tuple[str, ...] = ()) -> Path:
+    suffix = "".join(f"+{spec.replace('/', '_').replace('@', '')}" for spec in extras)
+    return cache_root() / f"js-sdk-{version}{suffix}"
 
 
-def ensure_js_sdk(version: str = JS_SDK_VERSION) -> Path:
-    """Return a directory whose ``node_modules`` holds the SDK, installing it on first use."""
-    target = sdk_dir(version)
+def ensure_js_sdk(version: str = JS_SDK_VERSION, extras: tuple[str, ...] = ()) -> Path:
+    """Return a directory whose ``node_modules`` holds the SDK, installing it on first use.
+
+    ``extras``: more npm specs installed beside it (peers a part of the SDK imports, e.g.
+    ``@langchain/core`` for the thread streams); they are part of the cache directory's name.
+    """
+    target = sdk_dir(version, extras)
     marker = target / "installed.json"
     if marker.is_file():
         return target
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / f"js-sdk-{version}.lock", "w") as lock:
+    with open(root / f"{target.name}.lock", "w") as lock:
         _lock(lock.fileno())
         if marker.is_file():  # another run installed it while we waited
             return target
-        _install(root, target, version)
+        _install(root, target, version, extras)
         marker.write_text(json.dumps({"package": JS_SDK_PACKAGE, "version": version, "at": time.time()}))
     return target
 
@@ -65,17 +70,17 @@ def _lock(fd: int) -> None:
             time.sleep(0.2)
 
 
-def _install(root: Path, target: Path, version: str) -> None:
+def _install(root: Path, target: Path, version: str, extras: tuple[str, ...] = ()) -> None:
     npm = shutil.which("npm")
     if npm is None:
         raise JsSdkUnavailable("npm is not on PATH: the JS client test needs Node.js 20+ and npm")
-    staging = root / f"js-sdk-{version}.staging-{os.getpid()}"
+    staging = root / f"{target.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     (staging / "package.json").write_text(json.dumps({"private": True, "name": "cogni-js-sdk-cache"}))
     spec = f"{JS_SDK_PACKAGE}@{version}"
     # --legacy-peer-deps: the SDK's peers (@langchain/core, react) are only needed by its React hooks
-    command = [npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", "--legacy-peer-deps", spec]
+    command = [npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", "--legacy-peer-deps", spec, *extras]
     try:
         done = subprocess.run(command, cwd=staging, capture_output=True, text=True, timeout=_NPM_TIMEOUT)
     except subprocess.TimeoutExpired:

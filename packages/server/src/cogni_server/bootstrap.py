@@ -17,6 +17,7 @@ from cogni_server.graphs.config import ProjectConfig
 from cogni_server.graphs.store_config import load_embed_function, read_store_config
 from cogni_server.graphs.webhooks_config import thread_ttl_config, webhooks_config
 from cogni_server.runs.executor import Executor
+from cogni_server.runs.lifecycle import RunLifecycle
 from cogni_server.runs.worker import WorkerPool
 from cogni_server.services.background import BackgroundJobs
 from cogni_server.services.context import ServerContext
@@ -25,7 +26,11 @@ from cogni_server.storage.checkpointer import PooledPostgresSaver, setup_checkpo
 from cogni_server.storage.migrations import migrate
 from cogni_server.storage.pool import open_pool
 from cogni_server.storage.store import LiteLLMEmbedder, StoreBackend, StoreSetupError, open_store
+from cogni_server.storage.thread_events import PooledSeqStore
 from cogni_server.streaming import build_broker
+from cogni_server.streaming.thread_log import ThreadLog
+from cogni_server.streaming.thread_log_memory import InMemoryThreadLog
+from cogni_server.streaming.thread_log_redis import RedisThreadLog
 
 log = logging.getLogger("cogni_server")
 
@@ -66,6 +71,17 @@ async def open_server_store(pool: Any, settings: Settings, project: ProjectConfi
     return await open_store(pool, index=config.library_index(embed), ttl=config.library_ttl(), embedder=embedder)
 
 
+def build_thread_log(settings: Settings, pool: Any) -> ThreadLog:
+    """The thread-streaming event log: in Redis when configured (shared by every instance), else in memory."""
+    store = PooledSeqStore(pool)
+    max_events, ttl = settings.thread_stream_max_events, settings.thread_stream_ttl_seconds
+    if settings.redis_url:
+        return RedisThreadLog.from_url(
+            settings.redis_url, store, key_prefix=settings.redis_key_prefix, max_events=max_events, ttl_seconds=ttl
+        )
+    return InMemoryThreadLog(store, max_events=max_events, ttl_seconds=ttl)
+
+
 @asynccontextmanager
 async def running_server(
     settings: Settings,
@@ -91,6 +107,7 @@ async def running_server(
         key_prefix=settings.redis_key_prefix,
         outage_seconds=settings.broker_outage_seconds,
     )
+    thread_log = build_thread_log(settings, pool)
     workers: WorkerPool | None = None
     store: StoreBackend | None = None
     jobs: BackgroundJobs | None = None
@@ -115,6 +132,7 @@ async def running_server(
             run_timeout=settings.run_timeout_seconds,
             store=store,
             max_attempts=settings.max_attempts,
+            lifecycle=RunLifecycle(thread_log),
         )
         workers = WorkerPool(
             pool=pool,
@@ -140,6 +158,7 @@ async def running_server(
                 env_secret=settings.webhook_secret,
             ),
             thread_ttl=thread_ttl_config(registry.project.raw, sweep_seconds=settings.thread_ttl_sweep_seconds),
+            thread_log=thread_log,
         )
         workers.start()
         if workers.enabled:
@@ -160,5 +179,6 @@ async def running_server(
             await workers.drain(settings.drain_seconds)
         if store is not None:
             await store.close()
+        await thread_log.close()  # after the drain: the runs' terminals are written first
         await broker.close()
         await pool.close()

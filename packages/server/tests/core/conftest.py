@@ -40,13 +40,15 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_server(database_url: str, port: int, *args: str, name: str = "cogni-server", **extra: str) -> ManagedProcess:
+def start_server(
+    database_url: str, port: int, *args: str, name: str = "cogni-server", project: Path = PROJECT, **extra: str
+) -> ManagedProcess:
     """Start ``python -m cogni_server serve`` (plus ``args``) and wait until it answers /ok."""
     proc = ManagedProcess.python_module(
         "cogni_server",
         "serve",
         "--config",
-        str(PROJECT),
+        str(project),
         "--port",
         str(port),
         *args,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import time
 from collections.abc import Iterator
 
@@ -9,6 +12,8 @@ import httpx
 import jwt
 import pytest
 from langgraph_sdk import get_client
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from testsupport import ManagedProcess, free_port, fresh_database
 
@@ -84,3 +89,34 @@ async def test_cors_for_configured_origin(jwt_server: str) -> None:
             "/threads", json={}, headers={"Origin": "http://app.example", "Authorization": f"Bearer {token('d')}"}
         )
         assert "Content-Location" in r.headers.get("access-control-expose-headers", "")
+
+
+async def test_thread_streaming_with_tokens(jwt_server: str) -> None:
+    """The thread-streaming protocol under JWT: the header over HTTP, an ``access_token`` cookie on the
+    WebSocket (all a browser can send), from an allowed origin only; another tenant's thread is 4404."""
+    alice = get_client(url=jwt_server, api_key=None, headers={"Authorization": f"Bearer {token('alice')}"})
+    try:
+        async with alice.threads.stream(assistant_id="echo") as thread:
+            await thread.run.start(input={"messages": [{"role": "user", "content": "hi"}]})
+            assert (await thread.output)["count"] == 1
+            tid = thread.thread_id
+    finally:
+        await alice.aclose()
+    url = jwt_server.replace("http://", "ws://") + f"/threads/{tid}/stream/events"
+
+    async def closed_with(headers: dict[str, str]) -> int | None:
+        async with connect(url, additional_headers=headers) as ws:
+            with contextlib.suppress(ConnectionClosed):  # a refused socket closes right after the upgrade
+                subscribe = {"id": 1, "method": "subscription.subscribe", "params": {"channels": ["lifecycle"]}}
+                await ws.send(json.dumps(subscribe))
+                while True:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    if message.get("method") == "lifecycle" and message["params"]["data"]["event"] == "completed":
+                        return None  # served
+            return ws.close_code
+
+    browser = {"origin": "http://app.example"}
+    assert await closed_with({**browser, "cookie": f"access_token={token('alice')}"}) is None
+    assert await closed_with({**browser, "cookie": f"access_token={token('bob')}"}) == 4404
+    assert await closed_with({**browser, "cookie": "access_token=not-a-jwt"}) == 4401
+    assert await closed_with({"origin": "http://evil.example", "cookie": f"access_token={token('alice')}"}) == 4403

@@ -44,9 +44,15 @@ async def info(request: Request) -> Response:
         {
             "version": _version("cogni-server"),
             "langgraph_py_version": _version("langgraph"),
-            "flags": {"assistants": True, "crons": True, "langsmith": False, "store": True},
+            "flags": {"assistants": True, "crons": True, "langsmith": False, "store": True, "thread_streaming": True},
             "store": {"semantic_search": st.store.semantic_search, "index_fields": st.store.index_fields},
             "graphs": st.registry.graph_ids(),
+            "thread_streaming": {  # the thread-centric protocol: POST /threads/{id}/commands, .../stream/events
+                "transports": ["sse", "websocket"],
+                "max_events_per_thread": st.settings.thread_stream_max_events,
+                "retention_seconds": st.settings.thread_stream_ttl_seconds,
+                "shared": bool(st.settings.redis_url),
+            },
             "auth_mode": st.settings.auth_mode,
             "features": background_features(st),
         }

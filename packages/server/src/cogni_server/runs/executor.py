@@ -32,6 +32,8 @@ from psycopg_pool import AsyncConnectionPool
 from cogni_server import metrics
 from cogni_server.graphs import GraphRegistry
 from cogni_server.runs.inputs import build_command, run_config
+from cogni_server.runs.lifecycle import RunLifecycle, RunTracker
+from cogni_server.runs.protocol import run_v3
 from cogni_server.runs.settings import RunSettings, UnknownRunSettings, load_run_settings
 from cogni_server.runs.stream_modes import ChunkRouter, langgraph_modes, split_ns
 from cogni_server.serde import dumps, to_jsonable
@@ -56,6 +58,7 @@ class Outcome:
     interrupts: dict[str, Any]
     error: dict[str, Any] | None
     rolled_back: bool = False
+    cancelled: str | None = None  # the control action that stopped the run (thread-stream lifecycle)
 
 
 class RunCancelled(Exception):
@@ -83,6 +86,7 @@ class Executor:
         run_timeout: float = 0.0,
         store: StoreBackend | None = None,
         max_attempts: int = 3,
+        lifecycle: RunLifecycle | None = None,
     ) -> None:
         self.pool = pool
         self.store = store  # graphs see the run owner's view of it (store param, get_store(), runtime.store)
@@ -90,6 +94,7 @@ class Executor:
         self.registry = registry
         self.broker = broker
         self.run_timeout = run_timeout  # seconds per attempt; 0 = no limit
+        self.lifecycle = lifecycle  # the thread-streaming event log's root lifecycle (None: off)
         self.max_attempts = max_attempts
         self._leases: dict[str, asyncio.Future[None]] = {}  # runs whose graph is executing here
 
@@ -112,8 +117,10 @@ class Executor:
         started = time.perf_counter()
         lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._leases[run_id] = lost
+        # thread stream: root `running` (not for a stateless run: its temporary thread is deleted after it)
+        tracker = self.lifecycle.begin(run) if self.lifecycle is not None and not settings.temporary else None
         try:
-            outcome = await self._attempt(run, settings, lost)
+            outcome = await self._attempt(run, settings, lost, tracker)
         except asyncio.CancelledError:
             raise  # the drain: the graph has stopped; the row stays running until the drain re-queues it
         except Exception as exc:  # outside the graph, e.g. the broker unreachable on the first event
@@ -124,14 +131,16 @@ class Executor:
         if outcome is None:
             log.warning("run %s: its lease is no longer ours; stopped without finishing it", run_id)
             return
-        end = asyncio.ensure_future(self._end(run, settings, worker_id, outcome, started))
+        end = asyncio.ensure_future(self._end(run, settings, worker_id, outcome, started, tracker))
         try:
             await asyncio.shield(end)
         except asyncio.CancelledError:  # the drain: a run half-ended (row done, stream open) helps nobody
             await end
             raise
 
-    async def _attempt(self, run: dict[str, Any], settings: RunSettings, lost: asyncio.Future[None]) -> Outcome | None:
+    async def _attempt(
+        self, run: dict[str, Any], settings: RunSettings, lost: asyncio.Future[None], tracker: RunTracker | None
+    ) -> Outcome | None:
         """Run the graph to an outcome; None when the lease was lost (the run is someone else's)."""
         run_id, thread_id = str(run["run_id"]), str(run["thread_id"])
         resumable = settings.stream_resumable
@@ -141,7 +150,7 @@ class Executor:
 
         await publish("metadata", dumps({"run_id": run_id, "attempt": run["attempt"]}))
         control = asyncio.ensure_future(self.broker.wait_control(run_id))
-        graph_task = asyncio.ensure_future(self._stream(run, settings, publish))
+        graph_task = asyncio.ensure_future(self._stream(run, settings, publish, tracker))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.run_timeout if self.run_timeout > 0 else None
 
@@ -192,11 +201,18 @@ class Executor:
         return Outcome("error", "error", None, {}, {"error": type(exc).__name__, "message": str(exc)})
 
     async def _end(
-        self, run: dict[str, Any], settings: RunSettings, worker_id: str, outcome: Outcome, started: float
+        self,
+        run: dict[str, Any],
+        settings: RunSettings,
+        worker_id: str,
+        outcome: Outcome,
+        started: float,
+        tracker: RunTracker | None,
     ) -> None:
-        """Record the outcome (or give the run back for a retry), then close the stream if it is ours."""
+        """Record the outcome (or give the run back for a retry), then close the streams if they are ours."""
         run_id = str(run["run_id"])
         owns_stream = False
+        ended = False
         try:
             if outcome.status == "retry":
 
@@ -207,15 +223,32 @@ class Executor:
                 metrics.RUNS_REQUEUED.inc(n)
             else:
 
-                async def record(conn: Conn) -> bool:
+                async def record(conn: Conn) -> tuple[bool, bool]:
                     return await self._record_end(conn, run, settings, worker_id, outcome)
 
-                owns_stream = await with_retries(
+                owns_stream, ended = await with_retries(
                     self.pool, record, what=f"recording the end of run {run_id}", limit=END_RETRY_SECONDS
                 )
+                if ended and tracker is not None and self.lifecycle is not None:
+                    # The thread stream's terminal, queued right after the commit (before another run of
+                    # the thread can be claimed and begin), so each run's events stay contiguous.
+                    try:
+                        self.lifecycle.finish(
+                            tracker,
+                            status=outcome.status,
+                            error=outcome.error,
+                            cancelled=outcome.cancelled,
+                            interrupts=outcome.interrupts,
+                        )
+                    except Exception:
+                        ended = False
+                        log.exception("run %s: could not write its thread-stream terminal", run_id)
         except Exception:
             log.exception("run %s: could not record its end; the sweeper retries it once its lease lapses", run_id)
         finally:
+            if ended and self.lifecycle is not None:
+                with contextlib.suppress(Exception):  # written before the v1 stream ends
+                    await self.lifecycle.log.flush()
             if owns_stream:
                 try:
                     await self.broker.end(run_id)
@@ -229,14 +262,15 @@ class Executor:
 
     async def _record_end(
         self, conn: Conn, run: dict[str, Any], settings: RunSettings, worker_id: str, outcome: Outcome
-    ) -> bool:
-        """Write the run's end, fenced by the lease; True when the run's stream is ours to close.
-        Safe to repeat after a write whose commit is unknown (its connection died)."""
+    ) -> tuple[bool, bool]:
+        """Write the run's end, fenced by the lease: (whether the run's stream is ours to close,
+        whether its end is recorded by us). Safe to repeat after a write whose commit is unknown
+        (its connection died)."""
         run_id, thread_id = str(run["run_id"]), str(run["thread_id"])
         if outcome.rolled_back:
-            await run_repo.delete_cancelled(conn, run_id, worker_id)
+            deleted = await run_repo.delete_cancelled(conn, run_id, worker_id)
             await checkpoint_repo.delete_run(conn, thread_id, run_id)
-            return True
+            return True, deleted is not None
         finished = await run_repo.finish(
             conn,
             run_id,
@@ -253,17 +287,20 @@ class Executor:
             if status in run_repo.INFLIGHT:
                 # Our lease lapsed and another worker owns the run now: its stream is theirs.
                 log.warning("run %s: lease lost before finishing; result discarded", run_id)
-                return False
+                return False, False
             if status is None:
                 if not await thread_repo.exists_any(conn, run["thread_id"]):
                     # The thread was deleted mid-run: drop checkpoints written after the delete.
                     await checkpoint_repo.delete_thread(conn, thread_id)
-                return True
-            # already ended: an earlier try of this write committed before its connection died
+                return True, False
+            if status != outcome.status:  # ended by someone else (the sweeper gave up on it)
+                return True, False
+            # already ended as we would have: an earlier try of this write committed before its
+            # connection died
         if settings.temporary:
             await thread_repo.delete_any(conn, run["thread_id"])
             await checkpoint_repo.delete_thread(conn, thread_id)
-        return True
+        return True, True
 
     async def _refuse(self, run: dict[str, Any], worker_id: str, exc: UnknownRunSettings) -> None:
         """A run whose stored settings this release cannot read ends in error, saying why."""
@@ -289,6 +326,11 @@ class Executor:
                 await self.broker.publish(run_id, "error", dumps(error), thread_id=str(run["thread_id"]))
             await with_retries(self.pool, record, what=f"refusing run {run_id}", limit=END_RETRY_SECONDS)
         finally:
+            if self.lifecycle is not None:  # thread stream: the run never ran, it still ends
+                with contextlib.suppress(Exception):
+                    await self.lifecycle.ended_without_running(
+                        str(run["thread_id"]), run_id, error=str(exc), code="refused", deferred=False
+                    )
             with contextlib.suppress(Exception):
                 await self.broker.end(run_id)
             metrics.RUNS_FINISHED.labels("error").inc()
@@ -296,7 +338,9 @@ class Executor:
     async def _graph(self, run: dict[str, Any], config: dict[str, Any]) -> Any:
         return await self.registry.get(run["graph_id"], checkpointer=self.checkpointer, config=config)
 
-    async def _stream(self, run: dict[str, Any], settings: RunSettings, publish: Any) -> ChunkRouter:
+    async def _stream(
+        self, run: dict[str, Any], settings: RunSettings, publish: Any, tracker: RunTracker | None = None
+    ) -> ChunkRouter | RunTracker:
         config = run_config(run, settings)
         graph = await self._graph(run, config)
         if self.store is not None:  # overrides a store compiled into the graph, reaches subgraphs too
@@ -320,16 +364,25 @@ class Executor:
             options["interrupt_after"] = settings.interrupt_after
         if settings.context:
             options["context"] = settings.context
+        if tracker is not None and settings.protocol:  # thread-streaming run: LangGraph's v3 events
+            v3_options = {k: v for k, v in options.items() if k not in ("stream_mode", "subgraphs")}
+            return await run_v3(graph, graph_input, config, v3_options, tracker, publish)
+        if tracker is not None:  # REST run: updates are mirrored onto the thread stream too
+            options["stream_mode"] = sorted({*options["stream_mode"], "updates"})
         if "events" in wire_modes:
             async for event in graph.astream_events(graph_input, config, version="v2", **options):
                 if event["event"] == "on_chain_stream" and not event.get("parent_ids"):
                     ns, mode, chunk = event["data"]["chunk"]
+                    if tracker is not None:
+                        tracker.mirror(split_ns(ns), mode, chunk)
                     if subgraphs or not ns:
                         await router.route(split_ns(ns), mode, chunk)
                     continue
                 await publish("events", dumps(event))
         else:
             async for ns, mode, chunk in graph.astream(graph_input, config, **options):
+                if tracker is not None and mode != "messages":  # never on the per-token path
+                    tracker.mirror(split_ns(ns), mode, chunk)
                 if subgraphs or not ns:
                     await router.route(split_ns(ns), mode, chunk)
                 elif mode == "messages":  # LLM tokens of nested graphs still reach the root listener
@@ -341,9 +394,11 @@ class Executor:
         tup = await self.checkpointer.aget_tuple(cfg)
         return bool(tup and (tup.metadata or {}).get("run_id") == run_id)
 
-    async def _outcome(self, run: dict[str, Any], settings: RunSettings, task: asyncio.Future[ChunkRouter]) -> Outcome:
+    async def _outcome(
+        self, run: dict[str, Any], settings: RunSettings, task: asyncio.Future[ChunkRouter | RunTracker]
+    ) -> Outcome:
         if task.cancelled():
-            return Outcome("interrupted", "idle", None, {}, None)
+            return Outcome("interrupted", "idle", None, {}, None, cancelled="interrupt")
         exc = task.exception()
         if exc is not None and not isinstance(exc, GraphInterrupt):
             log.warning("run %s failed: %r", run["run_id"], exc)
@@ -377,5 +432,5 @@ class Executor:
 
     async def _cancelled(self, run: dict[str, Any], action: str) -> Outcome:
         if action == "rollback":
-            return Outcome("interrupted", "idle", None, {}, None, rolled_back=True)
-        return Outcome("interrupted", "idle", None, {}, None)
+            return Outcome("interrupted", "idle", None, {}, None, rolled_back=True, cancelled=action)
+        return Outcome("interrupted", "idle", None, {}, None, cancelled=action)

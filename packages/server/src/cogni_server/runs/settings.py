@@ -45,6 +45,7 @@ class RunSettings(BaseModel):
     temporary: bool = False  # a stateless run's thread, deleted when the run ends
     webhook: str | None = None
     feedback_keys: list[str] | None = None
+    protocol: bool = False  # started through the thread-streaming commands: executes in v3 mode
 
 
 def dump_run_settings(settings: RunSettings) -> dict[str, Any]:

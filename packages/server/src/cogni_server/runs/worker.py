@@ -189,6 +189,10 @@ class WorkerPool:
                                 thread_id=str(row["thread_id"]),
                             )
                             await self.broker.end(run_id)
+                            if self.executor.lifecycle is not None:  # thread stream: its one terminal
+                                await self.executor.lifecycle.ended_without_running(
+                                    str(row["thread_id"]), run_id, error=message, code="worker_lost", deferred=False
+                                )
                     await self.broker.notify_run_pending()
             except asyncio.CancelledError:
                 raise
@@ -197,6 +201,11 @@ class WorkerPool:
             await asyncio.sleep(self.settings.sweep_seconds)
 
     # -- shutdown --------------------------------------------------------------------------------
+    @property
+    def drained(self) -> bool:
+        """Shutting down and no run executes here any more: thread streams may close (clients reconnect)."""
+        return self._stopping and not self._active
+
     def stop_claiming(self) -> None:
         """First step of a drain (on SIGTERM): take no new runs; running ones carry on, and the
         drain's grace period counts from now."""

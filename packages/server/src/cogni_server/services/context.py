@@ -20,6 +20,7 @@ from cogni_server.runs.executor import Executor
 from cogni_server.runs.worker import WorkerPool
 from cogni_server.storage.store import StoreBackend
 from cogni_server.streaming import StreamBroker
+from cogni_server.streaming.thread_log import ThreadLog
 
 
 @dataclass
@@ -34,5 +35,6 @@ class ServerContext:
     authenticator: Authenticator
     system_assistants: dict[str, dict[str, Any]]  # graph id and assistant id -> row (read-only rows)
     store: StoreBackend  # the long-term memory store (per-tenant views: ``store.for_tenant``)
+    thread_log: ThreadLog  # the thread-streaming protocol's per-thread event log
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     thread_ttl: ThreadTTLConfig = field(default_factory=ThreadTTLConfig)

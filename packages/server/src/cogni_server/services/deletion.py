@@ -38,6 +38,7 @@ async def delete_thread(ctx: ServerContext, tenant: str, thread_id: uuid.UUID, *
     async with ctx.pool.connection() as conn:
         await thread_repo.delete(conn, tenant, thread_id)
         await checkpoint_repo.delete_thread(conn, thread_id)
+    await ctx.thread_log.forget(str(thread_id))  # its thread-stream events (a reused id starts afresh)
 
 
 async def prune_threads(ctx: ServerContext, tenant: str, thread_ids: list[uuid.UUID], strategy: str) -> int:

@@ -79,6 +79,8 @@ def new_run(
     *,
     force_values: bool = False,
     bind_billing: bool = False,
+    protocol: bool = False,
+    thread_metadata: dict[str, Any] | None = None,
 ) -> NewRun:
     """The row to insert for ``req`` on ``thread_id`` (None: a stateless run on a new thread).
 
@@ -89,6 +91,8 @@ def new_run(
     settings = run_settings(req, assistant, stateless=stateless, force_values=force_values)
     if bind_billing:
         settings = settings.model_copy(update={"config": bind_billing_identity(settings.config, tenant)})
+    if protocol:  # a run of the thread-streaming commands: executes in v3 mode
+        settings = settings.model_copy(update={"protocol": True})
     return NewRun(
         run_id=uuid7(),
         thread_id=uuid.uuid4() if thread_id is None else thread_id,
@@ -112,21 +116,37 @@ async def create_run(
     *,
     kind: str,
     force_values: bool = False,
+    protocol: bool = False,
+    thread_metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Insert the run (applying multitask rules), start it here if a slot is free, stop the ones it replaces.
 
-    ``thread_id`` None is a stateless run on a new temporary thread.
+    ``thread_id`` None is a stateless run on a new temporary thread. ``protocol``: a run of the
+    thread-streaming commands (executes in v3 mode); ``thread_metadata`` goes on a thread it creates.
     """
     assistant = await resolve_assistant(ctx, tenant, req.assistant_id)
     await check_webhook(ctx.webhooks, req.webhook)
-    new = new_run(tenant, thread_id, req, assistant, force_values=force_values, bind_billing=bills_caller(ctx))
-    async with ctx.workers.reserve() as slot:
-        async with ctx.pool.connection() as conn:
-            created = await run_repo.create(
-                conn, new, worker_id=slot.worker_id, lease_seconds=ctx.settings.lease_seconds
-            )
-        if created.started:
-            slot.start(created.run)
+    new = new_run(
+        tenant,
+        thread_id,
+        req,
+        assistant,
+        force_values=force_values,
+        bind_billing=bills_caller(ctx),
+        protocol=protocol,
+        thread_metadata=thread_metadata,
+    )
+    try:
+        async with ctx.workers.reserve() as slot:
+            async with ctx.pool.connection() as conn:
+                created = await run_repo.create(
+                    conn, new, worker_id=slot.worker_id, lease_seconds=ctx.settings.lease_seconds
+                )
+            if created.started:
+                slot.start(created.run)
+    except Conflict:  # refused by its multitask strategy: the thread stream still ends it
+        await _never_started(ctx, str(new.thread_id), str(new.run_id), new.graph_id, "Run rejected: the thread is busy")
+        raise
     if not created.started:
         await ctx.broker.notify_run_pending()
         if new.after_seconds > 0:  # wake the workers when the delay is over (the poll is the fallback)
@@ -137,8 +157,21 @@ async def create_run(
         await ctx.broker.publish_control(other, req.multitask_strategy)
     for other in created.cancelled:  # queued runs that never started: close their streams
         await ctx.broker.end(other)
+        await _never_started(
+            ctx, str(new.thread_id), other, None, "Run cancelled before it started: a newer run replaced it"
+        )
     metrics.RUNS_CREATED.labels(kind).inc()
     return created.run
+
+
+async def _never_started(ctx: ServerContext, thread_id: str, run_id: str, graph_id: str | None, error: str) -> None:
+    """A run that will never execute still ends on the thread stream (after the active run, if any)."""
+    lifecycle = ctx.executor.lifecycle
+    if lifecycle is not None:
+        code = "rejected" if error.startswith("Run rejected") else "cancelled"
+        await lifecycle.ended_without_running(
+            thread_id, run_id, error=error, code=code, graph_name=graph_id, deferred=True
+        )
 
 
 async def get_run(ctx: ServerContext, tenant: str, thread_id: uuid.UUID | None, run_id: uuid.UUID) -> dict[str, Any]:
@@ -167,8 +200,9 @@ async def cancel_runs(ctx: ServerContext, run_ids: list[str], action: str) -> No
     async with ctx.pool.connection() as conn:
         cancelled = await run_repo.cancel_pending(conn, run_ids, action)
     done = {str(r["run_id"]) for r in cancelled}
-    for run_id in done:
-        await ctx.broker.end(run_id)
+    for row in cancelled:
+        await ctx.broker.end(str(row["run_id"]))
+        await _never_started(ctx, str(row["thread_id"]), str(row["run_id"]), None, "Run cancelled before it started")
     for run_id in run_ids:
         if run_id not in done:
             await ctx.broker.publish_control(run_id, action)
