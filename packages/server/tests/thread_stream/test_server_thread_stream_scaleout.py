@@ -42,6 +42,8 @@ def pair() -> Iterator[Pair]:
         "COGNI_HEARTBEAT_SECONDS": "0.5",
         "COGNI_SWEEP_SECONDS": "0.5",
         "COGNI_MAX_ATTEMPTS": "2",
+        # the server refuses a drain that outlasts lease - heartbeat (a lease could lapse mid-drain)
+        "COGNI_DRAIN_SECONDS": "1",
     }
     with fresh_database("cogni_thread_stream_redis") as db:
         procs: list[ManagedProcess] = []
