@@ -137,12 +137,28 @@ def serve(
 
 @app.command("migrate")
 def migrate_cmd() -> None:
-    """Apply pending database migrations and the checkpointer's tables, then exit."""
+    """Apply pending database migrations, the checkpointer's and the store's tables, then exit.
+
+    The store's tables follow langgraph.json's ``store`` block (its vector tables when ``store.index``
+    is set), so the project is read, but no graph is imported.
+    """
+    from cogni_server.bootstrap import open_server_store
+    from cogni_server.graphs.config import GraphLoadError, read_project_config
     from cogni_server.storage.checkpointer import PooledPostgresSaver, setup_checkpointer
     from cogni_server.storage.migrations import migrate
+    from cogni_server.storage.store import StoreSetupError, open_store
     from cogni_server.storage.pool import open_pool
 
     settings = _settings()
+    project = None
+    if settings.config_path.exists():
+        try:
+            project = read_project_config(settings.config_path)
+        except GraphLoadError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+    else:
+        typer.echo(f"note: no {settings.config_path}: the store's tables are made without a vector index", err=True)
     url, embedded = _database_url(settings)
 
     async def run() -> list[str]:
@@ -151,12 +167,19 @@ def migrate_cmd() -> None:
         pool = await open_pool(url, min_size=1, max_size=2, connect_timeout=settings.database_connect_timeout)
         try:
             await setup_checkpointer(pool, PooledPostgresSaver(pool))
+            store = await (
+                open_server_store(pool, settings, project) if project else open_store(pool, index=None, ttl={})
+            )
+            await store.close()
         finally:
             await pool.close()
         return applied
 
     try:
         applied = asyncio.run(run())
+    except StoreSetupError as exc:
+        typer.echo(f"error: the store's tables cannot be created: {exc}", err=True)
+        raise typer.Exit(2) from None
     finally:
         if embedded is not None:
             embedded.stop()

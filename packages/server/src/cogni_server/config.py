@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=30.0, gt=0, validation_alias="COGNI_WEBHOOK_TIMEOUT_SECONDS")
     webhook_backoff_seconds: float = Field(default=2.0, gt=0, validation_alias="COGNI_WEBHOOK_BACKOFF_SECONDS")
     webhook_poll_seconds: float = Field(default=1.0, gt=0, validation_alias="COGNI_WEBHOOK_POLL_SECONDS")
+    # finished outbox rows (delivered, failed, refused) are kept this long for inspection, then pruned
+    webhook_retention_hours: float = Field(default=168.0, gt=0, validation_alias="COGNI_WEBHOOK_RETENTION_HOURS")
     thread_ttl_sweep_seconds: float | None = Field(
         default=None, gt=0, validation_alias="COGNI_THREAD_TTL_SWEEP_SECONDS"
     )

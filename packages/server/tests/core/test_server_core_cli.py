@@ -28,14 +28,14 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 def test_migrate_applies_once() -> None:
     with fresh_database("cogni_server_core_cli") as db:
-        first = _cli("migrate", env={"LANGGRAPH_DATABASE_URL": db})
+        first = _cli("migrate", env={"LANGGRAPH_DATABASE_URL": db, "LANGGRAPH_CONFIG": str(PROJECT)})
         assert first.returncode == 0, first.stderr
         assert "0001_init" in first.stdout
-        second = _cli("migrate", env={"LANGGRAPH_DATABASE_URL": db})
+        second = _cli("migrate", env={"LANGGRAPH_DATABASE_URL": db, "LANGGRAPH_CONFIG": "/nonexistent/langgraph.json"})
         assert second.returncode == 0 and "up to date" in second.stdout
         with psycopg.connect(db) as conn:
             tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-        assert {"threads", "runs", "assistants", "checkpoints", "checkpoint_writes"} <= tables
+        assert {"threads", "runs", "assistants", "checkpoints", "checkpoint_writes", "store"} <= tables
 
 
 def test_unreachable_database_is_a_clear_startup_error() -> None:

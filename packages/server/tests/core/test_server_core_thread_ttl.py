@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -84,6 +85,13 @@ async def test_ttl_on_create_patch_default_and_include(client: LangGraphClient, 
             assert r.status_code == 422 and "ttl" in r.json()["detail"], (bad, r.text)
             r = await http.patch(f"/threads/{tid}", json={"metadata": {}, "ttl": bad})
             assert r.status_code == 422, bad
+
+
+async def test_a_thread_a_run_creates_gets_the_default_ttl(client: LangGraphClient) -> None:
+    tid = str(uuid.uuid4())
+    await client.runs.wait(tid, "echo", input=HI, if_not_exists="create")
+    ttl = await _ttl(client, tid)
+    assert ttl["ttl"] == DEFAULT_TTL_MINUTES and ttl["strategy"] == "delete" and ttl["expires_at"] is not None
 
 
 async def test_one_minute_ttl_is_swept_within_one_interval(client: LangGraphClient, ttl_server: TTLServer) -> None:

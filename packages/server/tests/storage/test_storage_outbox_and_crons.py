@@ -165,3 +165,33 @@ async def test_a_due_cron_is_claimed_by_one_scheduler(pool: AsyncConnectionPool[
     assert not {ended, off} & (seen[0] | seen[1])
     async with pool.connection() as conn, conn.transaction():
         assert due not in {r["cron_id"] for r in await crons.claim_due(conn, 100)}  # advanced
+
+
+async def test_finished_rows_past_retention_are_pruned_pending_ones_never(pool: AsyncConnectionPool[Any]) -> None:
+    rows = {}
+    for status in ("delivered", "failed", "refused", "pending"):
+        new = new_run(uuid.uuid4())
+        await create(pool, new, "w1")
+        async with pool.connection() as conn:
+            await runs.finish(
+                conn, new.run_id, "w1", status="success", thread_status="idle", values={},
+                interrupts={}, error=None, update_state=True,
+            )  # fmt: skip
+            await conn.execute(
+                "UPDATE webhook_outbox SET status = %s, updated_at = now() - interval '2 hours' WHERE run_id = %s",
+                (status, new.run_id),
+            )
+        rows[status] = new.run_id
+    fresh = new_run(uuid.uuid4())
+    await create(pool, fresh, "w1")
+    async with pool.connection() as conn:
+        await runs.finish(
+            conn, fresh.run_id, "w1", status="success", thread_status="idle", values={},
+            interrupts={}, error=None, update_state=True,
+        )  # fmt: skip
+        await conn.execute("UPDATE webhook_outbox SET status = 'delivered' WHERE run_id = %s", (fresh.run_id,))
+        assert await webhooks.prune_finished(conn, keep_seconds=3600.0) >= 3
+        assert await webhooks.prune_finished(conn, keep_seconds=3600.0) == 0  # idempotent
+    for status, run_id in rows.items():
+        assert len(await outbox(pool, run_id)) == (1 if status == "pending" else 0), status
+    assert len(await outbox(pool, fresh.run_id)) == 1  # delivered within the retention: kept

@@ -22,6 +22,7 @@ from cogni_server.services.assistants import resolve_assistant
 from cogni_server.services.billing import bind_billing_identity
 from cogni_server.services.context import ServerContext
 from cogni_server.services.run_request import RunRequest
+from cogni_server.services.thread_ttl_policy import ttl_for_new_thread
 from cogni_server.services.webhook_policy import check_webhook
 from cogni_server.storage import runs as run_repo
 from cogni_server.storage import threads as thread_repo
@@ -136,6 +137,7 @@ async def create_run(
         protocol=protocol,
         thread_metadata=thread_metadata,
     )
+    new.thread_ttl = ttl_for_new_thread(ctx, None)  # a thread this run creates gets the default TTL
     try:
         async with ctx.workers.reserve() as slot:
             async with ctx.pool.connection() as conn:

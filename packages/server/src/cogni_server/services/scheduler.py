@@ -21,6 +21,7 @@ from cogni_server.services.context import ServerContext
 from cogni_server.services.cron_schedule import next_tick
 from cogni_server.services.crons import run_request
 from cogni_server.services.runs import bills_caller, new_run
+from cogni_server.services.thread_ttl_policy import ttl_for_new_thread
 from cogni_server.storage import assistants as assistant_repo
 from cogni_server.storage import crons as cron_repo
 from cogni_server.storage import runs as run_repo
@@ -92,6 +93,7 @@ class CronScheduler:
         if assistant is None:
             assistant = await assistant_repo.get(conn, owner, cron["assistant_id"])
         new = new_run(owner, cron["thread_id"], run_request(cron), assistant, bind_billing=bills_caller(self.ctx))
+        new.thread_ttl = ttl_for_new_thread(self.ctx, None)
         created = await run_repo.create(conn, new, worker_id=None, lease_seconds=self.ctx.settings.lease_seconds)
         log.info("cron %s: run %s queued", cron["cron_id"], new.run_id)
         return created

@@ -16,37 +16,13 @@ import uuid
 from typing import Any
 
 from cogni_server import metrics
-from cogni_server.errors import Conflict, Invalid, NotFound
-from cogni_server.graphs.webhooks_config import TTL_STRATEGIES
+from cogni_server.errors import Conflict, NotFound
 from cogni_server.services.context import ServerContext
 from cogni_server.services.deletion import delete_thread
 from cogni_server.storage import checkpoints as checkpoint_repo
 from cogni_server.storage import thread_ttl as ttl_repo
 
 log = logging.getLogger("cogni_server.ttl")
-
-
-def parse_ttl(raw: Any) -> tuple[float, str]:
-    """(minutes, strategy) of a request's ``ttl``; 422 for anything else."""
-    if not isinstance(raw, dict):
-        raise Invalid(f'ttl must be an object {{"ttl": <minutes>, "strategy": "delete"}}, got {raw!r}')
-    if unknown := set(raw) - {"ttl", "strategy"}:
-        raise Invalid(f"unknown field(s) in ttl: {sorted(unknown)}")
-    minutes = raw.get("ttl")
-    if isinstance(minutes, bool) or not isinstance(minutes, int | float) or not minutes > 0 or minutes == float("inf"):
-        raise Invalid(f"ttl.ttl must be a positive number of minutes, got {minutes!r}")
-    strategy = raw.get("strategy") or "delete"
-    if strategy not in TTL_STRATEGIES:
-        raise Invalid(f"ttl.strategy must be one of {list(TTL_STRATEGIES)}, got {strategy!r}")
-    return float(minutes), strategy
-
-
-def ttl_for_new_thread(ctx: ServerContext, raw: Any) -> tuple[float, str] | None:
-    """The request's TTL, else the configured default, else none."""
-    if raw is not None:
-        return parse_ttl(raw)
-    default = ctx.thread_ttl.default_minutes
-    return (default, ctx.thread_ttl.strategy) if default else None
 
 
 async def get_ttl(ctx: ServerContext, tenant: str, thread_id: uuid.UUID) -> dict[str, Any] | None:

@@ -10,7 +10,7 @@ from cogni_server.errors import Invalid
 from cogni_server.services import supersteps as supersteps_service
 from cogni_server.services.context import ServerContext
 from cogni_server.services.thread_extract import check_extract, extracted
-from cogni_server.services.thread_ttl import parse_ttl, ttl_for_new_thread
+from cogni_server.services.thread_ttl_policy import parse_ttl, ttl_for_new_thread
 from cogni_server.storage import thread_ttl as ttl_repo
 from cogni_server.storage import threads as thread_repo
 

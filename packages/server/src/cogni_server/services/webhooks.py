@@ -37,6 +37,7 @@ from cogni_server.storage import webhooks as outbox
 log = logging.getLogger("cogni_server.webhooks")
 RETRYABLE = frozenset({408, 425, 429})
 MAX_BACKOFF = 600.0
+PRUNE_INTERVAL_SECONDS = 600.0  # how often a process looks for finished outbox rows to drop
 
 
 def _user_agent() -> str:
@@ -65,6 +66,7 @@ class WebhookDeliverer:
         self.concurrency = 8
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._client: httpx.AsyncClient | None = None
+        self._next_prune = 0.0  # monotonic time of the next retention pass
 
     @property
     def lease_seconds(self) -> float:
@@ -91,10 +93,29 @@ class WebhookDeliverer:
                     task = asyncio.create_task(self._deliver(row), name=f"webhook-{key}")
                     self._inflight[key] = task
                     task.add_done_callback(self._forget)
+                await self._prune_if_due()
                 if not claimed or len(claimed) < free:
                     await asyncio.sleep(self.ctx.settings.webhook_poll_seconds)
         finally:
             await self._shutdown()
+
+    async def _prune_if_due(self) -> None:
+        """Drop finished rows past ``COGNI_WEBHOOK_RETENTION_HOURS`` (every process may; deletes are idempotent)."""
+        now = time.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + PRUNE_INTERVAL_SECONDS
+        keep = self.ctx.settings.webhook_retention_hours * 3600.0
+        try:
+            async with self.ctx.pool.connection() as conn:
+                pruned = await outbox.prune_finished(conn, keep)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("pruning the webhook outbox failed; retrying next interval")
+            return
+        if pruned:
+            log.info("pruned %d finished webhook deliveries older than %.1f h", pruned, keep / 3600.0)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._inflight.pop(task.get_name().removeprefix("webhook-"), None)

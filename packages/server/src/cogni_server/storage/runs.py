@@ -53,7 +53,10 @@ LOCK_THREAD_WITH_INFLIGHT = (
     " FROM runs r WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running')) AS inflight"
     " FROM threads t WHERE t.thread_id = %s AND t.owner = %s FOR UPDATE"
 )
-INSERT_BUSY_THREAD = "INSERT INTO threads (thread_id, owner, metadata, status) VALUES (%s, %s, %s, 'busy')"
+INSERT_BUSY_THREAD = (
+    "INSERT INTO threads (thread_id, owner, metadata, status, ttl_minutes, ttl_strategy, expires_at)"
+    " VALUES (%s, %s, %s, 'busy', %s::float8, %s, now() + %s::float8 * interval '1 minute')"
+)
 DELETE_RUNS = "DELETE FROM runs WHERE run_id = ANY(%s::uuid[])"
 INTERRUPT_PENDING_FOR_MULTITASK = (
     "UPDATE runs SET status = 'interrupted', cancel_reason = 'multitask',"
@@ -126,6 +129,8 @@ class NewRun:
     after_seconds: float
     thread_metadata: dict[str, Any]
     temporary: bool = False
+    # (minutes, strategy) for a thread this run creates: langgraph.json's default thread TTL
+    thread_ttl: tuple[float, str] | None = None
 
 
 @dataclass
@@ -172,7 +177,11 @@ async def create(conn: Conn, new: NewRun, *, worker_id: str | None, lease_second
             if new.if_not_exists != "create":
                 raise NotFound(f"thread {new.thread_id} not found")
             try:
-                await conn.execute(INSERT_BUSY_THREAD, (new.thread_id, new.owner, Jsonb(new.thread_metadata)))
+                minutes, strategy = new.thread_ttl if new.thread_ttl else (None, None)
+                await conn.execute(
+                    INSERT_BUSY_THREAD,
+                    (new.thread_id, new.owner, Jsonb(new.thread_metadata), minutes, strategy, minutes),
+                )
             except UniqueViolation:
                 raise NotFound(f"thread {new.thread_id} not found") from None  # another tenant's id
         else:

@@ -43,6 +43,12 @@ RELEASE = (
 )
 # The outcome, where the run's readers see it (``metadata.webhook_delivery``); the run may be gone.
 RECORD_ON_RUN = "UPDATE runs SET metadata = metadata || %s WHERE run_id = %s"
+# Finished rows past the retention, oldest first, a batch at a time (a pending row is never pruned).
+PRUNE_FINISHED = (
+    "DELETE FROM webhook_outbox WHERE delivery_id IN (SELECT delivery_id FROM webhook_outbox"
+    " WHERE status <> 'pending' AND updated_at < now() - make_interval(secs => %(keep)s)"
+    " ORDER BY updated_at LIMIT %(limit)s)"
+)
 FOR_RUN = (
     "SELECT delivery_id, url, status, attempts, last_error, response_status, created_at, delivered_at"
     " FROM webhook_outbox WHERE run_id = %s ORDER BY created_at"
@@ -88,3 +94,9 @@ async def record_on_run(conn: Conn, run_id: uuid.UUID, outcome: dict[str, Any]) 
 async def for_run(conn: Conn, run_id: uuid.UUID) -> list[dict[str, Any]]:
     cur = await conn.execute(FOR_RUN, (run_id,))
     return [dict(r) for r in await cur.fetchall()]
+
+
+async def prune_finished(conn: Conn, keep_seconds: float, limit: int = 1000) -> int:
+    """Delete up to ``limit`` delivered/failed/refused rows older than ``keep_seconds``; returns how many."""
+    cur = await conn.execute(PRUNE_FINISHED, {"keep": keep_seconds, "limit": limit})
+    return cur.rowcount
