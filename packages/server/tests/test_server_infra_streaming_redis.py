@@ -180,3 +180,27 @@ async def test_a_failed_write_surfaces_to_the_publisher(redis_prefix: str) -> No
         assert isinstance(info.value.__cause__, RedisConnectionError)
     finally:
         await unreachable.close()
+
+
+async def test_hundreds_of_idle_subscribers_all_stay_open(redis_prefix: str) -> None:
+    """300 subscribers wait at once (each holds a connection for its XREAD BLOCK): none fails with
+    'Too many connections' (redis-py's default pool stops at 100) and gives up as an outage after
+    ``outage_seconds`` (2 s here), and each gets its run's event."""
+    broker = RedisBroker.from_url(REDIS_URL, key_prefix=redis_prefix, outage_seconds=2.0)
+    runs = [run_id() for _ in range(300)]
+
+    async def first_event(rid: str) -> bytes:
+        async for event in broker.subscribe(rid, last_event_id="-1"):
+            return event.data
+        raise AssertionError(f"stream {rid} ended without an event")
+
+    try:
+        waiting = [asyncio.create_task(first_event(rid)) for rid in runs]
+        await asyncio.sleep(3.0)  # every subscriber is waiting, longer than the outage limit
+        assert not [t for t in waiting if t.done()], [t.exception() for t in waiting if t.done()]
+        for i, rid in enumerate(runs):
+            await broker.publish(rid, "values", b'{"i":%d}' % i)
+        got = await asyncio.wait_for(asyncio.gather(*waiting), 30)
+        assert got == [b'{"i":%d}' % i for i in range(len(runs))]
+    finally:
+        await broker.close()

@@ -77,7 +77,12 @@ def build_thread_log(settings: Settings, pool: Any) -> ThreadLog:
     max_events, ttl = settings.thread_stream_max_events, settings.thread_stream_ttl_seconds
     if settings.redis_url:
         return RedisThreadLog.from_url(
-            settings.redis_url, store, key_prefix=settings.redis_key_prefix, max_events=max_events, ttl_seconds=ttl
+            settings.redis_url,
+            store,
+            key_prefix=settings.redis_key_prefix,
+            max_events=max_events,
+            ttl_seconds=ttl,
+            read_connections=settings.redis_read_connections,
         )
     return InMemoryThreadLog(store, max_events=max_events, ttl_seconds=ttl)
 
@@ -106,6 +111,7 @@ async def running_server(
         settings.redis_url or None,
         key_prefix=settings.redis_key_prefix,
         outage_seconds=settings.broker_outage_seconds,
+        read_connections=settings.redis_read_connections,
     )
     thread_log = build_thread_log(settings, pool)
     workers: WorkerPool | None = None

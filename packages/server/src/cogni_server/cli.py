@@ -146,8 +146,8 @@ def migrate_cmd() -> None:
     from cogni_server.graphs.config import GraphLoadError, read_project_config
     from cogni_server.storage.checkpointer import PooledPostgresSaver, setup_checkpointer
     from cogni_server.storage.migrations import migrate
-    from cogni_server.storage.store import StoreSetupError, open_store
     from cogni_server.storage.pool import open_pool
+    from cogni_server.storage.store import StoreSetupError, open_store
 
     settings = _settings()
     project = None

@@ -56,6 +56,7 @@ from cogni_server.streaming.base import (
     parse_event_id,
     validate_control_action,
 )
+from cogni_server.streaming.redis_clients import DEFAULT_READ_CONNECTIONS, connection_name, reader_client
 from cogni_server.streaming.redis_writer import CONNECTION_ERRORS, BatchedStreamWriter
 
 _log = logging.getLogger(__name__)
@@ -80,9 +81,11 @@ class RedisBroker:
         block_ms: int = _BLOCK_MS,
         outage_seconds: float = DEFAULT_OUTAGE_SECONDS,
         writer_client: aioredis.Redis | None = None,
+        reader_client: aioredis.Redis | None = None,
     ) -> None:
         self._redis = client
         self._writer_redis = writer_client
+        self._reader_redis = reader_client  # subscribers' blocking reads (see ``redis_clients``)
         self.outage_seconds = outage_seconds
         self.key_prefix = key_prefix
         self.retention_seconds = max(1, int(retention_seconds))
@@ -109,13 +112,17 @@ class RedisBroker:
         )
 
     @classmethod
-    def from_url(cls, url: str, *, key_prefix: str = "cogni", **kwargs: Any) -> RedisBroker:
+    def from_url(
+        cls, url: str, *, key_prefix: str = "cogni", read_connections: int = DEFAULT_READ_CONNECTIONS, **kwargs: Any
+    ) -> RedisBroker:
         """A broker on ``url``: connections named ``cogni:<key prefix>``; the stream writer's own
-        client never retries by itself (it retries idempotently, see ``redis_writer``)."""
-        name = "cogni:" + "".join(c if c.isprintable() and not c.isspace() else "_" for c in key_prefix)
+        client never retries by itself (it retries idempotently, see ``redis_writer``); subscribers
+        read through a large blocking pool of their own."""
+        name = connection_name(key_prefix)
         client = aioredis.Redis.from_url(url, decode_responses=False, client_name=name)
         writer = aioredis.Redis.from_url(url, decode_responses=False, client_name=name, retry=Retry(NoBackoff(), 0))
-        return cls(client, key_prefix=key_prefix, writer_client=writer, **kwargs)
+        reader = reader_client(url, key_prefix=key_prefix, max_connections=read_connections)
+        return cls(client, key_prefix=key_prefix, writer_client=writer, reader_client=reader, **kwargs)
 
     def run_key(self, run_id: str) -> str:
         return f"{self.key_prefix}:run:{run_id}"
@@ -140,6 +147,10 @@ class RedisBroker:
         """Wait until every event published so far through this broker is in Redis."""
         await self._writer.flush()
 
+    @property
+    def _reads(self) -> aioredis.Redis:
+        return self._reader_redis if self._reader_redis is not None else self._redis
+
     def subscribe(self, run_id: str, *, last_event_id: str | None = None) -> AsyncIterator[StreamEvent]:
         start = _start_id(last_event_id)
         return self._read(self.run_key(run_id), start, stop_at_end=True)
@@ -155,14 +166,14 @@ class RedisBroker:
             try:
                 if cursor is None:  # "from now on": everything after the current last entry
                     await self._writer.flush()  # our own events published before subscribing are not "new"
-                    last = await self._redis.xrevrange(key, "+", "-", count=1)
+                    last = await self._reads.xrevrange(key, "+", "-", count=1)
                     if not last:
                         cursor = "0-0"
                     else:
                         cursor = last[0][0]
                         if stop_at_end and _END_FIELD in last[0][1]:
                             return
-                response = await self._redis.xread({key: cursor}, count=_READ_COUNT, block=self.block_ms)
+                response = await self._reads.xread({key: cursor}, count=_READ_COUNT, block=self.block_ms)
             except CONNECTION_ERRORS as exc:
                 delay = outage.failed(exc, f"reading {key}")  # BrokerUnavailable past the limit
                 _log.warning("redis broker: reading %s failed (%s); resuming after %s", key, exc, _text(cursor))
@@ -295,6 +306,8 @@ class RedisBroker:
         await self._redis.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose
         if self._writer_redis is not None:
             await self._writer_redis.aclose()  # type: ignore[attr-defined]
+        if self._reader_redis is not None:
+            await self._reader_redis.aclose()  # type: ignore[attr-defined]
 
 
 def _text(value: Any) -> str:

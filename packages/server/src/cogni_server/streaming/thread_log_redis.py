@@ -23,6 +23,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
+from cogni_server.streaming.redis_clients import DEFAULT_READ_CONNECTIONS, connection_name, reader_client
 from cogni_server.streaming.thread_log import (
     HOLD_SECONDS,
     SEQ_BLOCK,
@@ -159,17 +160,29 @@ class RedisThreadLog(BufferedLog):
         ttl_seconds: float,
         block_ms: int = _BLOCK_MS,
         hold_seconds: float = HOLD_SECONDS,
+        reader: aioredis.Redis | None = None,
     ) -> None:
         super().__init__(store, max_events=max_events, ttl_seconds=ttl_seconds, hold_seconds=hold_seconds)
         self._redis = client
+        self._reader = reader  # subscribers' blocking reads (see ``redis_clients``)
         self.key_prefix = key_prefix
         self.block_ms = block_ms
         self._ttl = max(1, int(ttl_seconds))
         self._sha: str | None = None  # the script's sha once loaded (EVALSHA saves sending it each time)
 
     @classmethod
-    def from_url(cls, url: str, store: SeqStore, *, key_prefix: str, **kwargs: Any) -> RedisThreadLog:
-        return cls(aioredis.Redis.from_url(url, decode_responses=False), store, key_prefix=key_prefix, **kwargs)
+    def from_url(
+        cls,
+        url: str,
+        store: SeqStore,
+        *,
+        key_prefix: str,
+        read_connections: int = DEFAULT_READ_CONNECTIONS,
+        **kwargs: Any,
+    ) -> RedisThreadLog:
+        client = aioredis.Redis.from_url(url, decode_responses=False, client_name=connection_name(key_prefix))
+        reader = reader_client(url, key_prefix=key_prefix, max_connections=read_connections)
+        return cls(client, store, key_prefix=key_prefix, reader=reader, **kwargs)
 
     def keys(self, thread_id: str) -> list[str]:
         base = f"{self.key_prefix}:tl:{thread_id}"
@@ -271,7 +284,8 @@ class RedisThreadLog(BufferedLog):
         while True:
             if self.closed:
                 raise LogClosed("the thread event log is shutting down")
-            response = await self._redis.xread({key: cursor}, count=_READ_COUNT, block=self.block_ms)
+            reads = self._reader if self._reader is not None else self._redis
+            response = await reads.xread({key: cursor}, count=_READ_COUNT, block=self.block_ms)
             for _stream, entries in response or ():
                 for entry_id, fields in entries:
                     cursor = entry_id
@@ -285,6 +299,8 @@ class RedisThreadLog(BufferedLog):
             return
         await self._stop_flusher()
         await self._redis.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose
+        if self._reader is not None:
+            await self._reader.aclose()  # type: ignore[attr-defined]
 
 
 def _call_id(group: list[_Op]) -> str:
