@@ -8,8 +8,10 @@ langgraph and httpx but not our code). The endpoint comes from the run's
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -40,6 +42,19 @@ def _delta(line: str) -> str | object | None:
         return DONE
     texts = [(c.get("delta") or {}).get("content") or "" for c in json.loads(data).get("choices") or []]
     return "".join(texts) or None
+
+
+# One HTTP client per event loop, as a real chat-model client keeps one: building a client per run
+# loaded the CA store (ssl.create_default_context) before every first token, for every server alike.
+_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+
+
+def _shared_client(timeout: float) -> httpx.AsyncClient:
+    loop = asyncio.get_running_loop()
+    client = _CLIENTS.get(loop)
+    if client is None:
+        client = _CLIENTS[loop] = httpx.AsyncClient(timeout=timeout)
+    return client
 
 
 class OpenAICompatibleChat(BaseChatModel):
@@ -81,10 +96,8 @@ class OpenAICompatibleChat(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         url = f"{self.base_url.rstrip('/')}/chat/completions"
-        async with (
-            httpx.AsyncClient(timeout=self.timeout) as client,
-            client.stream("POST", url, json=self._body(messages, True), headers=self._headers()) as response,
-        ):
+        client = _shared_client(self.timeout)
+        async with client.stream("POST", url, json=self._body(messages, True), headers=self._headers()) as response:
             response.raise_for_status()
             async for line in response.aiter_lines():
                 text = _delta(line)
