@@ -14,6 +14,7 @@ from typing import Any
 
 from cogni_server import metrics
 from cogni_server.auth import NoAuth
+from cogni_server.auth.custom import current_user, user_configurable
 from cogni_server.errors import Conflict, Invalid, NotFound, Unsupported
 from cogni_server.ids import uuid7
 from cogni_server.runs.settings import RunSettings, dump_run_settings
@@ -66,6 +67,11 @@ def run_settings(req: RunRequest, assistant: dict[str, Any], *, stateless: bool,
     )
 
 
+def with_user(config: dict[str, Any], keys: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with the custom auth user's keys in ``configurable`` (over any the caller sent)."""
+    return {**config, "configurable": {**(config.get("configurable") or {}), **keys}}
+
+
 def bills_caller(ctx: ServerContext) -> bool:
     """Whether runs are bound to the authenticated tenant's billing identity (every mode but ``none``)."""
     return not isinstance(ctx.authenticator, NoAuth)
@@ -91,6 +97,8 @@ def new_run(
     settings = run_settings(req, assistant, stateless=stateless, force_values=force_values)
     if bind_billing:
         settings = settings.model_copy(update={"config": bind_billing_identity(settings.config, tenant)})
+    if (user := current_user.get()) is not None:  # custom auth: graphs see the user, as on the reference
+        settings = settings.model_copy(update={"config": with_user(settings.config, user_configurable(user))})
     if protocol:  # a run of the thread-streaming commands: executes in v3 mode
         settings = settings.model_copy(update={"protocol": True})
     return NewRun(
