@@ -205,6 +205,8 @@ async def authorize_command(ctx: ServerContext, who: Principal, thread_id: uuid.
         value = {"thread_id": thread_id, "assistant_id": params.get("assistant_id"), "run_id": None}
         value.update(metadata=dict(params.get("metadata") or {}), kwargs=dict(params), action=None)
         filters = await authorize(ctx, who, "threads", "create_run", value)
+        if value.get("metadata") and command.get("method") == "run.start":  # the handler's stamp reaches the run
+            command["params"] = {**params, "metadata": value["metadata"]}
         await check_thread_if_exists(ctx, who, thread_id, filters)
         return
     await check_thread(ctx, who, thread_id, await authorize(ctx, who, "threads", "read", {"thread_id": thread_id}))

@@ -97,7 +97,8 @@ def new_run(
     settings = run_settings(req, assistant, stateless=stateless, force_values=force_values)
     if bind_billing:
         settings = settings.model_copy(update={"config": bind_billing_identity(settings.config, tenant)})
-    if (user := current_user.get()) is not None:  # custom auth: graphs see the user, as on the reference
+    user = current_user.get()
+    if user is not None:  # custom auth: graphs see the user, as on the reference
         settings = settings.model_copy(update={"config": with_user(settings.config, user_configurable(user))})
     if protocol:  # a run of the thread-streaming commands: executes in v3 mode
         settings = settings.model_copy(update={"protocol": True})
@@ -112,7 +113,12 @@ def new_run(
         multitask_strategy=req.multitask_strategy,
         if_not_exists="create" if stateless else req.if_not_exists,
         after_seconds=req.after_seconds or 0.0,
-        thread_metadata={"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]},
+        thread_metadata={  # a thread the run creates
+            **(thread_metadata or {}),
+            **(req.metadata or {} if user is not None else {}),  # custom auth: the owner its handler stamped
+            "graph_id": assistant["graph_id"],
+            "assistant_id": assistant["assistant_id"],
+        },
     )
 
 
