@@ -7,6 +7,9 @@ threads, assistants and crons to their ``owner`` metadata, the store to the user
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,6 +19,8 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from cogni_server.auth.custom import AuthConfigError, read_auth_config
 from testsupport import ManagedProcess, free_port, fresh_database
@@ -148,6 +153,9 @@ async def test_crons_are_stamped_filtered_and_denied(users: dict[str, LangGraphC
     cron = await alice.crons.create_for_thread(thread["thread_id"], "whoami", schedule="0 0 1 1 *", input={})
     carol = await alice.crons.create("whoami", schedule="0 0 1 1 *", input={}, metadata={"owner": "carol"})
     try:
+        assert cron["metadata"]["owner"] == "alice"
+        # its runs will run as alice (a snapshot of the user, stored with the schedule)
+        assert cron["payload"]["config"]["configurable"]["langgraph_auth_user_id"] == "alice"
         found = {c["cron_id"] for c in await alice.crons.search(limit=100)}
         assert cron["cron_id"] in found and carol["cron_id"] not in found
         assert await alice.crons.count() == len(found)
@@ -235,3 +243,29 @@ def test_auth_file_and_builtin_mode_together_fail_at_start_up() -> None:
     conflict = pytest.raises(RuntimeError, match="COGNI_AUTH_MODE is 'api_key'")  # api_key mode from server_env
     with fresh_database("cogni_server_custom_auth_conflict") as db, conflict:
         start_server(db, free_port(), name="conflicting-auth", project=PROJECT)
+
+
+async def test_thread_websocket_applies_the_same_checks(auth_server: str, users: dict[str, LangGraphClient]) -> None:
+    alice = users["alice"]
+    thread = await alice.threads.create()
+    hidden = await alice.threads.create(metadata={"owner": "carol"})
+    base = auth_server.replace("http://", "ws://")
+    start = {"id": 1, "method": "run.start", "params": {"assistant_id": "whoami", "input": {}}}
+
+    async def reply(thread_id: str, headers: dict[str, str]) -> dict[str, Any] | int | None:
+        """The first reply to run.start, or the close code of a refused socket."""
+        async with connect(f"{base}/threads/{thread_id}/stream/events", additional_headers=headers) as ws:
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(json.dumps(start))
+                while True:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    if message.get("id") == 1:
+                        return message  # type: ignore[no-any-return]
+            return ws.close_code
+
+    assert await reply(thread["thread_id"], {}) == 4401
+    assert await reply(hidden["thread_id"], {"x-user-token": "alice-token"}) == 4404  # filtered out: as if absent
+    denied = await reply(thread["thread_id"], {"x-user-token": "alice-reader"})
+    assert isinstance(denied, dict) and denied["error"] == "permission_denied"
+    started = await reply(thread["thread_id"], {"x-user-token": "alice-token"})
+    assert isinstance(started, dict) and started["type"] == "success"
