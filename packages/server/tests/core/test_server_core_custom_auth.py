@@ -23,6 +23,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from cogni_server.auth.custom import AuthConfigError, read_auth_config
+from cogni_server.services.authz import matches, search_metadata
 from testsupport import ManagedProcess, free_port, fresh_database
 
 from .conftest import start_server
@@ -269,3 +270,38 @@ async def test_thread_websocket_applies_the_same_checks(auth_server: str, users:
     assert isinstance(denied, dict) and denied["error"] == "permission_denied"
     started = await reply(thread["thread_id"], {"x-user-token": "alice-token"})
     assert isinstance(started, dict) and started["type"] == "success"
+
+
+def test_filter_operators_match_and_combine_with_the_callers_filter() -> None:
+    row = {"owner": "alice", "teams": ["red", "blue"], "n": 1}
+    assert matches(row, {"owner": "alice", "teams": {"$contains": "red"}})
+    assert matches(row, {"owner": {"$eq": "alice"}, "teams": {"$contains": ["blue", "red"]}})
+    assert not matches(row, {"teams": {"$contains": "green"}})
+    assert not matches(row, {"owner": "bob"})
+    assert not matches({"owner": ["alice"]}, {"owner": "alice"})  # equal means equal, not contained
+    # searches: one JSONB containment that means "the caller's filter AND the handler's"
+    assert search_metadata({"n": 1}, {"owner": "alice"}) == ({"n": 1, "owner": "alice"}, True)
+    assert search_metadata({"teams": ["red"]}, {"teams": {"$contains": "blue"}}) == ({"teams": ["red", "blue"]}, True)
+    assert search_metadata({"owner": "carol"}, {"owner": "alice"}) == (None, False)  # nothing can match both
+    assert search_metadata(None, None) == (None, True)
+
+
+def test_every_user_shape_the_reference_accepts() -> None:
+    from langgraph_sdk.auth.types import StudioUser
+
+    from cogni_server.auth.custom import normalize_user
+
+    assert normalize_user("alice").identity == "alice"
+    user = normalize_user({"identity": "bob", "permissions": ["read"], "token": "t"})
+    assert (user.identity, user.permissions, user["token"], user.token, user.display_name) == (
+        "bob",
+        ["read"],
+        "t",
+        "t",
+        "bob",
+    )
+    studio = normalize_user(StudioUser("carol", is_authenticated=True))
+    assert (studio.identity, studio.permissions) == ("carol", ["authenticated"])
+    for bad in ({"permissions": []}, {"identity": ""}, 42, {"identity": "x", "permissions": "read"}):
+        with pytest.raises(TypeError):
+            normalize_user(bad)

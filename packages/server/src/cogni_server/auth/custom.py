@@ -82,7 +82,7 @@ def load_auth(spec: str, base: Path) -> Auth:
         file = (base / location).resolve()
         if not file.is_file():
             raise AuthConfigError(f"auth.path: file not found: {file}")
-        name = f"cogni_auth_{abs(hash(str(file)))}"
+        name = f"cogni_project_auth_{file.stem}"
         module_spec = importlib.util.spec_from_file_location(name, file)
         if module_spec is None or module_spec.loader is None:
             raise AuthConfigError(f"auth.path: cannot import {file}")
