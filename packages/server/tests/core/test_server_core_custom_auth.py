@@ -93,6 +93,7 @@ async def test_threads_are_stamped_filtered_and_denied(users: dict[str, LangGrap
     assert await alice.threads.count() == len(found)
     assert (await alice.threads.search(metadata={"owner": "carol"})) == []  # the caller's filter AND the handler's
     assert (await _status(alice.threads.get(other["thread_id"])))[0] == 404
+    assert (await _status(alice.threads.create(thread_id=other["thread_id"], if_exists="do_nothing")))[0] == 404
     assert (await _status(alice.threads.update(other["thread_id"], metadata={"a": 1})))[0] == 404
     assert (await _status(alice.threads.delete(other["thread_id"])))[0] == 404
     assert (await _status(alice.threads.get_state(other["thread_id"])))[0] == 404

@@ -73,7 +73,9 @@ async def _authorized_ids(request: Request, who: Principal, action: str, ids: li
 async def create_thread(body: ThreadCreateBody, request: Request, who: Principal = Depends(principal)) -> Response:
     ctx, tid = context(request), parse_id(body.thread_id, "thread_id") if body.thread_id else None
     value = {"thread_id": tid, "metadata": dict(body.metadata or {}), "if_exists": body.if_exists, "ttl": body.ttl}
-    await authz.authorize(ctx, who, "threads", "create", value)
+    filters = await authz.authorize(ctx, who, "threads", "create", value)
+    if body.if_exists == "do_nothing":  # would answer an existing thread: only one the caller may see
+        await authz.check_thread_if_exists(ctx, who, tid, filters)
     thread = await thread_service.create(
         ctx,
         who.tenant,
