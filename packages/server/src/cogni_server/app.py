@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from cogni_server.api import assistants, crons, errors, runs, store, system, thread_stream, thread_ws, threads
 from cogni_server.api.middleware import BodyLimit, Metrics
+from cogni_server.api.openapi_security import install_openapi_security
 from cogni_server.api.responses import JSONResponse
 from cogni_server.bootstrap import authenticator_for, running_server
 from cogni_server.config import Settings
@@ -19,8 +20,8 @@ from cogni_server.graphs import GraphRegistry
 
 def create_app(settings: Settings, database_url: str) -> FastAPI:
     """Build the app for an already resolved (embedded or checked) database URL."""
-    authenticator = authenticator_for(settings)
     registry = GraphRegistry.from_config(settings.config_path)
+    authenticator = authenticator_for(settings, registry.project)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,4 +57,5 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             expose_headers=["Content-Location", "Location", "X-Pagination-Total", "X-Pagination-Next"],
         )
     app.add_middleware(Metrics)
+    install_openapi_security(app, authenticator)  # langgraph.json auth.openapi
     return app

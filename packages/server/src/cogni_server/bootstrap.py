@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from cogni_server.auth import Authenticator, build_authenticator
+from cogni_server.auth.custom import AuthConfigError, custom_authenticator
 from cogni_server.config import Settings
 from cogni_server.graphs import GraphRegistry
 from cogni_server.graphs.config import ProjectConfig
@@ -35,8 +36,16 @@ from cogni_server.streaming.thread_log_redis import RedisThreadLog
 log = logging.getLogger("cogni_server")
 
 
-def authenticator_for(settings: Settings) -> Authenticator:
-    """The caller authentication the settings ask for; a misconfiguration is a start-up error."""
+def authenticator_for(settings: Settings, project: ProjectConfig | None = None) -> Authenticator:
+    """The caller authentication: langgraph.json's custom ``auth`` when present, else the settings' mode;
+    a misconfiguration is a start-up error."""
+    if project is not None and (custom := custom_authenticator(project.raw, project.path)) is not None:
+        if settings.auth_mode.strip().lower() != "none":
+            raise AuthConfigError(
+                f"{project.path}: 'auth.path' sets custom auth, but COGNI_AUTH_MODE is {settings.auth_mode!r}:"
+                " use one or the other (unset COGNI_AUTH_MODE to use the auth file)"
+            )
+        return custom
     return build_authenticator(
         settings.auth_mode,
         api_keys=settings.api_key_map() or None,

@@ -96,6 +96,7 @@ def serve(
 ) -> None:
     """Serve the API (and, by default, run the queue workers in the same process)."""
     from cogni_server.app import create_app
+    from cogni_server.auth.custom import AuthConfigError
 
     settings = _settings()
     overrides: dict[str, object] = {}
@@ -130,6 +131,9 @@ def serve(
             timeout_graceful_shutdown=int(settings.drain_seconds) + 1,
         )
         DrainingServer(uv_config, application).run()
+    except AuthConfigError as exc:  # langgraph.json's auth block cannot be honoured
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     finally:
         if embedded is not None:
             embedded.stop()

@@ -16,6 +16,7 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cogni_server.api.responses import JSONResponse
+from cogni_server.auth import AuthError
 from cogni_server.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, UpstreamFailed
 from cogni_server.graphs import GraphNotFound
 from cogni_server.serde import TOO_DEEP, UnstorableJson
@@ -77,6 +78,11 @@ def install(app: FastAPI) -> None:
 
     for kind in (DomainError, GraphNotFound, UnstorableJson):
         app.add_exception_handler(kind, domain)
+
+    @app.exception_handler(AuthError)
+    async def auth_error(_: Request, exc: AuthError) -> Response:
+        # custom auth handlers reject with their own status and message (403 for a plain False)
+        return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
 
     @app.exception_handler(psycopg.DataError)
     async def bad_data(_: Request, exc: psycopg.DataError) -> Response:

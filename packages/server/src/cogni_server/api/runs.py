@@ -5,6 +5,7 @@ Routes parse, authorise and delegate to ``services.runs`` and ``services.streams
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -19,12 +20,46 @@ from cogni_server.api.sse import json_keepalive_response, sse_response
 from cogni_server.auth import Principal
 from cogni_server.errors import Invalid
 from cogni_server.runs.settings import load_run_settings
+from cogni_server.services import authz
 from cogni_server.services import runs as run_service
 from cogni_server.services import streams as stream_service
 from cogni_server.services.context import ServerContext
 from cogni_server.storage.runs import run_out
 
 router = APIRouter(dependencies=[Depends(principal)], tags=["runs"])
+
+
+async def _may_create(ctx: ServerContext, who: Principal, thread_id: uuid.UUID | None, body: RunCreateBody) -> None:
+    """Custom auth: ``threads.create_run`` allows the run (it may set its metadata), on a thread that
+    matches its filters (a thread the run creates has nothing to match yet)."""
+    value: dict[str, Any] = {
+        "thread_id": thread_id,
+        "assistant_id": body.assistant_id,
+        "run_id": None,
+        "status": "pending",
+        "metadata": dict(body.metadata or {}),
+        "prevent_insert_if_inflight": True,
+        "multitask_strategy": body.multitask_strategy,
+        "if_not_exists": body.if_not_exists,
+        "after_seconds": body.after_seconds or 0,
+        "kwargs": body.model_dump(exclude_unset=True),
+        "action": None,
+    }
+    filters = await authz.authorize(ctx, who, "threads", "create_run", value)
+    if value.get("metadata") or body.metadata is not None:
+        body.metadata = value["metadata"]
+    await authz.check_thread_if_exists(ctx, who, thread_id, filters)
+
+
+async def _may(request: Request, who: Principal, action: str, thread_id: str, run_id: str | None = None) -> Any:
+    """Custom auth: the threads handler for ``action`` allows it on a thread matching its filters."""
+    ctx, tid = context(request), parse_id(thread_id, "thread_id")
+    rid = parse_id(run_id, "run_id") if run_id is not None else None
+    filters = await authz.authorize(ctx, who, "threads", action, {"thread_id": tid, "run_id": rid})
+    await authz.check_thread(ctx, who, tid, filters)
+    return ctx, tid, rid
+
+
 CancelAction = Query("interrupt", pattern="^(interrupt|rollback)$")
 
 
@@ -64,8 +99,9 @@ def _wait_run(ctx: ServerContext, run: dict[str, Any], stateless: bool) -> Respo
 async def create_background(
     thread_id: str, body: RunCreateBody, request: Request, who: Principal = Depends(principal)
 ) -> Response:
-    tid = parse_id(thread_id, "thread_id")
-    run = await run_service.create_run(context(request), who.tenant, tid, body, kind="background")
+    ctx, tid = context(request), parse_id(thread_id, "thread_id")
+    await _may_create(ctx, who, tid, body)
+    run = await run_service.create_run(ctx, who.tenant, tid, body, kind="background")
     return JSONResponse(run_out(run), headers=_locations(run, False, "stream"))
 
 
@@ -75,6 +111,7 @@ async def create_stream(
 ) -> Response:
     ctx = context(request)
     tid = parse_id(thread_id, "thread_id")
+    await _may_create(ctx, who, tid, body)
     run = await run_service.create_run(ctx, who.tenant, tid, body, kind="stream")
     return _stream_run(ctx, run, False)
 
@@ -85,6 +122,7 @@ async def create_wait(
 ) -> Response:
     ctx = context(request)
     tid = parse_id(thread_id, "thread_id")
+    await _may_create(ctx, who, tid, body)
     run = await run_service.create_run(ctx, who.tenant, tid, body, kind="wait", force_values=True)
     return _wait_run(ctx, run, False)
 
@@ -99,28 +137,27 @@ async def list_runs(
     select: list[str] | None = Query(None),
     who: Principal = Depends(principal),
 ) -> Response:
-    tid = parse_id(thread_id, "thread_id")
-    rows = await run_service.list_runs(context(request), who.tenant, tid, status=status, limit=limit, offset=offset)
+    ctx, tid, _ = await _may(request, who, "read", thread_id)
+    rows = await run_service.list_runs(ctx, who.tenant, tid, status=status, limit=limit, offset=offset)
     return JSONResponse(select_fields([run_out(r) for r in rows], query_list(select, "select")))
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}")
 async def get_run(thread_id: str, run_id: str, request: Request, who: Principal = Depends(principal)) -> Response:
-    tid, rid = parse_id(thread_id, "thread_id"), parse_id(run_id, "run_id")
-    return JSONResponse(run_out(await run_service.get_run(context(request), who.tenant, tid, rid)))
+    ctx, tid, rid = await _may(request, who, "read", thread_id, run_id)
+    return JSONResponse(run_out(await run_service.get_run(ctx, who.tenant, tid, rid)))
 
 
 @router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
 async def delete_run(thread_id: str, run_id: str, request: Request, who: Principal = Depends(principal)) -> Response:
-    tid, rid = parse_id(thread_id, "thread_id"), parse_id(run_id, "run_id")
-    await run_service.delete_run(context(request), who.tenant, tid, rid)
+    ctx, tid, rid = await _may(request, who, "delete", thread_id, run_id)
+    await run_service.delete_run(ctx, who.tenant, tid, rid)
     return Response(status_code=204)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/join")
 async def join_run(thread_id: str, run_id: str, request: Request, who: Principal = Depends(principal)) -> Response:
-    ctx = context(request)
-    tid, rid = parse_id(thread_id, "thread_id"), parse_id(run_id, "run_id")
+    ctx, tid, rid = await _may(request, who, "read", thread_id, run_id)
     run = await run_service.get_run(ctx, who.tenant, tid, rid)
     return json_keepalive_response(
         run_service.join_output(ctx, who.tenant, run), heartbeat=ctx.settings.stream_heartbeat_seconds, headers={}
@@ -137,8 +174,7 @@ async def join_stream(
     last_event_id: str | None = Header(None, alias="Last-Event-ID"),
     who: Principal = Depends(principal),
 ) -> Response:
-    ctx = context(request)
-    tid, rid = parse_id(thread_id, "thread_id"), parse_id(run_id, "run_id")
+    ctx, tid, rid = await _may(request, who, "read", thread_id, run_id)
     run = await run_service.get_run(ctx, who.tenant, tid, rid)
     terminal = run["status"] in run_service.TERMINAL
     start = last_event_id if last_event_id else ("-1" if terminal else None)
@@ -168,8 +204,8 @@ async def cancel_run(
     action: str = CancelAction,
     who: Principal = Depends(principal),
 ) -> Response:
-    tid, rid = parse_id(thread_id, "thread_id"), parse_id(run_id, "run_id")
-    await run_service.cancel_run(context(request), who.tenant, tid, rid, action=action, wait=wait)
+    ctx, tid, rid = await _may(request, who, "update", thread_id, run_id)
+    await run_service.cancel_run(ctx, who.tenant, tid, rid, action=action, wait=wait)
     return Response(status_code=204 if wait else 202)
 
 
@@ -178,13 +214,16 @@ async def cancel_run(
 
 @router.post("/runs")
 async def stateless_background(body: RunCreateBody, request: Request, who: Principal = Depends(principal)) -> Response:
-    run = await run_service.create_run(context(request), who.tenant, None, body, kind="background")
+    ctx = context(request)
+    await _may_create(ctx, who, None, body)
+    run = await run_service.create_run(ctx, who.tenant, None, body, kind="background")
     return JSONResponse(run_out(run), headers=_locations(run, True, "stream"))
 
 
 @router.post("/runs/stream")
 async def stateless_stream(body: RunCreateBody, request: Request, who: Principal = Depends(principal)) -> Response:
     ctx = context(request)
+    await _may_create(ctx, who, None, body)
     run = await run_service.create_run(ctx, who.tenant, None, body, kind="stream")
     return _stream_run(ctx, run, True)
 
@@ -192,6 +231,7 @@ async def stateless_stream(body: RunCreateBody, request: Request, who: Principal
 @router.post("/runs/wait")
 async def stateless_wait(body: RunCreateBody, request: Request, who: Principal = Depends(principal)) -> Response:
     ctx = context(request)
+    await _may_create(ctx, who, None, body)
     run = await run_service.create_run(ctx, who.tenant, None, body, kind="wait", force_values=True)
     return _wait_run(ctx, run, True)
 
@@ -205,7 +245,9 @@ async def stateless_batch(body: list[BatchRunBody], request: Request, who: Princ
     for item in body:
         tid = parse_id(item.thread_id, "thread_id") if item.thread_id is not None else None
         fields = item.model_dump(exclude={"thread_id"}, exclude_unset=True)
-        run = await run_service.create_run(ctx, who.tenant, tid, RunCreateBody(**fields), kind="batch")
+        run_body = RunCreateBody(**fields)
+        await _may_create(ctx, who, tid, run_body)
+        run = await run_service.create_run(ctx, who.tenant, tid, run_body, kind="batch")
         out.append(run_out(run))
     return JSONResponse(out)
 
@@ -217,10 +259,16 @@ async def bulk_cancel(
     action: str = CancelAction,
     who: Principal = Depends(principal),
 ) -> Response:
+    ctx, tid = context(request), parse_id(body.thread_id, "thread_id") if body.thread_id else None
+    filters = await authz.authorize(ctx, who, "threads", "update", {"thread_id": tid, "action": action})
+    if filters and tid is None:
+        raise Invalid("cancel: name the thread_id (your auth handler scopes threads by metadata)")
+    if tid is not None:
+        await authz.check_thread(ctx, who, tid, filters)
     await run_service.cancel_matching(
-        context(request),
+        ctx,
         who.tenant,
-        thread_id=parse_id(body.thread_id, "thread_id") if body.thread_id else None,
+        thread_id=tid,
         run_ids=parse_ids(body.run_ids, "run_id"),
         status=body.status,
         action=action,

@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from cogni_server.api.context import context, principal
 from cogni_server.api.responses import JSONResponse
 from cogni_server.auth import Principal
+from cogni_server.services import authz
 from cogni_server.services import store as store_service
 from cogni_server.services.run_request import Json, Strict
 
@@ -59,7 +60,10 @@ async def put_item(body: StorePutBody, request: Request, who: Principal = Depend
         options["ttl"] = body.ttl
     if "index" in given:
         options["index"] = body.index
-    await store_service.put_item(context(request), who.tenant, body.namespace, body.key, body.value, **options)
+    ctx, value = context(request), {"namespace": tuple(body.namespace), "key": body.key, "value": body.value}
+    value["index"] = body.index
+    namespace = await authz.store_namespace(ctx, who, "put", value) or []
+    await store_service.put_item(ctx, who.tenant, namespace, body.key, body.value, **options)
     return Response(status_code=204)
 
 
@@ -71,23 +75,30 @@ async def get_item(
     refresh_ttl: bool | None = Query(default=None),
     who: Principal = Depends(principal),
 ) -> Response:
-    labels = namespace.split(".") if namespace else []
-    item = await store_service.get_item(context(request), who.tenant, labels, key, refresh_ttl=refresh_ttl)
+    ctx, labels = context(request), namespace.split(".") if namespace else []
+    labels = await authz.store_namespace(ctx, who, "get", {"namespace": tuple(labels), "key": key}) or []
+    item = await store_service.get_item(ctx, who.tenant, labels, key, refresh_ttl=refresh_ttl)
     return JSONResponse(item)
 
 
 @router.delete("/store/items", status_code=204)
 async def delete_item(body: StoreDeleteBody, request: Request, who: Principal = Depends(principal)) -> Response:
-    await store_service.delete_item(context(request), who.tenant, body.namespace, body.key)
+    ctx = context(request)
+    namespace = await authz.store_namespace(ctx, who, "delete", {"namespace": tuple(body.namespace), "key": body.key})
+    await store_service.delete_item(ctx, who.tenant, namespace or [], body.key)
     return Response(status_code=204)
 
 
 @router.post("/store/items/search")
 async def search_items(body: StoreSearchBody, request: Request, who: Principal = Depends(principal)) -> Response:
+    ctx = context(request)
+    value: dict[str, Any] = {"namespace": tuple(body.namespace_prefix or ()), "filter": body.filter}
+    value.update(limit=body.limit, offset=body.offset, query=body.query)
+    prefix = await authz.store_namespace(ctx, who, "search", value)
     items = await store_service.search_items(
-        context(request),
+        ctx,
         who.tenant,
-        body.namespace_prefix or [],
+        prefix or [],
         filter=body.filter,
         limit=body.limit,
         offset=body.offset,
@@ -99,10 +110,15 @@ async def search_items(body: StoreSearchBody, request: Request, who: Principal =
 
 @router.post("/store/namespaces")
 async def list_namespaces(body: StoreNamespacesBody, request: Request, who: Principal = Depends(principal)) -> Response:
+    ctx = context(request)
+    value: dict[str, Any] = {"namespace": tuple(body.prefix) if body.prefix is not None else None}
+    value.update(suffix=tuple(body.suffix) if body.suffix else None, max_depth=body.max_depth)
+    value.update(limit=body.limit, offset=body.offset)
+    prefix = await authz.store_namespace(ctx, who, "list_namespaces", value)
     namespaces = await store_service.list_namespaces(
-        context(request),
+        ctx,
         who.tenant,
-        prefix=body.prefix,
+        prefix=prefix,
         suffix=body.suffix,
         max_depth=body.max_depth,
         limit=body.limit,

@@ -20,8 +20,9 @@ from fastapi.responses import Response, StreamingResponse
 from cogni_server.api.context import context, principal
 from cogni_server.api.params import parse_id
 from cogni_server.api.responses import JSONResponse
-from cogni_server.auth import Principal
+from cogni_server.auth import AuthError, Principal
 from cogni_server.errors import Invalid, NotFound
+from cogni_server.services import authz
 from cogni_server.services import commands as command_service
 from cogni_server.services import thread_stream as stream_service
 from cogni_server.streaming import HEARTBEAT, encode_sse
@@ -51,7 +52,12 @@ async def run_command(thread_id: str, request: Request, who: Principal = Depends
         command_id = raw_id if isinstance(raw_id, int) and not isinstance(raw_id, bool) else None
         reply = command_service.error_reply(command_id, "invalid_argument", command_service.ENVELOPE_MESSAGE)
         return JSONResponse(reply, status_code=400)
-    return JSONResponse(await command_service.execute(context(request), who.tenant, tid, body))
+    ctx = context(request)
+    try:
+        await authz.authorize_command(ctx, who, tid, body)  # a thread filtered out answers 404
+    except AuthError as exc:  # refused by a custom auth handler: the protocol's error, read by the clients
+        return JSONResponse(command_service.error_reply(body["id"], "permission_denied", exc.message))
+    return JSONResponse(await command_service.execute(ctx, who.tenant, tid, body))
 
 
 @router.post("/threads/{thread_id}/stream/events")
@@ -65,6 +71,7 @@ async def stream_events(thread_id: str, request: Request, who: Principal = Depen
         flt, since = stream_service.parse_filter(body)
     except Invalid as exc:
         return JSONResponse({"detail": str(exc)}, status_code=400)
+    await authz.authorize_thread_read(ctx, who, tid)
     source = await stream_service.open_events(ctx, who.tenant, tid, flt, since)  # NotFound: 404
     return StreamingResponse(
         sse_frames(source, ctx.settings.stream_heartbeat_seconds, lambda: ctx.workers.drained),

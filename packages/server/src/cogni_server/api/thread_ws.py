@@ -27,8 +27,10 @@ from urllib.parse import urlsplit
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from cogni_server.api.context import authenticate
 from cogni_server.auth import AuthError, Principal
 from cogni_server.errors import Invalid, NotFound
+from cogni_server.services import authz
 from cogni_server.services import commands as command_service
 from cogni_server.services import thread_stream as stream_service
 from cogni_server.services.context import ServerContext
@@ -71,7 +73,11 @@ async def thread_socket(websocket: WebSocket, thread_id: str) -> None:
         return
     headers, from_cookie = credentials(websocket)
     try:
-        who = ctx.authenticator.authenticate(headers)
+        who = await authenticate(websocket, headers)
+        await authz.authorize_thread_read(ctx, who, tid)
+    except NotFound:
+        await websocket.close(4404, "thread not found")
+        return
     except AuthError as exc:
         await websocket.close(4000 + exc.status_code, exc.message[:120])
         return
@@ -97,6 +103,7 @@ class Session:
 
     def __init__(self, websocket: WebSocket, ctx: ServerContext, who: Principal, thread_id: uuid.UUID, owned: bool):
         self.ws, self.ctx, self.tenant, self.thread_id, self.owned = websocket, ctx, who.tenant, thread_id, owned
+        self.who = who
         self.subs: dict[str, _Subscription] = {}
         self.position = 0
         self.reader: asyncio.Task[None] | None = None
@@ -157,6 +164,10 @@ class Session:
                 return await self.subscribe(cid, params)
             if method == "subscription.unsubscribe":
                 return self.unsubscribe(cid, params)
+            try:
+                await authz.authorize_command(self.ctx, self.who, self.thread_id, command)
+            except AuthError as exc:  # refused by a custom auth handler
+                return command_service.error_reply(command.get("id"), "permission_denied", exc.message)
             return await command_service.execute(self.ctx, self.tenant, self.thread_id, command, over_websocket=True)
         except NotFound as exc:
             try:

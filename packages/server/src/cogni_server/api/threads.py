@@ -6,6 +6,7 @@ Routes parse, authorise and delegate to ``services.threads``, ``services.deletio
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -27,23 +28,59 @@ from cogni_server.api.params import parse_id, parse_ids, query_list
 from cogni_server.api.responses import JSONResponse
 from cogni_server.api.sse import sse_response
 from cogni_server.auth import Principal
-from cogni_server.errors import Invalid
-from cogni_server.services import deletion
+from cogni_server.errors import Invalid, NotFound
+from cogni_server.services import authz, deletion
 from cogni_server.services import state as state_service
 from cogni_server.services import streams as stream_service
 from cogni_server.services import threads as thread_service
+from cogni_server.services.context import ServerContext
 from cogni_server.services.thread_ttl import get_ttl
 
 router = APIRouter(dependencies=[Depends(principal)], tags=["threads"])
 
 
+async def _authorized(
+    request: Request, who: Principal, action: str, thread_id: str, extra: dict[str, Any] | None = None
+) -> tuple[ServerContext, uuid.UUID]:
+    """Custom auth: the threads handler for ``action`` allows it and the thread matches its filters
+    (404 otherwise). ``extra`` is the rest of the handler's value; it may change it."""
+    ctx, tid = context(request), parse_id(thread_id, "thread_id")
+    value = {"thread_id": tid, **(extra or {})}
+    filters = await authz.authorize(ctx, who, "threads", action, value)
+    if extra is not None:
+        extra.update({k: v for k, v in value.items() if k != "thread_id"})
+    await authz.check_thread(ctx, who, tid, filters)
+    return ctx, tid
+
+
+async def _authorized_ids(request: Request, who: Principal, action: str, ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """The ids among ``ids`` the threads handler lets the caller ``action`` (prune skips the others)."""
+    ctx = context(request)
+    filters = await authz.authorize(ctx, who, "threads", action, {"thread_id": None, "thread_ids": ids})
+    if not filters:
+        return ids
+    kept = []
+    for tid in ids:
+        try:
+            await authz.check_thread(ctx, who, tid, filters)
+        except NotFound:
+            continue
+        kept.append(tid)
+    return kept
+
+
 @router.post("/threads")
 async def create_thread(body: ThreadCreateBody, request: Request, who: Principal = Depends(principal)) -> Response:
+    ctx, tid = context(request), parse_id(body.thread_id, "thread_id") if body.thread_id else None
+    value = {"thread_id": tid, "metadata": dict(body.metadata or {}), "if_exists": body.if_exists, "ttl": body.ttl}
+    filters = await authz.authorize(ctx, who, "threads", "create", value)
+    if body.if_exists == "do_nothing":  # would answer an existing thread: only one the caller may see
+        await authz.check_thread_if_exists(ctx, who, tid, filters)
     thread = await thread_service.create(
-        context(request),
+        ctx,
         who.tenant,
-        thread_id=parse_id(body.thread_id, "thread_id") if body.thread_id else None,
-        metadata=body.metadata,
+        thread_id=tid,
+        metadata=value["metadata"] if value.get("metadata") or body.metadata is not None else None,
         if_exists=body.if_exists,
         graph_id=body.graph_id,
         supersteps=body.supersteps,
@@ -56,13 +93,18 @@ async def create_thread(body: ThreadCreateBody, request: Request, who: Principal
 async def search_threads(body: ThreadSearchBody, request: Request, who: Principal = Depends(principal)) -> Response:
     check_select(body.select, thread_service.SELECT_FIELDS)
     select = [*body.select, "extracted"] if body.select and body.extract else body.select
+    ctx, ids = context(request), parse_ids(body.ids, "ids[]")
+    value = {"metadata": body.metadata, "values": body.values, "status": body.status, "ids": ids, **page_args(body)}
+    metadata, possible = await authz.search_filter(ctx, who, "threads", value, body.metadata)
+    if not possible:
+        return page_response([], 0, body.offset, select)
     rows, total = await thread_service.search(
-        context(request),
+        ctx,
         who.tenant,
-        metadata=body.metadata,
+        metadata=metadata,
         values=body.values,
         status=body.status,
-        ids=parse_ids(body.ids, "ids[]"),
+        ids=ids,
         extract=body.extract,
         **page_args(body),
     )
@@ -71,16 +113,18 @@ async def search_threads(body: ThreadSearchBody, request: Request, who: Principa
 
 @router.post("/threads/count")
 async def count_threads(body: ThreadCountBody, request: Request, who: Principal = Depends(principal)) -> Response:
-    n = await thread_service.count(
-        context(request), who.tenant, metadata=body.metadata, values=body.values, status=body.status
-    )
+    ctx, value = context(request), {"metadata": body.metadata, "values": body.values, "status": body.status}
+    metadata, possible = await authz.search_filter(ctx, who, "threads", value, body.metadata)
+    n = await thread_service.count(ctx, who.tenant, metadata=metadata, values=body.values, status=body.status)
+    n = n if possible else 0
     return JSONResponse(n)
 
 
 @router.post("/threads/prune")
 async def prune_threads(body: ThreadPruneBody, request: Request, who: Principal = Depends(principal)) -> Response:
-    ids = [parse_id(raw, "thread_ids[]") for raw in body.thread_ids]
-    pruned = await deletion.prune_threads(context(request), who.tenant, ids, body.strategy)
+    ctx, ids = context(request), [parse_id(raw, "thread_ids[]") for raw in body.thread_ids]
+    ids = await _authorized_ids(request, who, "delete", ids)
+    pruned = await deletion.prune_threads(ctx, who.tenant, ids, body.strategy)
     return JSONResponse({"pruned_count": pruned})
 
 
@@ -91,7 +135,7 @@ async def get_thread(
     include: list[str] | None = Query(None),
     who: Principal = Depends(principal),
 ) -> Response:
-    ctx, tid = context(request), parse_id(thread_id, "thread_id")
+    ctx, tid = await _authorized(request, who, "read", thread_id)
     thread = await thread_service.get(ctx, who.tenant, tid)
     extras = {part.strip() for item in query_list(include, "include") for part in item.split(",")} - {""}
     if unknown := extras - {"ttl"}:
@@ -105,9 +149,9 @@ async def get_thread(
 async def patch_thread(
     thread_id: str, body: ThreadPatchBody, request: Request, who: Principal = Depends(principal)
 ) -> Response:
-    thread = await thread_service.patch(
-        context(request), who.tenant, parse_id(thread_id, "thread_id"), metadata=body.metadata, ttl=body.ttl
-    )
+    value: dict[str, Any] = {"metadata": body.metadata}
+    ctx, tid = await _authorized(request, who, "update", thread_id, value)
+    thread = await thread_service.patch(ctx, who.tenant, tid, metadata=value["metadata"], ttl=body.ttl)
     if request.headers.get("prefer") == "return=minimal":
         return Response(status_code=204)
     return JSONResponse(thread)
@@ -115,13 +159,15 @@ async def patch_thread(
 
 @router.delete("/threads/{thread_id}", status_code=204)
 async def delete_thread(thread_id: str, request: Request, who: Principal = Depends(principal)) -> Response:
-    await deletion.delete_thread(context(request), who.tenant, parse_id(thread_id, "thread_id"))
+    ctx, tid = await _authorized(request, who, "delete", thread_id)
+    await deletion.delete_thread(ctx, who.tenant, tid)
     return Response(status_code=204)
 
 
 @router.post("/threads/{thread_id}/copy")
 async def copy_thread(thread_id: str, request: Request, who: Principal = Depends(principal)) -> Response:
-    return JSONResponse(await thread_service.copy(context(request), who.tenant, parse_id(thread_id, "thread_id")))
+    ctx, tid = await _authorized(request, who, "read", thread_id)
+    return JSONResponse(await thread_service.copy(ctx, who.tenant, tid))
 
 
 # -- state -------------------------------------------------------------------------------------
@@ -136,9 +182,8 @@ async def _state_response(
     select: list[str] | None,
 ) -> Response:
     """The thread's state (latest, or at ``checkpoint``), trimmed to ``select``: three routes answer this."""
-    state = await state_service.get_state(
-        context(request), who.tenant, parse_id(thread_id, "thread_id"), checkpoint=checkpoint, subgraphs=subgraphs
-    )
+    ctx, tid = await _authorized(request, who, "read", thread_id)
+    state = await state_service.get_state(ctx, who.tenant, tid, checkpoint=checkpoint, subgraphs=subgraphs)
     return JSONResponse(state_service.select_state(state, select))
 
 
@@ -152,10 +197,11 @@ async def _history(
     checkpoint: dict[str, Any] | None,
 ) -> list[dict[str, Any]]:
     """The thread's past states, newest first (GET and POST history differ only in their filters)."""
+    ctx, tid = await _authorized(request, who, "read", thread_id)
     return await state_service.history(
-        context(request),
+        ctx,
         who.tenant,
-        parse_id(thread_id, "thread_id"),
+        tid,
         limit=limit,
         before=before,
         metadata=metadata,
@@ -181,10 +227,11 @@ async def update_state(
     checkpoint = dict(body.checkpoint or {})
     if body.checkpoint_id:
         checkpoint["checkpoint_id"] = body.checkpoint_id
+    ctx, tid = await _authorized(request, who, "update", thread_id, {"values": body.values, "as_node": body.as_node})
     result = await state_service.update_state(
-        context(request),
+        ctx,
         who.tenant,
-        parse_id(thread_id, "thread_id"),
+        tid,
         values=body.values,
         as_node=body.as_node,
         checkpoint=checkpoint or None,
@@ -242,6 +289,6 @@ async def thread_stream(
     last_event_id: str | None = Header(None, alias="Last-Event-ID"),
     who: Principal = Depends(principal),
 ) -> Response:
-    ctx = context(request)
-    source = await stream_service.subscribe_thread(ctx, who.tenant, parse_id(thread_id, "thread_id"), last_event_id)
+    ctx, tid = await _authorized(request, who, "read", thread_id)
+    source = await stream_service.subscribe_thread(ctx, who.tenant, tid, last_event_id)
     return sse_response(source, heartbeat=ctx.settings.stream_heartbeat_seconds, headers={})

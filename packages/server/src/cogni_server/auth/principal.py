@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 DEFAULT_TENANT = "default"
 
-AuthKind = Literal["none", "api_key", "jwt"]
+AuthKind = Literal["none", "api_key", "jwt", "custom"]
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,7 @@ class Principal:
 
     tenant: str
     auth_kind: AuthKind
+    user: Any = field(default=None, compare=False)  # custom auth: the handler's user (``auth.custom.AuthUser``)
 
 
 class AuthError(Exception):

@@ -6,6 +6,7 @@ from typing import Any
 
 from langgraph.types import Command, Send
 
+from cogni_server.auth.custom import USER_KEY, AuthUser
 from cogni_server.runs.settings import RunSettings, load_run_settings
 
 
@@ -47,6 +48,8 @@ def run_config(run: dict[str, Any], settings: RunSettings | None = None) -> dict
         configurable["checkpoint_id"] = checkpoint_id
     if checkpoint.get("checkpoint_ns"):
         configurable["checkpoint_ns"] = checkpoint["checkpoint_ns"]
+    if isinstance(configurable.get(USER_KEY), dict):  # custom auth: the user, as graphs read it
+        configurable[USER_KEY] = AuthUser(configurable[USER_KEY])
     config["configurable"] = configurable
     metadata = dict(config.get("metadata") or {})
     metadata.update(run.get("metadata") or {})

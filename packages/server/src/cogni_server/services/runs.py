@@ -14,6 +14,7 @@ from typing import Any
 
 from cogni_server import metrics
 from cogni_server.auth import NoAuth
+from cogni_server.auth.custom import current_user, user_configurable
 from cogni_server.errors import Conflict, Invalid, NotFound, Unsupported
 from cogni_server.ids import uuid7
 from cogni_server.runs.settings import RunSettings, dump_run_settings
@@ -67,6 +68,11 @@ def run_settings(req: RunRequest, assistant: dict[str, Any], *, stateless: bool,
     )
 
 
+def with_user(config: dict[str, Any], keys: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with the custom auth user's keys in ``configurable`` (over any the caller sent)."""
+    return {**config, "configurable": {**(config.get("configurable") or {}), **keys}}
+
+
 def bills_caller(ctx: ServerContext) -> bool:
     """Whether runs are bound to the authenticated tenant's billing identity (every mode but ``none``)."""
     return not isinstance(ctx.authenticator, NoAuth)
@@ -92,6 +98,9 @@ def new_run(
     settings = run_settings(req, assistant, stateless=stateless, force_values=force_values)
     if bind_billing:
         settings = settings.model_copy(update={"config": bind_billing_identity(settings.config, tenant)})
+    user = current_user.get()
+    if user is not None:  # custom auth: graphs see the user, as on the reference
+        settings = settings.model_copy(update={"config": with_user(settings.config, user_configurable(user))})
     if protocol:  # a run of the thread-streaming commands: executes in v3 mode
         settings = settings.model_copy(update={"protocol": True})
     return NewRun(
@@ -105,7 +114,12 @@ def new_run(
         multitask_strategy=req.multitask_strategy,
         if_not_exists="create" if stateless else req.if_not_exists,
         after_seconds=req.after_seconds or 0.0,
-        thread_metadata={"graph_id": assistant["graph_id"], "assistant_id": assistant["assistant_id"]},
+        thread_metadata={  # a thread the run creates
+            **(thread_metadata or {}),
+            **(req.metadata or {} if user is not None else {}),  # custom auth: the owner its handler stamped
+            "graph_id": assistant["graph_id"],
+            "assistant_id": assistant["assistant_id"],
+        },
     )
 
 
