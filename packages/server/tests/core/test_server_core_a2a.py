@@ -17,6 +17,7 @@ from a2a.types.a2a_pb2 import (
     ROLE_USER,
     TASK_STATE_CANCELED,
     TASK_STATE_COMPLETED,
+    TASK_STATE_INPUT_REQUIRED,
     TASK_STATE_SUBMITTED,
     TASK_STATE_WORKING,
     AgentCard,
@@ -194,3 +195,11 @@ async def test_bad_requests_are_jsonrpc_errors(server: Server) -> None:
     assert no_message["error"]["code"] == -32602 and "message" in no_message["error"]["message"]
     assert not_json["error"]["code"] == -32700
     assert anonymous.status_code == 401
+
+
+async def test_a_graph_interrupt_is_input_required(server: Server) -> None:
+    async with a2a_client(server, KEY_A, "approval", streaming=False) as a2a:
+        task = await _send(a2a, _message(_data({"request": "a refund"})))
+    assert task.status.state == TASK_STATE_INPUT_REQUIRED
+    question = MessageToDict(task.status.message.parts[0].data)
+    assert question["interrupts"][0]["value"] == {"question": "approve a refund?"}
