@@ -4,6 +4,7 @@ tenant's threads, and nothing of one tenant reachable by another."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -203,3 +204,19 @@ async def test_a_graph_interrupt_is_input_required(server: Server) -> None:
     assert task.status.state == TASK_STATE_INPUT_REQUIRED
     question = MessageToDict(task.status.message.parts[0].data)
     assert question["interrupts"][0]["value"] == {"question": "approve a refund?"}
+
+
+async def test_non_blocking_send_answers_at_once_and_the_task_is_polled(server: Server) -> None:
+    async with httpx.AsyncClient(headers={"x-api-key": KEY_A}, timeout=30) as http:
+        card = await _card(http, server, "slow")
+        polling = ClientFactory(ClientConfig(streaming=False, polling=True, httpx_client=http)).create(card)
+        task = await _send(polling, _message(_data({"delay": 0.2, "steps": 5})))
+        assert task.status.state in (TASK_STATE_SUBMITTED, TASK_STATE_WORKING)
+        for _ in range(100):
+            polled = await polling.get_task(GetTaskRequest(id=task.id))
+            if polled.status.state == TASK_STATE_COMPLETED:
+                break
+            await asyncio.sleep(0.1)
+        assert polled.status.state == TASK_STATE_COMPLETED
+        assert MessageToDict(polled.artifacts[0].parts[0].data)["done"] == [0, 1, 2, 3, 4]
+        await polling.close()

@@ -34,6 +34,7 @@ MODES = ["text/plain", "application/json"]
 INVALID_PARAMS = -32602
 TASK_NOT_FOUND = -32001
 TASK_NOT_CANCELABLE = -32002
+PUSH_NOT_SUPPORTED = -32003
 UNSUPPORTED_OPERATION = -32004
 CONTENT_TYPE_NOT_SUPPORTED = -32005
 
@@ -221,6 +222,8 @@ async def _start(
 ) -> tuple[dict[str, Any], a2a.Message]:
     """Create the run for a message; returns it and the message as the task's history records it."""
     message = params.message
+    if params.configuration is not None and params.configuration.push_notification_config is not None:
+        raise A2AError(PUSH_NOT_SUPPORTED, "push notifications are not supported; stream the message or poll tasks/get")
     if message.task_id:
         raise A2AError(
             UNSUPPORTED_OPERATION,
@@ -255,8 +258,11 @@ async def _finished(ctx: ServerContext, tenant: str, run: dict[str, Any]) -> tup
 
 
 async def send_message(ctx: ServerContext, tenant: str, assistant_id: str, params: a2a.MessageSendParams) -> a2a.Task:
-    """``message/send``: run the assistant on the message and answer the finished task."""
+    """``message/send``: run the assistant on the message and answer the finished task (with
+    ``configuration.blocking: false``, the task as soon as its run is created, to poll with ``tasks/get``)."""
     run, message = await _start(ctx, tenant, assistant_id, params)
+    if params.configuration is not None and params.configuration.blocking is False:
+        return task_of(run, None, history=[message])
     final, output = await _finished(ctx, tenant, run)
     return task_of(final, output, history=[message])
 
