@@ -220,3 +220,11 @@ async def test_non_blocking_send_answers_at_once_and_the_task_is_polled(server: 
         assert polled.status.state == TASK_STATE_COMPLETED
         assert MessageToDict(polled.artifacts[0].parts[0].data)["done"] == [0, 1, 2, 3, 4]
         await polling.close()
+
+
+async def test_a_long_blocking_send_survives_keep_alives(server: Server) -> None:
+    # longer than the server's heartbeat (0.5 s here): the answer is preceded by whitespace keep-alives
+    async with a2a_client(server, KEY_A, "slow", streaming=False) as a2a:
+        task = await _send(a2a, _message(_data({"delay": 0.4, "steps": 4})))
+    assert task.status.state == TASK_STATE_COMPLETED
+    assert MessageToDict(task.artifacts[0].parts[0].data)["done"] == [0, 1, 2, 3]

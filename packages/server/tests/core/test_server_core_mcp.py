@@ -92,3 +92,20 @@ async def test_mcp_requires_the_servers_auth(server: Server) -> None:
         wrong = await http.post(f"{server.url}/mcp", json=body, headers={**headers, "x-api-key": "not-a-key"})
     assert missing.status_code == 401 and wrong.status_code == 401
     assert "detail" in missing.json()
+
+
+async def test_tool_names_are_mcp_safe_and_unique(server: Server, client: LangGraphClient) -> None:
+    tag = uuid.uuid4().hex[:6]
+    first = await client.assistants.create("echo", name=f"Twin bot {tag}!")
+    second = await client.assistants.create("chat", name=f"Twin bot {tag}!")
+    async with mcp_session(server, KEY_A) as session:
+        tools = _tools(await session.list_tools())
+        base = f"Twin_bot_{tag}_"
+        suffixed = base + "_" + second["assistant_id"].replace("-", "")[:8]
+        assert {base, suffixed} <= set(tools)
+        assert "messages" in tools[suffixed].input_schema["properties"]
+        echoed = await session.call_tool(base, {"messages": [{"role": "user", "content": "which one?"}]})
+        chatted = await session.call_tool(suffixed, {"messages": [{"role": "user", "content": "which one?"}]})
+    assert echoed.structured_content["messages"][-1]["content"] == "echo: which one?"  # type: ignore[index]
+    assert chatted.structured_content["messages"][-1]["content"] == "the quick brown fox"  # type: ignore[index]
+    assert first["assistant_id"] != second["assistant_id"]

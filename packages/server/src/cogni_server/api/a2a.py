@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from a2a.compat.v0_3 import types as a2a
@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from cogni_server.api.context import context, principal
 from cogni_server.api.responses import JSONResponse
+from cogni_server.api.sse import json_keepalive_response
 from cogni_server.auth import Principal
 from cogni_server.errors import Invalid
 from cogni_server.services import a2a_tasks
@@ -49,6 +50,15 @@ def _dump(model: BaseModel) -> Any:
 
 def _error(request_id: Any, code: int, message: str) -> Response:
     return JSONResponse({"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}})
+
+
+async def _envelope(request_id: Any, result: Awaitable[BaseModel]) -> bytes:
+    """The JSON-RPC response of a result that is still coming (its A2A error, if it fails)."""
+    try:
+        body: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "result": _dump(await result)}
+    except A2AError as exc:
+        body = {"jsonrpc": "2.0", "id": request_id, "error": {"code": exc.code, "message": exc.message}}
+    return json.dumps(body).encode()
 
 
 def _result(request_id: Any, result: BaseModel) -> Response:
@@ -85,8 +95,15 @@ async def jsonrpc(assistant_id: str, request: Request, who: Principal = Depends(
     ctx, tenant = context(request), who.tenant
     try:
         if method == "message/send":
-            task = await a2a_tasks.send_message(ctx, tenant, assistant_id, _params(a2a.MessageSendParams, params))
-            return _result(rid, task)
+            submitted, finished = await a2a_tasks.send_message(
+                ctx, tenant, assistant_id, _params(a2a.MessageSendParams, params)
+            )
+            if finished is None:
+                return _result(rid, submitted)
+            # a run may take minutes: whitespace keep-alives, then the JSON-RPC response
+            return json_keepalive_response(
+                _envelope(rid, finished), heartbeat=ctx.settings.stream_heartbeat_seconds, headers={}
+            )
         if method == "message/stream":
             items = await a2a_tasks.stream_message(ctx, tenant, assistant_id, _params(a2a.MessageSendParams, params))
             return _sse(rid, items, ctx.settings.stream_heartbeat_seconds)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -257,12 +257,22 @@ async def _finished(ctx: ServerContext, tenant: str, run: dict[str, Any]) -> tup
     return final, output
 
 
-async def send_message(ctx: ServerContext, tenant: str, assistant_id: str, params: a2a.MessageSendParams) -> a2a.Task:
-    """``message/send``: run the assistant on the message and answer the finished task (with
-    ``configuration.blocking: false``, the task as soon as its run is created, to poll with ``tasks/get``)."""
+async def send_message(
+    ctx: ServerContext, tenant: str, assistant_id: str, params: a2a.MessageSendParams
+) -> tuple[a2a.Task, Awaitable[a2a.Task] | None]:
+    """``message/send``: create the run now (a bad message fails here), then the finished task.
+
+    Returns the submitted task and, unless ``configuration.blocking`` is false (the caller polls
+    ``tasks/get``), the wait for the finished one, so the HTTP layer can keep the connection alive.
+    """
     run, message = await _start(ctx, tenant, assistant_id, params)
+    submitted = task_of(run, None, history=[message])
     if params.configuration is not None and params.configuration.blocking is False:
-        return task_of(run, None, history=[message])
+        return submitted, None
+    return submitted, _finished_task(ctx, tenant, run, message)
+
+
+async def _finished_task(ctx: ServerContext, tenant: str, run: dict[str, Any], message: a2a.Message) -> a2a.Task:
     final, output = await _finished(ctx, tenant, run)
     return task_of(final, output, history=[message])
 

@@ -88,6 +88,7 @@ async def list_tools(ctx: ServerContext, tenant: str) -> list[GraphTool]:
         )
     tools: list[GraphTool] = []
     taken: set[str] = set()
+    schemas: dict[str, dict[str, Any]] = {}  # one schema per graph, however many assistants use it
     for row in rows:
         if row["graph_id"] not in ctx.registry:  # an assistant of a graph this deployment no longer serves
             continue
@@ -96,11 +97,13 @@ async def list_tools(ctx: ServerContext, tenant: str) -> list[GraphTool]:
             suffix = "_" + str(row["assistant_id"]).replace("-", "")[:8]
             name = name[: _MAX_NAME - len(suffix)] + suffix
         taken.add(name)
+        if row["graph_id"] not in schemas:
+            schemas[row["graph_id"]] = _input_schema(ctx, row["graph_id"])
         tools.append(
             GraphTool(
                 name=name,
                 description=_describe(ctx, row),
-                input_schema=_input_schema(ctx, row["graph_id"]),
+                input_schema=schemas[row["graph_id"]],
                 assistant_id=str(row["assistant_id"]),
                 graph_id=row["graph_id"],
             )
