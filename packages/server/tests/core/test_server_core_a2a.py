@@ -174,6 +174,10 @@ async def test_bad_requests_are_jsonrpc_errors(server: Server) -> None:
     def rpc(method: str, params: Any) -> dict[str, Any]:
         return {"jsonrpc": "2.0", "id": "r1", "method": method, "params": params}
 
+    deep: Any = "bottom"
+    for _ in range(150):
+        deep = {"d": deep}
+    deep_message = {"message": {"role": "user", "messageId": "m2", "parts": [{"kind": "data", "data": deep}]}}
     file_message = {
         "message": {
             "role": "user",
@@ -184,6 +188,7 @@ async def test_bad_requests_are_jsonrpc_errors(server: Server) -> None:
     async with httpx.AsyncClient(headers={"x-api-key": KEY_A}, timeout=10) as http:
         url = f"{server.url}/a2a/echo"
         file_part = (await http.post(url, json=rpc("message/send", file_message))).json()
+        too_deep = (await http.post(url, json=rpc("message/send", deep_message))).json()
         unknown = (await http.post(url, json=rpc("tasks/explode", {}))).json()
         push = (await http.post(url, json=rpc("tasks/pushNotificationConfig/set", {}))).json()
         no_message = (await http.post(url, json=rpc("message/send", {}))).json()
@@ -191,6 +196,7 @@ async def test_bad_requests_are_jsonrpc_errors(server: Server) -> None:
     async with httpx.AsyncClient(timeout=10) as anonymous_http:
         anonymous = await anonymous_http.post(url, json=rpc("tasks/get", {"id": "x"}))
     assert file_part["id"] == "r1" and file_part["error"]["code"] == -32005
+    assert too_deep["error"]["code"] == -32602 and "nested" in too_deep["error"]["message"]
     assert unknown["error"]["code"] == -32601 and "tasks/explode" in unknown["error"]["message"]
     assert push["error"]["code"] == -32004
     assert no_message["error"]["code"] == -32602 and "message" in no_message["error"]["message"]

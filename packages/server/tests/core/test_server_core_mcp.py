@@ -63,6 +63,16 @@ async def test_a_failing_graph_is_a_tool_error_not_a_protocol_error(server: Serv
     assert "boom: the fixture graph failed on purpose" in result.content[0].text  # type: ignore[union-attr]
 
 
+async def test_arguments_the_server_cannot_store_are_a_tool_error(server: Server) -> None:
+    deep: Any = "bottom"
+    for _ in range(150):
+        deep = {"d": deep}
+    async with mcp_session(server, KEY_A) as session:
+        result = await session.call_tool("echo", {"messages": [], "extra": deep})
+    assert result.is_error
+    assert "nested more than" in result.content[0].text  # type: ignore[union-attr]
+
+
 async def test_tenants_see_and_call_only_their_own_assistants(
     server: Server, client: LangGraphClient, client_b: LangGraphClient
 ) -> None:

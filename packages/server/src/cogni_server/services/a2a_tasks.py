@@ -21,6 +21,7 @@ from typing import Any
 from a2a.compat.v0_3 import types as a2a
 
 from cogni_server.errors import NotFound
+from cogni_server.serde import TOO_DEEP, json_depth_exceeds
 from cogni_server.services import runs as run_service
 from cogni_server.services.assistants import resolve_assistant
 from cogni_server.services.context import ServerContext
@@ -231,6 +232,8 @@ async def _start(
         )
     assistant = await resolve_assistant(ctx, tenant, assistant_id)
     thread_id = _thread_id(message.context_id)
+    if json_depth_exceeds(params.model_dump(mode="json")):
+        raise A2AError(INVALID_PARAMS, TOO_DEEP)
     request = RunRequest(
         assistant_id=str(assistant["assistant_id"]),
         input=graph_input(ctx, assistant["graph_id"], message),

@@ -14,8 +14,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from cogni_server.errors import NotFound
+from cogni_server.errors import Invalid, NotFound
 from cogni_server.graphs import GraphLoadError, GraphNotFound
+from cogni_server.serde import TOO_DEEP, json_depth_exceeds
 from cogni_server.services import runs as run_service
 from cogni_server.services.context import ServerContext
 from cogni_server.services.run_request import RunRequest
@@ -122,6 +123,8 @@ async def find_tool(ctx: ServerContext, tenant: str, name: str) -> GraphTool:
 async def call_tool(ctx: ServerContext, tenant: str, name: str, arguments: dict[str, Any] | None) -> ToolOutcome:
     """Run the tool's assistant once on a temporary thread with ``arguments`` as the graph input."""
     tool = await find_tool(ctx, tenant, name)
+    if json_depth_exceeds(arguments):
+        raise Invalid(f"arguments: {TOO_DEEP}")
     request = RunRequest(assistant_id=tool.assistant_id, input=arguments or {})
     run = await run_service.create_run(ctx, tenant, None, request, kind="mcp", force_values=True)
     raw = await run_service.collect_output(ctx, str(run["run_id"]))
