@@ -9,7 +9,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from cogni_server.api import assistants, crons, errors, runs, store, system, thread_stream, thread_ws, threads
+from cogni_server.api import (
+    agent_protocols,
+    assistants,
+    crons,
+    errors,
+    runs,
+    store,
+    system,
+    thread_stream,
+    thread_ws,
+    threads,
+)
 from cogni_server.api.middleware import BodyLimit, Metrics
 from cogni_server.api.openapi_security import install_openapi_security
 from cogni_server.api.responses import JSONResponse
@@ -22,12 +33,14 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     """Build the app for an already resolved (embedded or checked) database URL."""
     registry = GraphRegistry.from_config(settings.config_path)
     authenticator = authenticator_for(settings, registry.project)
+    protocols = agent_protocols.AgentProtocols(None)  # replaced below when the API is served
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running_server(settings, database_url, registry=registry, authenticator=authenticator) as ctx:
             app.state.cogni = ctx
-            yield
+            async with protocols.running():  # the MCP session manager's task group
+                yield
 
     app = FastAPI(
         title="Cogni Agent Server",
@@ -46,6 +59,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         app.include_router(store.router)
         app.include_router(thread_stream.router)  # thread-streaming protocol: commands + SSE
         app.include_router(thread_ws.router)  # ... and its WebSocket
+        protocols = agent_protocols.mount(app, registry)  # MCP and A2A, unless langgraph.json's http turns them off
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_allow_origins:  # browsers (the JS useStream hook) on another origin
         app.add_middleware(

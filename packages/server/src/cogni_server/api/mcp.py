@@ -1,0 +1,111 @@
+"""``/mcp``: the Model Context Protocol over streamable HTTP, served by the official ``mcp`` package.
+
+Stateless (no MCP session is kept between requests, so any server process can answer any request),
+JSON responses. Every request is authenticated first with the server's normal auth (the same API key
+or JWT headers as the rest of the API); the caller's principal rides on the ASGI scope to the MCP
+handlers, which list and call the tenant's assistants through ``services.mcp_tools``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import mcp_types as types
+from fastapi import FastAPI, HTTPException, Request
+from mcp.server import Server, ServerRequestContext
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.shared.exceptions import MCPError
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from cogni_server.api.context import context, principal
+from cogni_server.api.responses import JSONResponse
+from cogni_server.auth import Principal
+from cogni_server.errors import DomainError, NotFound
+from cogni_server.services import mcp_tools
+from cogni_server.services.context import ServerContext
+
+MCP_PATH = "/mcp"
+_PRINCIPAL = "cogni.principal"  # ASGI scope key: who the MCP request was authenticated as
+
+
+def _caller(rctx: ServerRequestContext[Any, Any]) -> tuple[ServerContext, Principal]:
+    request = rctx.request
+    if not isinstance(request, Request) or not isinstance(request.scope.get(_PRINCIPAL), Principal):
+        raise MCPError(types.INTERNAL_ERROR, "MCP request reached a handler without an authenticated caller")
+    return context(request), request.scope[_PRINCIPAL]
+
+
+async def _list_tools(
+    rctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+) -> types.ListToolsResult:
+    ctx, who = _caller(rctx)
+    tools = await mcp_tools.list_tools(ctx, who.tenant)
+    return types.ListToolsResult(
+        tools=[types.Tool(name=t.name, description=t.description, input_schema=t.input_schema) for t in tools]
+    )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+async def _call_tool(rctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+    ctx, who = _caller(rctx)
+    try:
+        outcome = await mcp_tools.call_tool(ctx, who.tenant, params.name, params.arguments)
+    except NotFound as exc:  # not a tool of this caller: a protocol error, as the spec asks
+        raise MCPError(types.INVALID_PARAMS, str(exc)) from None
+    except DomainError as exc:  # the run was refused (bad input, ...): the model should see why
+        return types.CallToolResult(content=[types.TextContent(text=str(exc))], is_error=True)
+    structured = outcome.output if isinstance(outcome.output, dict) and not outcome.is_error else None
+    return types.CallToolResult(
+        content=[types.TextContent(text=_text(outcome.output))],
+        structured_content=structured,
+        is_error=outcome.is_error,
+    )
+
+
+def build_server() -> Server[Any]:
+    """The MCP server: tools only (one per assistant), no resources or prompts."""
+    return Server(
+        "cogni-agent-server",
+        version="0.1.0",
+        instructions="Each tool runs one assistant of this Agent Server and returns the graph's final state.",
+        on_list_tools=_list_tools,
+        on_call_tool=_call_tool,
+    )
+
+
+class McpEndpoint:
+    """The ASGI app behind ``/mcp``: authenticate, then hand the request to the MCP session manager."""
+
+    def __init__(self) -> None:
+        self.manager = StreamableHTTPSessionManager(build_server(), stateless=True, json_response=True)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The session manager's task group, for the app's lifespan."""
+        async with self.manager.run():
+            yield
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            scope[_PRINCIPAL] = await principal(request)
+        except HTTPException as exc:
+            await JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)(
+                scope, receive, send
+            )
+            return
+        await self.manager.handle_request(scope, receive, send)
+
+
+def mount(app: FastAPI) -> McpEndpoint:
+    """Serve ``/mcp`` on ``app``; the caller runs ``endpoint.running()`` in the app's lifespan."""
+    endpoint = McpEndpoint()
+    app.router.routes.append(Route(MCP_PATH, endpoint=endpoint, methods=["GET", "POST", "DELETE"]))
+    return endpoint
