@@ -10,10 +10,8 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
-import inspect
 import re
 import sys
-from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from types import ModuleType
@@ -86,16 +84,3 @@ def classify(graph_id: str, obj: Any) -> GraphKind:
     raise GraphLoadError(
         f"graph {graph_id!r}: expected a compiled graph, a StateGraph or a factory function, got {type(obj).__name__}"
     )
-
-
-def factory_arity(factory: Callable[..., Any]) -> int:
-    """0 if the factory takes no argument, else 1 (it is given the RunnableConfig)."""
-    try:
-        params = [
-            p
-            for p in inspect.signature(factory).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
-        ]
-    except (TypeError, ValueError):
-        return 1
-    return 1 if params else 0
