@@ -8,22 +8,29 @@ Rules (the same a LangGraph project expects from the reference server):
   already be installed; they are not installed here.
 - ``env`` is a dict or the path of a ``.env`` file. Variables already set in the process environment
   win (the operator's environment overrides the project's defaults).
+- ``http`` is parsed by ``http_config``; ``auth`` is kept as given for the custom auth module; every
+  other key is checked by ``project_keys`` (unknown or not implemented: an error; build-only: a warning).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
 
+from cogni_server.graphs.errors import GraphLoadError
+from cogni_server.graphs.http_config import HttpConfig, parse_http
+from cogni_server.graphs.project_keys import check_keys
 
-class GraphLoadError(RuntimeError):
-    """langgraph.json or a graph module could not be loaded (a clear start-up error)."""
+__all__ = ["GraphLoadError", "GraphSpec", "ProjectConfig", "apply_project_environment", "read_project_config"]
+log = logging.getLogger("cogni_server.config")
+GRAPH_DEF_KEYS = ("path", "description")
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,9 @@ class ProjectConfig:
     dependencies: list[Path]
     env: dict[str, str]
     raw: dict[str, Any]
+    http: HttpConfig = field(default_factory=HttpConfig)
+    auth: dict[str, Any] | None = None  # the raw ``auth`` block, for the custom auth module
+    warnings: tuple[str, ...] = ()  # logged at start-up: keys that change nothing on this server
 
 
 def read_project_config(config_path: Path) -> ProjectConfig:
@@ -61,6 +71,9 @@ def read_project_config(config_path: Path) -> ProjectConfig:
     if not isinstance(raw, dict):
         raise GraphLoadError(f"{path}: expected a JSON object at the top level")
     base = path.parent
+    warnings = check_keys(raw)
+    for warning in warnings:
+        log.warning("%s", warning)
     graphs_raw = raw.get("graphs")
     if not isinstance(graphs_raw, dict) or not graphs_raw:
         raise GraphLoadError(f"{path}: 'graphs' must be a non-empty object mapping graph id to 'path:attr'")
@@ -71,12 +84,19 @@ def read_project_config(config_path: Path) -> ProjectConfig:
         dependencies=_dependency_paths(path, base, raw.get("dependencies", [])),
         env=_env(path, base, raw.get("env")),
         raw=raw,
+        http=parse_http(raw.get("http"), base),
+        auth=raw.get("auth"),
+        warnings=tuple(warnings),
     )
 
 
 def _parse_graph_spec(config: Path, base: Path, graph_id: str, value: Any) -> GraphSpec:
     description = None
     if isinstance(value, dict):
+        if unknown := set(value) - set(GRAPH_DEF_KEYS):
+            raise GraphLoadError(
+                f"{config}: graph {graph_id!r}: unknown key(s) {sorted(unknown)}; known: path, description"
+            )
         description = value.get("description")
         value = value.get("path")
     if not isinstance(value, str) or ":" not in value:
