@@ -28,7 +28,14 @@ from cogni_server.graphs.errors import GraphLoadError
 from cogni_server.graphs.http_config import HttpConfig, parse_http
 from cogni_server.graphs.project_keys import check_keys
 
-__all__ = ["GraphLoadError", "GraphSpec", "ProjectConfig", "apply_project_environment", "read_project_config"]
+__all__ = [
+    "GraphLoadError",
+    "GraphSpec",
+    "ProjectConfig",
+    "apply_project_environment",
+    "parse_spec",
+    "read_project_config",
+]
 log = logging.getLogger("cogni_server.config")
 GRAPH_DEF_KEYS = ("path", "description")
 
@@ -43,6 +50,11 @@ class GraphSpec:
     file: Path | None = None
     module: str | None = None
     description: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How errors name it: ``graph 'agent'``, or the key of another block (``http.app``)."""
+        return f"graph {self.graph_id!r}" if "." not in self.graph_id else self.graph_id
 
 
 @dataclass(frozen=True)
@@ -99,19 +111,23 @@ def _parse_graph_spec(config: Path, base: Path, graph_id: str, value: Any) -> Gr
             )
         description = value.get("description")
         value = value.get("path")
+    label = GraphSpec(graph_id, "", "").label
     if not isinstance(value, str) or ":" not in value:
-        raise GraphLoadError(
-            f"{config}: graph {graph_id!r} must be './file.py:attr' or 'package.module:attr', got {value!r}"
-        )
+        raise GraphLoadError(f"{config}: {label} must be './file.py:attr' or 'package.module:attr', got {value!r}")
     location, _, attr = value.rpartition(":")
     if not location or not attr.isidentifier():
-        raise GraphLoadError(f"{config}: graph {graph_id!r}: invalid spec {value!r}")
+        raise GraphLoadError(f"{config}: {label}: invalid spec {value!r}")
     if _looks_like_path(location):
         file = (base / location).resolve()
         if not file.is_file():
-            raise GraphLoadError(f"{config}: graph {graph_id!r}: file not found: {file}")
+            raise GraphLoadError(f"{config}: {label}: file not found: {file}")
         return GraphSpec(graph_id, value, attr, file=file, description=description)
     return GraphSpec(graph_id, value, attr, module=location, description=description)
+
+
+def parse_spec(config: Path, what: str, value: Any) -> GraphSpec:
+    """An import spec of another block (e.g. ``http.app``), resolved like a graph's, beside ``config``."""
+    return _parse_graph_spec(config, config.parent, what, value)
 
 
 def _looks_like_path(location: str) -> bool:
