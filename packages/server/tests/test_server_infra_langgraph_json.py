@@ -11,13 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.memory import InMemoryStore
+from langgraph_sdk.runtime import ServerRuntime
 
 from cogni_server.app import create_app
 from cogni_server.config import Settings
 from cogni_server.graphs import GraphLoadError, GraphRegistry
 from cogni_server.graphs.config import read_project_config
+from cogni_server.graphs.factory import FactorySignature, Inject, read_signature
 from cogni_server.graphs.http_config import parse_http
 from cogni_server.graphs.project_keys import DEPLOY_ONLY, REFUSED
 
@@ -165,3 +168,24 @@ def test_create_app_refuses_two_cors_settings(tmp_path: Path) -> None:
     )
     with pytest.raises(GraphLoadError, match=r"http\.cors and COGNI_CORS_ALLOW_ORIGINS are both set"):
         create_app(settings, "postgresql://unused")
+
+
+def _no_args() -> None: ...
+def _one_typed(cfg: dict[str, Any]) -> None: ...
+def _named(config: dict[str, Any], runtime: object) -> None: ...
+def _with_default(config: RunnableConfig, *, retries: int = 3) -> None: ...
+def _annotated_any_names(rt: ServerRuntime, c: RunnableConfig, /) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("factory", "expected"),
+    [
+        (_no_args, FactorySignature()),
+        (_one_typed, FactorySignature(keyword=(("cfg", Inject.CONFIG),))),
+        (_named, FactorySignature(keyword=(("config", Inject.CONFIG), ("runtime", Inject.RUNTIME)))),
+        (_with_default, FactorySignature(keyword=(("config", Inject.CONFIG),))),
+        (_annotated_any_names, FactorySignature(positional=(Inject.RUNTIME, Inject.CONFIG))),
+    ],
+)
+def test_factory_signatures_are_read_by_annotation_then_name(factory: Any, expected: FactorySignature) -> None:
+    assert read_signature("g", factory) == expected

@@ -3,11 +3,11 @@
 A factory is any callable named in ``graphs``. What it receives is read from its signature, as the
 reference does (type annotations first, then parameter names):
 
-- a parameter annotated ``RunnableConfig`` (or unannotated and named ``config``) gets the run's config;
-- one annotated ``ServerRuntime`` (or unannotated and named ``runtime``) gets a
+- a parameter annotated ``RunnableConfig`` (or else named ``config``) gets the run's config;
+- one annotated ``ServerRuntime`` (or else named ``runtime``) gets a
   ``langgraph_sdk.runtime.ServerRuntime``: ``access_context``, ``user``, ``store`` and, for
   ``threads.create_run``, the run's ``context`` (``runtime.execution_runtime``);
-- a single unannotated parameter with another name gets the config (factories written before
+- a single parameter with another name and type gets the config (factories written before
   ``ServerRuntime`` existed take exactly one config argument);
 - a required parameter that is none of these is a start-up error naming it.
 
@@ -72,7 +72,7 @@ def read_signature(graph_id: str, factory: Callable[..., Any]) -> FactorySignatu
     keyword: list[tuple[str, Inject]] = []
     for param in named:
         kind = _annotation_kind(param.annotation)
-        if kind is None and param.annotation is inspect.Parameter.empty:
+        if kind is None:
             if param.name in ("runtime", "server_runtime"):
                 kind = Inject.RUNTIME
             elif param.name == "config" or (len(named) == 1 and param.default is param.empty):
