@@ -189,3 +189,35 @@ def _annotated_any_names(rt: ServerRuntime, c: RunnableConfig, /) -> None: ...
 )
 def test_factory_signatures_are_read_by_annotation_then_name(factory: Any, expected: FactorySignature) -> None:
     assert read_signature("g", factory) == expected
+
+
+async def test_generator_factories_are_closed_after_use_and_errors_pass_through(tmp_path: Path) -> None:
+    module = tmp_path / "gens.py"
+    module.write_text(
+        "from langgraph.graph import StateGraph\n"
+        "from typing import TypedDict\n"
+        "class S(TypedDict, total=False):\n    n: int\n"
+        "events = []\n"
+        "def _g():\n"
+        "    b = StateGraph(S)\n    b.add_node('one', lambda s: {'n': 1})\n    b.set_entry_point('one')\n"
+        "    return b.compile()\n"
+        "async def agen(config):\n"
+        "    events.append('open')\n"
+        "    try:\n        yield _g()\n"
+        "    except ValueError as exc:\n        events.append(f'saw {exc}')\n        raise\n"
+        "    finally:\n        events.append('closed')\n"
+        "def sgen(config):\n    yield _g()\n    events.append('sync closed')\n"
+    )
+    registry = GraphRegistry.from_config(project(tmp_path, graphs={"a": f"{module}:agen", "s": f"{module}:sgen"}))
+    events = sys.modules[next(n for n in sys.modules if n.startswith("cogni_user_graph_gens_"))].events
+    async with registry.open("a", checkpointer=None) as graph:
+        assert (await graph.ainvoke({})) == {"n": 1}
+        assert events == ["open"]
+    assert events == ["open", "closed"]
+    with pytest.raises(ValueError, match="boom"):
+        async with registry.open("a", checkpointer=None):
+            raise ValueError("boom")  # not a GraphLoadError: the graph was made, its use failed
+    assert events[-2:] == ["saw boom", "closed"]
+    async with registry.open("s", checkpointer=None) as graph:
+        assert (await graph.ainvoke({})) == {"n": 1}
+    assert events[-1] == "sync closed"
