@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from langgraph_sdk.client import LangGraphClient
 from testsupport import ManagedProcess, free_port, fresh_database
 
 from .conftest import KEY_A, server_env, start_server
+from .jobs_support import receiver
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "langgraph_json"
 GRAPH = f"{FIXTURES / 'factory_graphs.py'}:compiled"
@@ -136,25 +138,49 @@ def test_disabled_meta_and_api_families_and_build_only_keys(database: str, tmp_p
         tmp_path,
         python_version="3.11",
         dockerfile_lines=["RUN true"],
-        http={"disable_meta": True, "disable_assistants": True, "disable_runs": True, "disable_webhooks": True},
+        http={"disable_meta": True, "disable_assistants": True, "disable_threads": True, "disable_webhooks": True},
     )
     port = free_port()
-    proc = start_server(database, port, project=project, name="disabled-families-server")
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"x-api-key": KEY_A}) as c:
-            assert c.get("/ok").status_code == 200
-            for path in ("/info", "/metrics", "/openapi.json", "/docs"):
-                assert c.get(path).status_code == 404, path
-            assert c.post("/assistants/search", json={}).status_code == 404
-            thread = c.post("/threads", json={}).json()
-            assert c.post(f"/threads/{thread['thread_id']}/runs", json={"assistant_id": "agent"}).status_code == 404
-            assert c.post("/runs/wait", json={"assistant_id": "agent"}).status_code == 404
-            assert c.get(f"/threads/{thread['thread_id']}").status_code == 200
-        log = proc.output()
-        assert "'python_version' is ignored by this server" in log
-        assert "'dockerfile_lines' is ignored by this server" in log
-    finally:
-        proc.stop()
+    with receiver() as hooks:
+        proc = start_server(
+            database,
+            port,
+            project=project,
+            name="disabled-families-server",
+            COGNI_WEBHOOK_ALLOWED_DOMAINS="127.0.0.1",
+            COGNI_WEBHOOK_POLL_SECONDS="0.1",
+        )
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"x-api-key": KEY_A}) as c:
+                assert c.get("/ok").status_code == 200
+                for path in ("/info", "/metrics", "/openapi.json", "/docs"):
+                    assert c.get(path).status_code == 404, path
+                assert c.post("/assistants/search", json={}).status_code == 404
+                assert c.post("/threads", json={}).status_code == 404
+                assert c.post("/threads/search", json={}).status_code == 404
+                # runs stay: a stateless run with a webhook runs, and its webhook is never sent
+                body = {"assistant_id": "agent", "input": {}, "webhook": hooks.url("/hook"), "on_completion": "keep"}
+                run = c.post("/runs", json=body).json()
+                outcome = _webhook_outcome(c, run)
+                assert outcome["status"] == "refused"
+                assert outcome["error"] == "webhooks are disabled (langgraph.json http.disable_webhooks)"
+                assert hooks.on("/hook") == []
+            log = proc.output()
+            assert "'python_version' is ignored by this server" in log
+            assert "'dockerfile_lines' is ignored by this server" in log
+        finally:
+            proc.stop()
+
+
+def _webhook_outcome(c: httpx.Client, run: dict[str, Any]) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        got = c.get(f"/threads/{run['thread_id']}/runs/{run['run_id']}").json()  # runs family, not threads
+        if outcome := got["metadata"].get("webhook_delivery"):
+            assert got["status"] == "success"
+            return dict(outcome)
+        time.sleep(0.1)
+    raise AssertionError(f"no webhook outcome on run {run['run_id']}")
 
 
 def _serve(database: str, project: Path) -> subprocess.CompletedProcess[str]:
