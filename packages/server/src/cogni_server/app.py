@@ -1,13 +1,14 @@
 """The FastAPI application: routes, middleware and error mapping around one running server
-(built by ``cogni_server.bootstrap`` in the lifespan)."""
+(built by ``cogni_server.bootstrap`` in the lifespan), plus what langgraph.json's ``http`` block asks
+for: a custom app in front (``api.custom_http``), CORS, configurable headers, disabled route families."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
+from fastapi import APIRouter, FastAPI
+from starlette.applications import Starlette
 
 from cogni_server.api import (
     agent_protocols,
@@ -21,19 +22,41 @@ from cogni_server.api import (
     thread_ws,
     threads,
 )
+from cogni_server.api.custom_http import ConfigurableHeaders, compose, cors_options, load_custom_app
 from cogni_server.api.middleware import BodyLimit, Metrics
 from cogni_server.api.openapi_security import install_openapi_security
 from cogni_server.api.responses import JSONResponse
 from cogni_server.bootstrap import authenticator_for, running_server
 from cogni_server.config import Settings
 from cogni_server.graphs import GraphRegistry
+from cogni_server.graphs.http_config import HttpConfig
+
+META_PATHS = ("/info", "/metrics")  # with /docs and /openapi.json: what http.disable_meta removes
 
 
-def create_app(settings: Settings, database_url: str) -> FastAPI:
+def api_routers(http: HttpConfig) -> list[APIRouter]:
+    """The route families langgraph.json's ``disable_*`` flags leave on (a disabled one answers 404).
+
+    As on the reference server, thread runs (``/threads/{id}/runs...``) and crons belong to the runs
+    family; the thread-streaming protocol (``/threads/{id}/commands``, its streams) to threads.
+    """
+    families: list[tuple[bool, list[APIRouter]]] = [
+        (http.disable_assistants, [assistants.router]),
+        (http.disable_threads, [threads.router, thread_stream.router, thread_ws.router]),
+        (http.disable_runs, [crons.router, runs.router]),
+        (http.disable_store, [store.router]),
+    ]
+    return [router for disabled, routers in families if not disabled for router in routers]
+
+
+def create_app(settings: Settings, database_url: str) -> Starlette:
     """Build the app for an already resolved (embedded or checked) database URL."""
     registry = GraphRegistry.from_config(settings.config_path)
     authenticator = authenticator_for(settings, registry.project)
     protocols = agent_protocols.AgentProtocols(None)  # replaced below when the API is served
+    http = registry.project.http
+    custom = load_custom_app(registry.project.path, http)
+    cors = cors_options(settings, http)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,34 +65,35 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
             async with protocols.running():  # the MCP session manager's task group
                 yield
 
+    meta = not http.disable_meta
     app = FastAPI(
         title="Cogni Agent Server",
         description="The LangGraph Platform API on Postgres, for the official LangGraph clients.",
         version="0.1.0",
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        openapi_url="/openapi.json" if meta else None,
+        docs_url="/docs" if meta else None,
+        redoc_url="/redoc" if meta else None,
     )
     errors.install(app)
-    app.include_router(system.router)
+    if meta:
+        app.include_router(system.router)
+    else:
+        app.include_router(_without(system.router, META_PATHS))
     if settings.serve_api:
-        app.include_router(assistants.router)
-        app.include_router(threads.router)
-        app.include_router(crons.router)
-        app.include_router(runs.router)
-        app.include_router(store.router)
-        app.include_router(thread_stream.router)  # thread-streaming protocol: commands + SSE
-        app.include_router(thread_ws.router)  # ... and its WebSocket
+        for router in api_routers(http):
+            app.include_router(router)
         protocols = agent_protocols.mount(app, registry)  # MCP and A2A, unless langgraph.json's http turns them off
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    if settings.cors_allow_origins:  # browsers (the JS useStream hook) on another origin
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=[o.strip() for o in settings.cors_allow_origins.split(",") if o.strip()],
-            allow_methods=["*"],
-            allow_headers=["*"],
-            allow_credentials=True,
-            expose_headers=["Content-Location", "Location", "X-Pagination-Total", "X-Pagination-Next"],
-        )
+    if http.configurable_headers.active:
+        app.add_middleware(ConfigurableHeaders, selection=http.configurable_headers)
     app.add_middleware(Metrics)
     install_openapi_security(app, authenticator)  # langgraph.json auth.openapi
-    return app
+    return compose(app, custom, http, cors)
+
+
+def _without(router: APIRouter, paths: tuple[str, ...]) -> APIRouter:
+    kept = APIRouter(tags=list(router.tags or []))
+    kept.routes.extend(route for route in router.routes if getattr(route, "path", None) not in paths)
+    return kept

@@ -10,8 +10,8 @@ from typing import Any
 
 import typer
 import uvicorn
-from fastapi import FastAPI
 from pydantic import ValidationError
+from starlette.applications import Starlette
 
 from cogni_server.config import Settings
 from cogni_server.embedded_pg import (
@@ -20,6 +20,7 @@ from cogni_server.embedded_pg import (
     check_database_reachable,
     embedded_available,
 )
+from cogni_server.graphs import GraphLoadError
 
 app = typer.Typer(add_completion=False, help="The Cogni Agent Server (LangGraph Platform API on Postgres).")
 
@@ -75,7 +76,7 @@ class DrainingServer(uvicorn.Server):
     """uvicorn's Server, but SIGTERM/SIGINT also stops the workers from claiming new runs at once
     (uvicorn first waits for open connections, such as live streams, before the app's shutdown)."""
 
-    def __init__(self, config: uvicorn.Config, application: FastAPI) -> None:
+    def __init__(self, config: uvicorn.Config, application: Starlette) -> None:
         super().__init__(config)
         self.application = application
 
@@ -121,7 +122,11 @@ def serve(
     _check_redis(settings)
     url, embedded = _database_url(settings)
     try:
-        application = create_app(settings, url)
+        try:
+            application = create_app(settings, url)
+        except GraphLoadError as exc:  # a project this server cannot serve as asked: say what and stop
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
         uv_config = uvicorn.Config(
             application,
             host=settings.host,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 
@@ -16,8 +15,7 @@ from cogni_server.graphs import GraphRegistry
 
 def route_disabled(registry: GraphRegistry, switch: str) -> bool:
     """``http.<switch>`` of the project's langgraph.json (``disable_mcp``, ``disable_a2a``); off if absent."""
-    http: Any = registry.project.raw.get("http") or {}
-    return isinstance(http, dict) and http.get(switch) is True
+    return bool(getattr(registry.project.http, switch))
 
 
 class AgentProtocols:

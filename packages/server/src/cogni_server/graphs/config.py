@@ -8,22 +8,36 @@ Rules (the same a LangGraph project expects from the reference server):
   already be installed; they are not installed here.
 - ``env`` is a dict or the path of a ``.env`` file. Variables already set in the process environment
   win (the operator's environment overrides the project's defaults).
+- ``http`` is parsed by ``http_config``; ``auth`` is kept as given for the custom auth module; every
+  other key is checked by ``project_keys`` (unknown or not implemented: an error; build-only: a warning).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
 
+from cogni_server.graphs.errors import GraphLoadError
+from cogni_server.graphs.http_config import HttpConfig, parse_http
+from cogni_server.graphs.project_keys import check_keys
 
-class GraphLoadError(RuntimeError):
-    """langgraph.json or a graph module could not be loaded (a clear start-up error)."""
+__all__ = [
+    "GraphLoadError",
+    "GraphSpec",
+    "ProjectConfig",
+    "apply_project_environment",
+    "parse_spec",
+    "read_project_config",
+]
+log = logging.getLogger("cogni_server.config")
+GRAPH_DEF_KEYS = ("path", "description")
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,11 @@ class GraphSpec:
     module: str | None = None
     description: str | None = None
 
+    @property
+    def label(self) -> str:
+        """How errors name it: ``graph 'agent'``, or the key of another block (``http.app``)."""
+        return f"graph {self.graph_id!r}" if "." not in self.graph_id else self.graph_id
+
 
 @dataclass(frozen=True)
 class ProjectConfig:
@@ -47,6 +66,9 @@ class ProjectConfig:
     dependencies: list[Path]
     env: dict[str, str]
     raw: dict[str, Any]
+    http: HttpConfig = field(default_factory=HttpConfig)
+    auth: dict[str, Any] | None = None  # the raw ``auth`` block, for the custom auth module
+    warnings: tuple[str, ...] = ()  # logged at start-up: keys that change nothing on this server
 
 
 def read_project_config(config_path: Path) -> ProjectConfig:
@@ -61,6 +83,9 @@ def read_project_config(config_path: Path) -> ProjectConfig:
     if not isinstance(raw, dict):
         raise GraphLoadError(f"{path}: expected a JSON object at the top level")
     base = path.parent
+    warnings = check_keys(raw)
+    for warning in warnings:
+        log.warning("%s", warning)
     graphs_raw = raw.get("graphs")
     if not isinstance(graphs_raw, dict) or not graphs_raw:
         raise GraphLoadError(f"{path}: 'graphs' must be a non-empty object mapping graph id to 'path:attr'")
@@ -71,27 +96,38 @@ def read_project_config(config_path: Path) -> ProjectConfig:
         dependencies=_dependency_paths(path, base, raw.get("dependencies", [])),
         env=_env(path, base, raw.get("env")),
         raw=raw,
+        http=parse_http(raw.get("http"), base),
+        auth=raw.get("auth"),
+        warnings=tuple(warnings),
     )
 
 
 def _parse_graph_spec(config: Path, base: Path, graph_id: str, value: Any) -> GraphSpec:
     description = None
     if isinstance(value, dict):
+        if unknown := set(value) - set(GRAPH_DEF_KEYS):
+            raise GraphLoadError(
+                f"{config}: graph {graph_id!r}: unknown key(s) {sorted(unknown)}; known: path, description"
+            )
         description = value.get("description")
         value = value.get("path")
+    label = GraphSpec(graph_id, "", "").label
     if not isinstance(value, str) or ":" not in value:
-        raise GraphLoadError(
-            f"{config}: graph {graph_id!r} must be './file.py:attr' or 'package.module:attr', got {value!r}"
-        )
+        raise GraphLoadError(f"{config}: {label} must be './file.py:attr' or 'package.module:attr', got {value!r}")
     location, _, attr = value.rpartition(":")
     if not location or not attr.isidentifier():
-        raise GraphLoadError(f"{config}: graph {graph_id!r}: invalid spec {value!r}")
+        raise GraphLoadError(f"{config}: {label}: invalid spec {value!r}")
     if _looks_like_path(location):
         file = (base / location).resolve()
         if not file.is_file():
-            raise GraphLoadError(f"{config}: graph {graph_id!r}: file not found: {file}")
+            raise GraphLoadError(f"{config}: {label}: file not found: {file}")
         return GraphSpec(graph_id, value, attr, file=file, description=description)
     return GraphSpec(graph_id, value, attr, module=location, description=description)
+
+
+def parse_spec(config: Path, what: str, value: Any) -> GraphSpec:
+    """An import spec of another block (e.g. ``http.app``), resolved like a graph's, beside ``config``."""
+    return _parse_graph_spec(config, config.parent, what, value)
 
 
 def _looks_like_path(location: str) -> bool:

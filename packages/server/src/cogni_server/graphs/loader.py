@@ -10,10 +10,8 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
-import inspect
 import re
 import sys
-from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from types import ModuleType
@@ -22,7 +20,7 @@ from typing import Any
 from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 
-from cogni_server.graphs.config import GraphLoadError, GraphSpec
+from cogni_server.graphs.config import GraphLoadError, GraphSpec, parse_spec
 
 
 class GraphKind(Enum):
@@ -45,7 +43,7 @@ def import_spec_module(spec: GraphSpec) -> ModuleType:
             return importlib.import_module(spec.module)
         except Exception as exc:
             raise GraphLoadError(
-                f"graph {spec.graph_id!r}: cannot import module {spec.module!r}: {type(exc).__name__}: {exc}"
+                f"{spec.label}: cannot import module {spec.module!r}: {type(exc).__name__}: {exc}"
             ) from exc
     assert spec.file is not None
     name = module_name_for(spec.file)
@@ -53,16 +51,14 @@ def import_spec_module(spec: GraphSpec) -> ModuleType:
         return sys.modules[name]
     module_spec = importlib.util.spec_from_file_location(name, spec.file)
     if module_spec is None or module_spec.loader is None:
-        raise GraphLoadError(f"graph {spec.graph_id!r}: cannot load {spec.file} as a Python module")
+        raise GraphLoadError(f"{spec.label}: cannot load {spec.file} as a Python module")
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[name] = module
     try:
         module_spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(name, None)
-        raise GraphLoadError(
-            f"graph {spec.graph_id!r}: error importing {spec.file}: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise GraphLoadError(f"{spec.label}: error importing {spec.file}: {type(exc).__name__}: {exc}") from exc
     return module
 
 
@@ -72,7 +68,7 @@ def load_attr(spec: GraphSpec) -> tuple[GraphKind, Any]:
     try:
         obj = getattr(module, spec.attr)
     except AttributeError:
-        raise GraphLoadError(f"graph {spec.graph_id!r}: {spec.spec!r}: module has no attribute {spec.attr!r}") from None
+        raise GraphLoadError(f"{spec.label}: {spec.spec!r}: module has no attribute {spec.attr!r}") from None
     return classify(spec.graph_id, obj), obj
 
 
@@ -88,14 +84,11 @@ def classify(graph_id: str, obj: Any) -> GraphKind:
     )
 
 
-def factory_arity(factory: Callable[..., Any]) -> int:
-    """0 if the factory takes no argument, else 1 (it is given the RunnableConfig)."""
+def load_object(config: Path, what: str, value: str) -> Any:
+    """The object an import spec of langgraph.json names (``"./file.py:attr"`` or ``"pkg.mod:attr"``)."""
+    spec = parse_spec(config, what, value)
+    module = import_spec_module(spec)
     try:
-        params = [
-            p
-            for p in inspect.signature(factory).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
-        ]
-    except (TypeError, ValueError):
-        return 1
-    return 1 if params else 0
+        return getattr(module, spec.attr)
+    except AttributeError:
+        raise GraphLoadError(f"{what}: {value!r}: module has no attribute {spec.attr!r}") from None

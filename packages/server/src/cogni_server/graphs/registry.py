@@ -1,17 +1,19 @@
 """The graphs a server serves, loaded from any LangGraph project's ``langgraph.json``.
 
-``get()`` is on the hot path of every run, so static graphs (a compiled graph or a StateGraph) are
+``open()`` is on the hot path of every run, so static graphs (a compiled graph or a StateGraph) are
 bound to the server's checkpointer/store once and the bound copy is reused: a dict lookup and an
-identity check per call. Factories are called per run with the run's RunnableConfig (that is their
-point); for schemas and drawing a factory is called once with an empty config and the result cached.
+identity check per call. Factories (``graphs.factory``) are called each time a graph is needed, with
+the run's RunnableConfig and a ``ServerRuntime`` saying why (``access_context``): per run, per state
+read or update, per schema/drawing request, as the reference server does. A factory that is a
+context manager stays open for exactly that use.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import inspect
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +28,12 @@ from cogni_server.graphs.config import (
     apply_project_environment,
     read_project_config,
 )
+from cogni_server.graphs.factory import FactorySignature, made_graph, read_signature, server_runtime
 from cogni_server.graphs.introspect import drawable_graph, graph_schemas, subgraph_schemas
-from cogni_server.graphs.loader import GraphKind, factory_arity, load_attr
+from cogni_server.graphs.loader import GraphKind, load_attr
 
 _MAX_BOUND_PER_GRAPH = 8
+AUTH_USER_KEY = "langgraph_auth_user"  # where the reference keeps the authenticated user in configurable
 
 
 class GraphNotFound(KeyError):
@@ -48,9 +52,15 @@ class _Entry:
     spec: GraphSpec
     kind: GraphKind
     obj: Any
-    arity: int = 1
+    signature: FactorySignature = field(default_factory=FactorySignature)
     template: Pregel | None = None
     bound: list[tuple[Any, Any, Pregel]] = field(default_factory=list)
+
+
+def _user_of(config: Mapping[str, Any]) -> Any:
+    """The authenticated user a run carries (custom auth puts it in configurable), else None."""
+    user = (config.get("configurable") or {}).get(AUTH_USER_KEY)
+    return user if hasattr(user, "identity") else None
 
 
 class GraphRegistry:
@@ -77,7 +87,7 @@ class GraphRegistry:
             elif kind is GraphKind.STATE_GRAPH:
                 entry.template = _compile(graph_id, obj, None, None)
             else:
-                entry.arity = factory_arity(obj)
+                entry.signature = read_signature(graph_id, obj)
             entries[graph_id] = entry
         return cls(project, entries)
 
@@ -91,20 +101,57 @@ class GraphRegistry:
         """The optional ``description`` of a graph given as ``{"path": ..., "description": ...}``."""
         return self._entry(graph_id).spec.description
 
+    def is_factory(self, graph_id: str) -> bool:
+        return self._entry(graph_id).kind is GraphKind.FACTORY
+
     def _entry(self, graph_id: str) -> _Entry:
         entry = self._entries.get(graph_id)
         if entry is None:
             raise GraphNotFound(graph_id)
         return entry
 
+    @asynccontextmanager
+    async def open(
+        self,
+        graph_id: str,
+        *,
+        checkpointer: Any,
+        store: Any = None,
+        config: Mapping[str, Any] | None = None,
+        access_context: str = "threads.create_run",
+        runtime_store: Any = None,
+        user: Any = None,
+        context: Any = None,
+    ) -> AsyncIterator[Pregel]:
+        """A compiled graph bound to ``checkpointer`` (and ``store`` when given), for one use.
+
+        For a factory: ``config`` is what it receives; ``access_context``, ``runtime_store`` (the
+        caller's view of the store), ``user`` (default: the custom-auth user in ``config``) and
+        ``context`` (the run's context, runs only) make its ``ServerRuntime``.
+        """
+        entry = self._entry(graph_id)
+        if entry.kind is not GraphKind.FACTORY:
+            yield self._bound_static(graph_id, entry, checkpointer, store)
+            return
+        run_config: dict[str, Any] = dict(config or {})
+        run_config["configurable"] = dict(run_config.get("configurable") or {})
+        who = user if user is not None else _user_of(run_config)
+
+        def runtime() -> Any:
+            return server_runtime(access_context, store=runtime_store, user=who, context=context)
+
+        async with made_graph(graph_id, entry.spec.spec, entry.obj, entry.signature, run_config, runtime) as made:
+            yield _bind(graph_id, made, checkpointer, store)
+
     async def get(
         self, graph_id: str, *, checkpointer: Any, store: Any = None, config: Mapping[str, Any] | None = None
     ) -> Pregel:
-        """A compiled graph bound to ``checkpointer`` (and ``store`` when given), ready to run."""
-        entry = self._entry(graph_id)
-        if entry.kind is GraphKind.FACTORY:
-            made = await self._call_factory(entry, config)
-            return _bind(graph_id, made, checkpointer, store)
+        """``open()`` for callers that keep no context: a factory's context manager (if it is one)
+        is already closed when the graph is returned, so the server's own paths all use ``open()``."""
+        async with self.open(graph_id, checkpointer=checkpointer, store=store, config=config) as graph:
+            return graph
+
+    def _bound_static(self, graph_id: str, entry: _Entry, checkpointer: Any, store: Any) -> Pregel:
         for bound_cp, bound_store, graph in entry.bound:
             if bound_cp is checkpointer and bound_store is store:
                 return graph
@@ -114,26 +161,69 @@ class GraphRegistry:
             entry.bound.pop(0)
         return graph
 
-    async def _call_factory(self, entry: _Entry, config: Mapping[str, Any] | None) -> Any:
-        run_config: dict[str, Any] = dict(config or {})
-        run_config.setdefault("configurable", {})
-        try:
-            made = entry.obj(run_config) if entry.arity else entry.obj()
-            if inspect.isawaitable(made):
-                made = await made
-        except Exception as exc:
-            raise GraphLoadError(
-                f"graph {entry.spec.graph_id!r}: factory {entry.spec.spec!r} failed: {type(exc).__name__}: {exc}"
-            ) from exc
-        return made
+    # -- introspection: schemas, drawing, subgraphs (access context ``assistants.read``) ------------
+
+    @asynccontextmanager
+    async def _introspected(
+        self, graph_id: str, config: Mapping[str, Any] | None, runtime_store: Any, user: Any
+    ) -> AsyncIterator[Pregel]:
+        entry = self._entry(graph_id)
+        if entry.kind is not GraphKind.FACTORY:
+            assert entry.template is not None
+            yield entry.template
+            return
+        async with self.open(
+            graph_id,
+            checkpointer=None,
+            config=config,
+            access_context="assistants.read",
+            runtime_store=runtime_store,
+            user=user,
+        ) as graph:
+            yield graph
+
+    async def aschemas(
+        self, graph_id: str, *, config: Mapping[str, Any] | None = None, runtime_store: Any = None, user: Any = None
+    ) -> dict[str, Any]:
+        """Schemas of the graph; a factory is called for them with ``assistants.read``."""
+        async with self._introspected(graph_id, config, runtime_store, user) as graph:
+            return graph_schemas(graph_id, graph)
+
+    async def adrawable(
+        self,
+        graph_id: str,
+        xray: bool | int = False,
+        *,
+        config: Mapping[str, Any] | None = None,
+        runtime_store: Any = None,
+        user: Any = None,
+    ) -> dict[str, Any]:
+        async with self._introspected(graph_id, config, runtime_store, user) as graph:
+            return drawable_graph(graph, xray)
+
+    async def asubgraphs(
+        self,
+        graph_id: str,
+        namespace: str | None,
+        recurse: bool,
+        *,
+        config: Mapping[str, Any] | None = None,
+        runtime_store: Any = None,
+        user: Any = None,
+    ) -> dict[str, dict[str, Any]]:
+        async with self._introspected(graph_id, config, runtime_store, user) as graph:
+            return subgraph_schemas(graph_id, graph, namespace, recurse)
 
     def _template(self, graph_id: str) -> Pregel:
-        """A compiled graph for introspection (no checkpointer); factories are called once for it."""
+        """Sync introspection (no request context): a factory is called once, then cached."""
         entry = self._entry(graph_id)
         if entry.template is None:
-            made = _run_sync(self._call_factory(entry, None))
-            entry.template = _bind(graph_id, made, None, None)
+            entry.template = _run_sync(self._made_template(graph_id))
         return entry.template
+
+    async def _made_template(self, graph_id: str) -> Pregel:
+        async with self._introspected(graph_id, None, None, None) as graph:
+            return graph
 
     def schemas(self, graph_id: str) -> dict[str, Any]:
         return graph_schemas(graph_id, self._template(graph_id))

@@ -44,6 +44,7 @@ class WebhooksConfig:
     max_url_length: int = DEFAULT_MAX_URL_LENGTH
     headers: Mapping[str, str] = field(default_factory=dict)
     signing_secret: str | None = None
+    disabled: bool = False  # http.disable_webhooks: deliveries are recorded as refused, never sent
 
     def host_allowlisted(self, host: str) -> bool:
         """``host`` is named by the allowlist: exactly, or under a ``*.domain`` entry."""
@@ -135,6 +136,7 @@ def webhooks_config(
         max_url_length=max_len,
         headers=headers,
         signing_secret=env_secret or secret,
+        disabled=bool((raw_project.get("http") or {}).get("disable_webhooks", False)),
     )
 
 

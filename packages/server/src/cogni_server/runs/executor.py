@@ -335,14 +335,35 @@ class Executor:
                 await self.broker.end(run_id)
             metrics.RUNS_FINISHED.labels("error").inc()
 
-    async def _graph(self, run: dict[str, Any], config: dict[str, Any]) -> Any:
-        return await self.registry.get(run["graph_id"], checkpointer=self.checkpointer, config=config)
+    def _graph(
+        self, run: dict[str, Any], config: dict[str, Any], access_context: str, context: Any = None
+    ) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The run's graph for one use; a factory sees the run's config and its owner's store view."""
+        return self.registry.open(
+            run["graph_id"],
+            checkpointer=self.checkpointer,
+            config=config,
+            access_context=access_context,
+            runtime_store=self.store.for_run(run["owner"], run) if self.store is not None else None,
+            context=context,
+        )
 
     async def _stream(
         self, run: dict[str, Any], settings: RunSettings, publish: Any, tracker: RunTracker | None = None
     ) -> ChunkRouter | RunTracker:
         config = run_config(run, settings)
-        graph = await self._graph(run, config)
+        async with self._graph(run, config, "threads.create_run", settings.context or None) as graph:
+            return await self._stream_graph(graph, config, run, settings, publish, tracker)
+
+    async def _stream_graph(
+        self,
+        graph: Any,
+        config: dict[str, Any],
+        run: dict[str, Any],
+        settings: RunSettings,
+        publish: Any,
+        tracker: RunTracker | None,
+    ) -> ChunkRouter | RunTracker:
         if self.store is not None:  # overrides a store compiled into the graph, reaches subgraphs too
             config["configurable"][CONFIG_KEY_RUNTIME] = Runtime(store=self.store.for_run(run["owner"], run))
         wire_modes = settings.stream_mode or ["values"]
@@ -425,8 +446,8 @@ class Executor:
 
     async def _interrupts(self, run: dict[str, Any]) -> tuple[dict[str, Any], bool, Any]:
         config = {"configurable": {"thread_id": str(run["thread_id"])}}
-        graph = await self._graph(run, config)
-        state = await graph.aget_state(config)
+        async with self._graph(run, config, "threads.read") as graph:
+            state = await graph.aget_state(config)
         interrupts = {t.id: to_jsonable(list(t.interrupts)) for t in state.tasks if t.interrupts}
         return interrupts, bool(state.next), state.values
 

@@ -155,14 +155,26 @@ def parse_xray(value: str) -> bool | int:
         raise Invalid(f"xray must be a boolean or an integer, got {value!r}") from None
 
 
+def _introspection(ctx: ServerContext, tenant: str, assistant: dict[str, Any]) -> dict[str, Any]:
+    """What a graph factory receives for schemas and drawings (``assistants.read``): the
+    assistant's config, as on the reference server, and the caller's view of the store."""
+    config = dict(assistant.get("config") or {})
+    config["configurable"] = {
+        **(config.get("configurable") or {}),
+        "assistant_id": str(assistant["assistant_id"]),
+        "graph_id": assistant["graph_id"],
+    }
+    return {"config": config, "runtime_store": ctx.store.for_tenant(tenant)}
+
+
 async def graph(ctx: ServerContext, tenant: str, assistant_id: str, xray: bool | int) -> dict[str, Any]:
     assistant = await resolve_assistant(ctx, tenant, assistant_id)
-    return ctx.registry.drawable(assistant["graph_id"], xray=xray)
+    return await ctx.registry.adrawable(assistant["graph_id"], xray, **_introspection(ctx, tenant, assistant))
 
 
 async def schemas(ctx: ServerContext, tenant: str, assistant_id: str) -> dict[str, Any]:
     assistant = await resolve_assistant(ctx, tenant, assistant_id)
-    return ctx.registry.schemas(assistant["graph_id"])
+    return await ctx.registry.aschemas(assistant["graph_id"], **_introspection(ctx, tenant, assistant))
 
 
 async def subgraphs(
@@ -170,7 +182,9 @@ async def subgraphs(
 ) -> dict[str, Any]:
     assistant = await resolve_assistant(ctx, tenant, assistant_id)
     try:
-        return ctx.registry.subgraphs(assistant["graph_id"], namespace, recurse)
+        return await ctx.registry.asubgraphs(
+            assistant["graph_id"], namespace, recurse, **_introspection(ctx, tenant, assistant)
+        )
     except GraphNotFound:
         if namespace is None:
             raise

@@ -53,6 +53,7 @@ def background_features(ctx: ServerContext) -> dict[str, Any]:
             "require_https": ctx.webhooks.require_https,
             "signed": bool(ctx.webhooks.signing_secret),
             "max_attempts": settings.webhook_max_attempts,
+            "disabled": ctx.webhooks.disabled,
         },
         "thread_ttl": {
             "sweeper": running,

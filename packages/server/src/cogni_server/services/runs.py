@@ -19,6 +19,7 @@ from cogni_server.errors import Conflict, Invalid, NotFound, Unsupported
 from cogni_server.ids import uuid7
 from cogni_server.runs.settings import RunSettings, dump_run_settings
 from cogni_server.serde import dumps
+from cogni_server.services import request_headers
 from cogni_server.services.assistants import resolve_assistant
 from cogni_server.services.billing import bind_billing_identity
 from cogni_server.services.context import ServerContext
@@ -43,6 +44,12 @@ def _merge(base: dict[str, Any] | None, override: dict[str, Any] | None) -> dict
     return merged
 
 
+def _with_headers(config: dict[str, Any]) -> dict[str, Any]:
+    """The request headers ``http.configurable_headers`` selects win over the same keys in the body."""
+    headers = request_headers.current()
+    return _merge(config, {"configurable": headers}) if headers else config
+
+
 def run_settings(req: RunRequest, assistant: dict[str, Any], *, stateless: bool, force_values: bool) -> RunSettings:
     """The stored execution settings of a run: the request over its assistant's defaults."""
     if unsupported := req.unsupported():
@@ -52,7 +59,7 @@ def run_settings(req: RunRequest, assistant: dict[str, Any], *, stateless: bool,
     return RunSettings(
         input=req.input,
         command=req.command.model_dump(exclude_unset=True) if req.command else None,
-        config=_merge(assistant["config"], req.config),
+        config=_with_headers(_merge(assistant["config"], req.config)),
         context={**(assistant.get("context") or {}), **(req.context or {})},
         stream_mode=req.stream_modes(force_values=force_values),
         stream_subgraphs=req.stream_subgraphs,

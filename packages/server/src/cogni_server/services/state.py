@@ -7,6 +7,8 @@ created; state routes on a thread that never ran answer an empty state.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from langgraph.errors import InvalidUpdateError
@@ -71,14 +73,26 @@ def empty_state(thread_id: uuid.UUID) -> dict[str, Any]:
     }
 
 
-async def thread_graph(ctx: ServerContext, tenant: str, thread_id: uuid.UUID) -> tuple[dict[str, Any], Any | None]:
+@asynccontextmanager
+async def thread_graph(
+    ctx: ServerContext, tenant: str, thread_id: uuid.UUID, access_context: str = "threads.read"
+) -> AsyncIterator[tuple[dict[str, Any], Any | None]]:
+    """The thread and its graph for one state read or update (a factory is called for it)."""
     async with ctx.pool.connection() as conn:
         thread = await thread_repo.get(conn, tenant, thread_id)
     graph_id = (thread.get("metadata") or {}).get("graph_id")
     if not graph_id or graph_id not in ctx.registry.graph_ids():
-        return thread, None
-    graph = await ctx.registry.get(graph_id, checkpointer=ctx.checkpointer, config=None)
-    return thread, graph
+        yield thread, None
+        return
+    config = {"configurable": {"thread_id": str(thread_id)}}
+    async with ctx.registry.open(
+        graph_id,
+        checkpointer=ctx.checkpointer,
+        config=config,
+        access_context=access_context,
+        runtime_store=ctx.store.for_tenant(tenant),
+    ) as graph:
+        yield thread, graph
 
 
 def _config(thread_id: uuid.UUID, checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -107,10 +121,10 @@ def select_state(state: dict[str, Any], select: list[str] | None) -> dict[str, A
 async def get_state(
     ctx: ServerContext, tenant: str, thread_id: uuid.UUID, *, checkpoint: dict[str, Any] | None, subgraphs: bool
 ) -> dict[str, Any]:
-    _, graph = await thread_graph(ctx, tenant, thread_id)
-    if graph is None:
-        return empty_state(thread_id)
-    snapshot = await graph.aget_state(_config(thread_id, checkpoint), subgraphs=subgraphs)
+    async with thread_graph(ctx, tenant, thread_id) as (_, graph):
+        if graph is None:
+            return empty_state(thread_id)
+        snapshot = await graph.aget_state(_config(thread_id, checkpoint), subgraphs=subgraphs)
     if checkpoint and checkpoint.get("checkpoint_id") and snapshot.config is None:
         raise NotFound(f"checkpoint {checkpoint['checkpoint_id']} not found")
     if snapshot.config is None:
@@ -127,18 +141,18 @@ async def update_state(
     as_node: str | None,
     checkpoint: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    thread, graph = await thread_graph(ctx, tenant, thread_id)
-    if graph is None:
-        raise Conflict(f"thread {thread_id} has no graph yet: run it once before updating state")
-    if thread["status"] == "busy":
-        raise Conflict(f"thread {thread_id} is busy with a run")
-    config = _config(thread_id, checkpoint)
-    config["metadata"] = {"graph_id": (thread.get("metadata") or {}).get("graph_id")}
-    try:
-        new_config = await graph.aupdate_state(config, values, as_node=as_node)
-    except InvalidUpdateError as exc:  # unknown as_node, values of the wrong shape, ambiguous update
-        raise Invalid(f"cannot apply this state update: {exc}") from None
-    snapshot = await graph.aget_state({"configurable": {"thread_id": str(thread_id)}})
+    async with thread_graph(ctx, tenant, thread_id, "threads.update") as (thread, graph):
+        if graph is None:
+            raise Conflict(f"thread {thread_id} has no graph yet: run it once before updating state")
+        if thread["status"] == "busy":
+            raise Conflict(f"thread {thread_id} is busy with a run")
+        config = _config(thread_id, checkpoint)
+        config["metadata"] = {"graph_id": (thread.get("metadata") or {}).get("graph_id")}
+        try:
+            new_config = await graph.aupdate_state(config, values, as_node=as_node)
+        except InvalidUpdateError as exc:  # unknown as_node, values of the wrong shape, ambiguous update
+            raise Invalid(f"cannot apply this state update: {exc}") from None
+        snapshot = await graph.aget_state({"configurable": {"thread_id": str(thread_id)}})
     interrupts = {t.id: to_jsonable(list(t.interrupts)) for t in snapshot.tasks if t.interrupts}
     async with ctx.pool.connection() as conn:
         await thread_repo.set_state_summary(
@@ -161,17 +175,17 @@ async def history(
     metadata: dict[str, Any] | None,
     checkpoint: dict[str, Any] | None,
 ) -> list[dict[str, Any]]:
-    _, graph = await thread_graph(ctx, tenant, thread_id)
-    if graph is None:
-        return []
     before_cfg = None
     if isinstance(before, str):
         before_cfg = _config(thread_id, {"checkpoint_id": before})
     elif isinstance(before, dict):
         before_cfg = _config(thread_id, before)
     out = []
-    async for snapshot in graph.aget_state_history(
-        _config(thread_id, checkpoint), filter=metadata or None, before=before_cfg, limit=limit
-    ):
-        out.append(snapshot_out(snapshot))
+    async with thread_graph(ctx, tenant, thread_id) as (_, graph):
+        if graph is None:
+            return []
+        async for snapshot in graph.aget_state_history(
+            _config(thread_id, checkpoint), filter=metadata or None, before=before_cfg, limit=limit
+        ):
+            out.append(snapshot_out(snapshot))
     return out

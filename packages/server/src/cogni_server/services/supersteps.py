@@ -8,6 +8,7 @@ created, and a failure while applying removes the thread again, so the request i
 from __future__ import annotations
 
 import uuid
+from contextlib import AsyncExitStack
 from typing import Any
 
 from langgraph.errors import InvalidUpdateError
@@ -42,12 +43,23 @@ def _update(raw: Any, where: str, nodes: set[str]) -> StateUpdate:
     return StateUpdate(values, as_node)
 
 
-async def parse(ctx: ServerContext, supersteps: list[Any], metadata: dict[str, Any]) -> tuple[Any, list[Any]]:
-    """The graph and the ``abulk_update_state`` argument, or a 422 naming the first problem."""
+async def parse(
+    ctx: ServerContext, supersteps: list[Any], metadata: dict[str, Any], stack: AsyncExitStack, tenant: str
+) -> tuple[Any, list[Any]]:
+    """The graph (open on ``stack`` until the seeding is done) and the ``abulk_update_state``
+    argument, or a 422 naming the first problem."""
     graph_id = metadata.get("graph_id")
     if not isinstance(graph_id, str) or not graph_id:
         raise Invalid("supersteps need metadata.graph_id: the graph whose state they seed")
-    graph = await ctx.registry.get(graph_id, checkpointer=ctx.checkpointer, config=None)  # 404 if unknown
+    graph = await stack.enter_async_context(  # 404 if unknown
+        ctx.registry.open(
+            graph_id,
+            checkpointer=ctx.checkpointer,
+            config={"configurable": {}},
+            access_context="threads.update",
+            runtime_store=ctx.store.for_tenant(tenant),
+        )
+    )
     nodes = set(graph.nodes) | set(SPECIAL_NODES)
     steps: list[list[StateUpdate]] = []
     for i, step in enumerate(supersteps):

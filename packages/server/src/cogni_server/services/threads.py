@@ -4,6 +4,7 @@ metadata and TTL, copy. Deleting is in ``services.deletion``."""
 from __future__ import annotations
 
 import uuid
+from contextlib import AsyncExitStack
 from typing import Any
 
 from cogni_server.errors import Invalid
@@ -34,16 +35,17 @@ async def create(
             raise Invalid(f"graph_id {graph_id!r} is not a graph of this server")
         meta.setdefault("graph_id", graph_id)
     thread_ttl = ttl_for_new_thread(ctx, ttl)
-    seed = await supersteps_service.parse(ctx, supersteps, meta) if supersteps else None
-    tid = thread_id or uuid.uuid4()
-    async with ctx.pool.connection() as conn, conn.transaction():
-        created = thread_id is None or not await thread_repo.exists(conn, tenant, tid)
-        thread = await thread_repo.create(conn, owner=tenant, thread_id=tid, metadata=meta, if_exists=if_exists)
-        if thread_ttl is not None and created:
-            await ttl_repo.set_ttl(conn, tenant, tid, *thread_ttl)
-    if seed is not None and created:
-        await supersteps_service.apply(ctx, seed[0], tid, meta["graph_id"], seed[1])
-        return await get(ctx, tenant, tid)
+    async with AsyncExitStack() as graph_in_use:  # a factory's graph stays open until seeded
+        seed = await supersteps_service.parse(ctx, supersteps, meta, graph_in_use, tenant) if supersteps else None
+        tid = thread_id or uuid.uuid4()
+        async with ctx.pool.connection() as conn, conn.transaction():
+            created = thread_id is None or not await thread_repo.exists(conn, tenant, tid)
+            thread = await thread_repo.create(conn, owner=tenant, thread_id=tid, metadata=meta, if_exists=if_exists)
+            if thread_ttl is not None and created:
+                await ttl_repo.set_ttl(conn, tenant, tid, *thread_ttl)
+        if seed is not None and created:
+            await supersteps_service.apply(ctx, seed[0], tid, meta["graph_id"], seed[1])
+            return await get(ctx, tenant, tid)
     return thread
 
 

@@ -145,6 +145,9 @@ class WebhookDeliverer:
     async def _attempt(self, row: dict[str, Any]) -> None:
         settings = self.ctx.settings
         delivery_id, url, attempts = row["delivery_id"], row["url"], int(row["attempts"])
+        if self.ctx.webhooks.disabled:  # http.disable_webhooks: the run ran, its webhook is not sent
+            await self._finish(row, "refused", "webhooks are disabled (langgraph.json http.disable_webhooks)", None)
+            return
         reason = await refusal(self.ctx.webhooks, url)
         if reason is not None:
             metrics.WEBHOOKS_REFUSED.labels("send").inc()
