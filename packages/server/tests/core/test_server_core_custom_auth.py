@@ -306,3 +306,51 @@ def test_every_user_shape_the_reference_accepts() -> None:
     for bad in ({"permissions": []}, {"identity": ""}, 42, {"identity": "x", "permissions": "read"}):
         with pytest.raises(TypeError):
             normalize_user(bad)
+
+
+async def _mcp_call(url: str, token: str, tool: str | None, arguments: dict[str, Any]) -> tuple[set[str], Any]:
+    """The tool names the user sees and, when ``tool`` is given, the result of calling it."""
+    import httpx2
+    from mcp.client.session import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with (
+        httpx2.AsyncClient(headers={"x-user-token": token}, timeout=30) as http,
+        streamable_http_client(f"{url}/mcp", http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        names = {t.name for t in (await session.list_tools()).tools}
+        return names, (await session.call_tool(tool, arguments) if tool else None)
+
+
+async def test_mcp_and_a2a_go_through_the_handlers(auth_server: str, users: dict[str, LangGraphClient]) -> None:
+    name = f"who-{uuid.uuid4().hex[:8]}"
+    mine = await users["alice"].assistants.create("whoami", name=name)  # stamped owner=alice by the handler
+    names, result = await _mcp_call(auth_server, "alice-token", name, {"question": "who?"})
+    assert name in names and "whoami" not in names  # the unowned system assistant is filtered, as in search
+    assert not result.is_error and result.structured_content["identity"] == "alice"
+    _, refused = await _mcp_call(auth_server, "alice-reader", name, {"question": "who?"})
+    assert refused.is_error and "not allowed to create_run" in refused.content[0].text
+
+    def rpc(method: str, params: Any) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "id": "r1", "method": method, "params": params}
+
+    message = {"message": {"role": "user", "messageId": "m1", "parts": [{"kind": "data", "data": {"question": "?"}}]}}
+    endpoint = f"{auth_server}/a2a/{mine['assistant_id']}"
+    tokens = {who: {"x-user-token": t} for who, t in (("alice", "alice-token"), ("reader", "alice-reader"))}
+    async with httpx.AsyncClient(timeout=30) as http:
+        task = (await http.post(endpoint, json=rpc("message/send", message), headers=tokens["alice"])).json()["result"]
+        assert task["status"]["state"] == "completed", task
+        thread = await users["alice"].threads.get(task["contextId"])
+        assert thread["metadata"]["owner"] == "alice"  # the handler's metadata reached the thread the task made
+        denied = await http.post(endpoint, json=rpc("message/send", message), headers=tokens["reader"])
+        assert denied.status_code == 403
+        read = (await http.post(endpoint, json=rpc("tasks/get", {"id": task["id"]}), headers=tokens["reader"])).json()
+        assert read["result"]["id"] == task["id"]  # readers may read
+        cancel = await http.post(endpoint, json=rpc("tasks/cancel", {"id": task["id"]}), headers=tokens["reader"])
+        assert cancel.status_code == 403 and "may not write" in cancel.json()["detail"]
+        card = await http.get(
+            f"{auth_server}/.well-known/agent-card.json", params={"assistant_id": "whoami"}, headers=tokens["alice"]
+        )
+        assert card.status_code == 404  # assistants.read filters the unowned system assistant

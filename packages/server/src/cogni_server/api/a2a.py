@@ -24,9 +24,10 @@ from cogni_server.api.context import context, principal
 from cogni_server.api.responses import JSONResponse
 from cogni_server.api.sse import json_keepalive_response
 from cogni_server.auth import Principal
-from cogni_server.errors import Invalid
-from cogni_server.services import a2a_tasks
+from cogni_server.errors import Invalid, NotFound
+from cogni_server.services import a2a_tasks, protocol_authz
 from cogni_server.services.a2a_tasks import A2AError
+from cogni_server.services.context import ServerContext
 
 router = APIRouter(dependencies=[Depends(principal)], tags=["a2a"])
 
@@ -71,6 +72,7 @@ async def agent_card(
 ) -> Response:
     if not assistant_id:
         raise Invalid("the assistant_id query parameter is required (the agent card is per assistant)")
+    await protocol_authz.may_read_assistant(context(request), who, assistant_id)
     card = await a2a_tasks.agent_card(context(request), who.tenant, assistant_id, str(request.base_url))
     return JSONResponse(_dump(card))
 
@@ -94,9 +96,10 @@ async def jsonrpc(assistant_id: str, request: Request, who: Principal = Depends(
     rid, method, params = body.get("id"), body["method"], body.get("params")
     ctx, tenant = context(request), who.tenant
     try:
+        metadata = await _authorize(ctx, who, assistant_id, method, params)
         if method == "message/send":
             submitted, finished = await a2a_tasks.send_message(
-                ctx, tenant, assistant_id, _params(a2a.MessageSendParams, params)
+                ctx, tenant, assistant_id, _params(a2a.MessageSendParams, params), metadata
             )
             if finished is None:
                 return _result(rid, submitted)
@@ -105,7 +108,9 @@ async def jsonrpc(assistant_id: str, request: Request, who: Principal = Depends(
                 _envelope(rid, finished), heartbeat=ctx.settings.stream_heartbeat_seconds, headers={}
             )
         if method == "message/stream":
-            items = await a2a_tasks.stream_message(ctx, tenant, assistant_id, _params(a2a.MessageSendParams, params))
+            items = await a2a_tasks.stream_message(
+                ctx, tenant, assistant_id, _params(a2a.MessageSendParams, params), metadata
+            )
             return _sse(rid, items, ctx.settings.stream_heartbeat_seconds)
         if method == "tasks/get":
             query = _params(a2a.TaskQueryParams, params)
@@ -118,6 +123,25 @@ async def jsonrpc(assistant_id: str, request: Request, who: Principal = Depends(
     if method in _UNSUPPORTED:
         return _error(rid, a2a_tasks.UNSUPPORTED_OPERATION, f"{method} is not supported by this server")
     return _error(rid, METHOD_NOT_FOUND, f"unknown method {method!r}")
+
+
+async def _authorize(
+    ctx: ServerContext, who: Principal, assistant_id: str, method: str, params: Any
+) -> dict[str, Any] | None:
+    """Custom auth's handlers for the run or thread behind the method (see ``services.protocol_authz``);
+    for a message, the metadata the handler set."""
+    try:
+        if method in ("message/send", "message/stream"):
+            message = _params(a2a.MessageSendParams, params).message
+            return await protocol_authz.may_send(ctx, who, assistant_id, message.context_id)
+        elif method in ("tasks/get", "tasks/cancel"):
+            task_id = _params(a2a.TaskIdParams, params).id
+            action = "read" if method == "tasks/get" else "update"
+            await protocol_authz.may_touch_task(ctx, who, assistant_id, task_id, action)
+    except NotFound as exc:  # the handler's filters hide the thread: as if it did not exist
+        code = a2a_tasks.TASK_NOT_FOUND if method.startswith("tasks/") else a2a_tasks.INVALID_PARAMS
+        raise A2AError(code, str(exc)) from None
+    return None
 
 
 def _sse(request_id: Any, items: AsyncIterator[BaseModel], heartbeat: float) -> Response:

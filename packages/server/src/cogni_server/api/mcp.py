@@ -23,9 +23,9 @@ from starlette.types import Receive, Scope, Send
 
 from cogni_server.api.context import context, principal
 from cogni_server.api.responses import JSONResponse
-from cogni_server.auth import Principal
+from cogni_server.auth import AuthError, Principal
 from cogni_server.errors import DomainError, NotFound
-from cogni_server.services import mcp_tools
+from cogni_server.services import mcp_tools, protocol_authz
 from cogni_server.services.context import ServerContext
 
 MCP_PATH = "/mcp"
@@ -43,7 +43,11 @@ async def _list_tools(
     rctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
 ) -> types.ListToolsResult:
     ctx, who = _caller(rctx)
-    tools = await mcp_tools.list_tools(ctx, who.tenant)
+    try:
+        metadata, possible = await protocol_authz.tool_filter(ctx, who)  # custom auth's assistants.search
+    except AuthError as exc:
+        raise MCPError(types.INVALID_REQUEST, exc.message) from None
+    tools = await mcp_tools.list_tools(ctx, who.tenant, metadata=metadata) if possible else []
     return types.ListToolsResult(
         tools=[types.Tool(name=t.name, description=t.description, input_schema=t.input_schema) for t in tools]
     )
@@ -56,7 +60,14 @@ def _text(value: Any) -> str:
 async def _call_tool(rctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> types.CallToolResult:
     ctx, who = _caller(rctx)
     try:
-        outcome = await mcp_tools.call_tool(ctx, who.tenant, params.name, params.arguments)
+        metadata, possible = await protocol_authz.tool_filter(ctx, who)
+        if not possible:
+            raise NotFound(f"unknown tool {params.name!r}")
+        tool = await mcp_tools.find_tool(ctx, who.tenant, params.name, metadata=metadata)
+        await protocol_authz.may_call_tool(ctx, who, tool.assistant_id)  # custom auth's threads.create_run
+        outcome = await mcp_tools.call_tool(ctx, who.tenant, tool, params.arguments)
+    except AuthError as exc:  # refused by the project's auth handlers: the model sees why
+        return types.CallToolResult(content=[types.TextContent(text=exc.message)], is_error=True)
     except NotFound as exc:  # not a tool of this caller: a protocol error, as the spec asks
         raise MCPError(types.INVALID_PARAMS, str(exc)) from None
     except DomainError as exc:  # the run was refused (bad input, ...): the model should see why

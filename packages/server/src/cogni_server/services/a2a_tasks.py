@@ -129,7 +129,7 @@ def graph_input(ctx: ServerContext, graph_id: str, message: a2a.Message) -> dict
     return data
 
 
-def _thread_id(context_id: str | None) -> uuid.UUID:
+def context_thread(context_id: str | None) -> uuid.UUID:
     if context_id is None:
         return uuid.uuid4()
     try:
@@ -219,9 +219,16 @@ def _error_text(error: Any) -> str:
 
 
 async def _start(
-    ctx: ServerContext, tenant: str, assistant_id: str, params: a2a.MessageSendParams
+    ctx: ServerContext,
+    tenant: str,
+    assistant_id: str,
+    params: a2a.MessageSendParams,
+    metadata: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], a2a.Message]:
-    """Create the run for a message; returns it and the message as the task's history records it."""
+    """Create the run for a message; returns it and the message as the task's history records it.
+
+    ``metadata`` (what custom auth's ``threads.create_run`` handler set) goes on the run and on a
+    thread the run creates."""
     message = params.message
     if params.configuration is not None and params.configuration.push_notification_config is not None:
         raise A2AError(PUSH_NOT_SUPPORTED, "push notifications are not supported; stream the message or poll tasks/get")
@@ -231,14 +238,14 @@ async def _start(
             "continuing a task (message.taskId) is not supported; send a new message in the same contextId",
         )
     assistant = await resolve_assistant(ctx, tenant, assistant_id)
-    thread_id = _thread_id(message.context_id)
+    thread_id = context_thread(message.context_id)
     if json_depth_exceeds(params.model_dump(mode="json")):
         raise A2AError(INVALID_PARAMS, TOO_DEEP)
     request = RunRequest(
         assistant_id=str(assistant["assistant_id"]),
         input=graph_input(ctx, assistant["graph_id"], message),
         if_not_exists="create",
-        metadata={"a2a_message_id": message.message_id},
+        metadata={**(metadata or {}), "a2a_message_id": message.message_id},
     )
     try:
         run = await run_service.create_run(ctx, tenant, thread_id, request, kind="a2a", force_values=True)
@@ -261,14 +268,18 @@ async def _finished(ctx: ServerContext, tenant: str, run: dict[str, Any]) -> tup
 
 
 async def send_message(
-    ctx: ServerContext, tenant: str, assistant_id: str, params: a2a.MessageSendParams
+    ctx: ServerContext,
+    tenant: str,
+    assistant_id: str,
+    params: a2a.MessageSendParams,
+    metadata: dict[str, Any] | None = None,
 ) -> tuple[a2a.Task, Awaitable[a2a.Task] | None]:
     """``message/send``: create the run now (a bad message fails here), then the finished task.
 
     Returns the submitted task and, unless ``configuration.blocking`` is false (the caller polls
     ``tasks/get``), the wait for the finished one, so the HTTP layer can keep the connection alive.
     """
-    run, message = await _start(ctx, tenant, assistant_id, params)
+    run, message = await _start(ctx, tenant, assistant_id, params, metadata)
     submitted = task_of(run, None, history=[message])
     if params.configuration is not None and params.configuration.blocking is False:
         return submitted, None
@@ -281,13 +292,17 @@ async def _finished_task(ctx: ServerContext, tenant: str, run: dict[str, Any], m
 
 
 async def stream_message(
-    ctx: ServerContext, tenant: str, assistant_id: str, params: a2a.MessageSendParams
+    ctx: ServerContext,
+    tenant: str,
+    assistant_id: str,
+    params: a2a.MessageSendParams,
+    metadata: dict[str, Any] | None = None,
 ) -> AsyncIterator[StreamItem]:
     """``message/stream``: the task, ``working``, each new reply as an artifact, then the final status.
 
     The run is created before the first item is yielded, so a bad message fails the request itself.
     """
-    run, message = await _start(ctx, tenant, assistant_id, params)
+    run, message = await _start(ctx, tenant, assistant_id, params, metadata)
     return _stream_events(ctx, tenant, run, message)
 
 
@@ -320,7 +335,7 @@ async def _stream_events(
     yield a2a.TaskStatusUpdateEvent(task_id=run_id, context_id=context_id, status=task.status, final=True)
 
 
-async def _owned_run(ctx: ServerContext, tenant: str, assistant_id: str, task_id: str) -> dict[str, Any]:
+async def owned_run(ctx: ServerContext, tenant: str, assistant_id: str, task_id: str) -> dict[str, Any]:
     """The tenant's run ``task_id`` of this assistant; TaskNotFound for anything else."""
     assistant = await resolve_assistant(ctx, tenant, assistant_id)
     missing = A2AError(TASK_NOT_FOUND, f"task {task_id} not found")
@@ -348,12 +363,12 @@ async def _task_now(ctx: ServerContext, tenant: str, run: dict[str, Any]) -> a2a
 
 async def get_task(ctx: ServerContext, tenant: str, assistant_id: str, params: a2a.TaskQueryParams) -> a2a.Task:
     """``tasks/get``: the task's state now."""
-    return await _task_now(ctx, tenant, await _owned_run(ctx, tenant, assistant_id, params.id))
+    return await _task_now(ctx, tenant, await owned_run(ctx, tenant, assistant_id, params.id))
 
 
 async def cancel_task(ctx: ServerContext, tenant: str, assistant_id: str, params: a2a.TaskIdParams) -> a2a.Task:
     """``tasks/cancel``: interrupt the run (pending or running) and answer the canceled task."""
-    run = await _owned_run(ctx, tenant, assistant_id, params.id)
+    run = await owned_run(ctx, tenant, assistant_id, params.id)
     if run["status"] in run_service.TERMINAL:
         raise A2AError(TASK_NOT_CANCELABLE, f"task {params.id} already ended ({run['status']})")
     await run_service.cancel_runs(ctx, [str(run["run_id"])], "interrupt")

@@ -73,13 +73,14 @@ def _describe(ctx: ServerContext, row: dict[str, Any]) -> str:
     return str(text or f"Run the {graph_id!r} graph (assistant {row['assistant_id']}) and return its final state.")
 
 
-async def list_tools(ctx: ServerContext, tenant: str) -> list[GraphTool]:
-    """The tenant's assistants as tools; a name two assistants share gets the later one's id appended."""
+async def list_tools(ctx: ServerContext, tenant: str, *, metadata: dict[str, Any] | None = None) -> list[GraphTool]:
+    """The tenant's assistants (those whose metadata contains ``metadata``, custom auth's filter) as
+    tools; a name two assistants share gets the later one's id appended."""
     async with ctx.pool.connection() as conn:
         rows, _ = await assistant_repo.search(
             conn,
             tenant,
-            metadata=None,
+            metadata=metadata,
             graph_id=None,
             name=None,
             limit=MAX_TOOLS,
@@ -112,17 +113,20 @@ async def list_tools(ctx: ServerContext, tenant: str) -> list[GraphTool]:
     return tools
 
 
-async def find_tool(ctx: ServerContext, tenant: str, name: str) -> GraphTool:
+async def find_tool(ctx: ServerContext, tenant: str, name: str, *, metadata: dict[str, Any] | None = None) -> GraphTool:
     """The tool called ``name`` among the tenant's; NotFound names it (another tenant's never match)."""
-    for tool in await list_tools(ctx, tenant):
+    for tool in await list_tools(ctx, tenant, metadata=metadata):
         if tool.name == name:
             return tool
     raise NotFound(f"unknown tool {name!r}: no assistant of yours has that name (list the tools first)")
 
 
-async def call_tool(ctx: ServerContext, tenant: str, name: str, arguments: dict[str, Any] | None) -> ToolOutcome:
+async def call_tool(
+    ctx: ServerContext, tenant: str, tool: GraphTool | str, arguments: dict[str, Any] | None
+) -> ToolOutcome:
     """Run the tool's assistant once on a temporary thread with ``arguments`` as the graph input."""
-    tool = await find_tool(ctx, tenant, name)
+    if isinstance(tool, str):
+        tool = await find_tool(ctx, tenant, tool)
     if json_depth_exceeds(arguments):
         raise Invalid(f"arguments: {TOO_DEEP}")
     request = RunRequest(assistant_id=tool.assistant_id, input=arguments or {})
