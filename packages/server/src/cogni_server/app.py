@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from cogni_server.api import assistants, crons, errors, runs, store, system, thread_stream, thread_ws, threads
+from cogni_server.api import admin, assistants, crons, errors, runs, store, system, thread_stream, thread_ws, threads
 from cogni_server.api.middleware import BodyLimit, Metrics
 from cogni_server.api.responses import JSONResponse
 from cogni_server.bootstrap import authenticator_for, running_server
@@ -45,6 +45,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         app.include_router(store.router)
         app.include_router(thread_stream.router)  # thread-streaming protocol: commands + SSE
         app.include_router(thread_ws.router)  # ... and its WebSocket
+        app.include_router(admin.router)  # operator routes (COGNI_OPERATOR_TOKEN)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_allow_origins:  # browsers (the JS useStream hook) on another origin
         app.add_middleware(
