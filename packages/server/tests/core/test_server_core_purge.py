@@ -85,10 +85,10 @@ async def test_purge_deletes_every_row_and_key_of_one_tenant_only(purge_server: 
     assert any(":tl:" in k for k in keys_b) and any(":run:" in k for k in keys_b)
 
     # only the operator: no token, a tenant's key (either way it is sent), a wrong token
-    assert await _purge(purge_server.url, "tenant-a", token=None).status_code == 401
-    assert await _purge(purge_server.url, "tenant-a", token=None, **{"x-api-key": KEY_A}).status_code == 401
-    assert await _purge(purge_server.url, "tenant-a", token=KEY_A).status_code == 401
-    assert await _purge(purge_server.url, "tenant-a", token="not-the-token").status_code == 401
+    assert (await _purge(purge_server.url, "tenant-a", token=None)).status_code == 401
+    assert (await _purge(purge_server.url, "tenant-a", token=None, **{"x-api-key": KEY_A})).status_code == 401
+    assert (await _purge(purge_server.url, "tenant-a", token=KEY_A)).status_code == 401
+    assert (await _purge(purge_server.url, "tenant-a", token="not-the-token")).status_code == 401
 
     response = await _purge(purge_server.url, "tenant-a")
     assert response.status_code == 200, response.text

@@ -95,7 +95,7 @@ async def purge_status(ctx: ServerContext, tenant: str) -> PurgeResult | None:
 
 
 async def _pass(ctx: ServerContext, tenant: str, counts: Counter[str], wait: float) -> bool:
-    """One pass over everything; True when nothing of the tenant is in flight any more."""
+    """One pass over everything; True when nothing of the tenant is in flight and no thread is left."""
     label = tenant_label(tenant)
     async with ctx.pool.connection() as conn:
         counts["crons"] += await purge_repo.delete_crons(conn, tenant)
@@ -113,9 +113,10 @@ async def _pass(ctx: ServerContext, tenant: str, counts: Counter[str], wait: flo
         counts["runs"] += len(leftover_runs)
         counts.update(await purge_repo.delete_store(conn, label))  # a write that committed as the fence rose
         counts["webhook_outbox"] += await purge_repo.delete_webhook_outbox(conn, tenant)
+        threads_left = await purge_repo.thread_count(conn, tenant)
     if leftover_runs:
         await ctx.broker.forget(run_ids=leftover_runs, thread_ids=[])
-    return stopped
+    return stopped and threads_left == 0
 
 
 async def _cancel_inflight(ctx: ServerContext, tenant: str, controlled: set[str]) -> int:

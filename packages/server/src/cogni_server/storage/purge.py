@@ -78,12 +78,14 @@ INFLIGHT_RUNS = "SELECT run_id, thread_id, status FROM runs WHERE owner = %s AND
 # -- the deletes (each returns what it deleted, so the counts are exact) -------------------------------
 DELETE_CRONS = "DELETE FROM crons WHERE owner = %s"
 # Threads with no running run (a run still executing keeps its thread until it stopped), locked so
-# that a run being created on one waits and then finds it gone.
+# that a run being created on one waits and then finds it gone. No SKIP LOCKED: a thread another
+# transaction holds for a moment must not be left behind by a pass that then says it is done.
 LOCK_IDLE_THREADS = (
     "SELECT t.thread_id FROM threads t WHERE t.owner = %s AND NOT EXISTS (SELECT 1 FROM runs r"
     " WHERE r.thread_id = t.thread_id AND r.status = 'running') ORDER BY t.thread_id LIMIT %s"
-    " FOR UPDATE OF t SKIP LOCKED"
+    " FOR UPDATE OF t"
 )
+COUNT_THREADS = "SELECT count(*) AS n FROM threads WHERE owner = %s"
 RUN_IDS_OF_THREADS = "SELECT run_id FROM runs WHERE thread_id = ANY(%s::uuid[])"
 DELETE_RUNS_OF_THREADS = "DELETE FROM runs WHERE thread_id = ANY(%s::uuid[])"
 DELETE_THREADS = "DELETE FROM threads WHERE thread_id = ANY(%s::uuid[])"
@@ -205,6 +207,12 @@ async def unfinished(conn: Conn, limit: int = 100) -> list[str]:
     """Tenants whose purge is still in progress (the sweeper's work list)."""
     cur = await conn.execute(UNFINISHED, (limit,))
     return [str(r["tenant"]) for r in await cur.fetchall()]
+
+
+async def thread_count(conn: Conn, tenant: str) -> int:
+    cur = await conn.execute(COUNT_THREADS, (tenant,))
+    row = await cur.fetchone()
+    return int(row["n"]) if row else 0
 
 
 async def inflight_runs(conn: Conn, tenant: str) -> list[dict[str, Any]]:
