@@ -160,3 +160,17 @@ def test_sse_frames_match_the_reference_wire_format() -> None:
     assert encode_sse("metadata", b"{}", None) == b"event: metadata\r\ndata: {}\r\n\r\n"
     assert encode_sse("custom", b"line1\nline2", None) == (b"event: custom\r\ndata: line1\r\ndata: line2\r\n\r\n")
     assert HEARTBEAT == b": heartbeat\r\n\r\n"
+
+
+async def test_forget_deletes_the_retained_events_of_runs_and_threads(broker: StreamBroker) -> None:
+    """A tenant purge forgets its runs and threads: nothing of them is replayed afterwards."""
+    rid, tid = run_id(), str(uuid.uuid4())
+    for i in range(3):
+        await broker.publish(rid, "values", f'{{"old":{i}}}'.encode(), thread_id=tid)
+    await broker.end(rid)
+    await broker.forget(run_ids=[rid], thread_ids=[tid])
+    await broker.publish(rid, "values", b'{"new":1}', thread_id=tid)
+    await broker.end(rid)
+    assert [e.data for e in await collect(broker.subscribe(rid, last_event_id="-1"), limit=2)] == [b'{"new":1}']
+    thread_events = await take(broker.subscribe_thread(tid, last_event_id="-1"), 1)
+    assert [e.data for e in thread_events] == [b'{"new":1}']

@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.applications import Starlette
 
 from cogni_server.api import (
+    admin,
     agent_protocols,
     assistants,
     crons,
@@ -85,6 +86,7 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         for router in api_routers(http):
             app.include_router(router)
         protocols = agent_protocols.mount(app, registry)  # MCP and A2A, unless langgraph.json's http turns them off
+        app.include_router(admin.router)  # operator routes (COGNI_OPERATOR_TOKEN)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if http.configurable_headers.active:
         app.add_middleware(ConfigurableHeaders, selection=http.configurable_headers)

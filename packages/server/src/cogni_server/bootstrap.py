@@ -26,6 +26,7 @@ from cogni_server.storage import assistants as assistant_repo
 from cogni_server.storage.checkpointer import PooledPostgresSaver, setup_checkpointer
 from cogni_server.storage.migrations import migrate
 from cogni_server.storage.pool import open_pool
+from cogni_server.storage.purge import install_fences
 from cogni_server.storage.store import LiteLLMEmbedder, StoreBackend, StoreSetupError, open_store
 from cogni_server.storage.thread_events import PooledSeqStore
 from cogni_server.streaming import build_broker
@@ -134,6 +135,9 @@ async def running_server(
         except StoreSetupError as exc:
             log.error("the store cannot start: %s", exc)
             raise
+        fenced = await install_fences(pool)  # the purge fence on the checkpointer's and the store's tables
+        if fenced:
+            log.info("purge fence installed on %s", fenced)
         system_assistants: dict[str, dict[str, Any]] = {}
         async with pool.connection() as conn:
             for graph_id in registry.graph_ids():

@@ -1,4 +1,4 @@
-"""``cogni-server serve|migrate``: run the Agent Server on any LangGraph project's langgraph.json."""
+"""``cogni-server serve|migrate|purge``: run the Agent Server on any LangGraph project's langgraph.json."""
 
 from __future__ import annotations
 
@@ -156,6 +156,7 @@ def migrate_cmd() -> None:
     from cogni_server.storage.checkpointer import PooledPostgresSaver, setup_checkpointer
     from cogni_server.storage.migrations import migrate
     from cogni_server.storage.pool import open_pool
+    from cogni_server.storage.purge import install_fences
     from cogni_server.storage.store import StoreSetupError, open_store
 
     settings = _settings()
@@ -180,6 +181,7 @@ def migrate_cmd() -> None:
                 open_server_store(pool, settings, project) if project else open_store(pool, index=None, ttl={})
             )
             await store.close()
+            await install_fences(pool)  # the tenant-purge fences, on the checkpointer's and store's tables too
         finally:
             await pool.close()
         return applied
@@ -193,6 +195,57 @@ def migrate_cmd() -> None:
         if embedded is not None:
             embedded.stop()
     typer.echo(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+
+
+@app.command("purge")
+def purge_cmd(
+    tenant: str = typer.Option(..., "--tenant", help="The tenant whose rows and broker keys are deleted."),
+    config: Path = typer.Option(None, "--config", "-c", help="Path to langgraph.json (default: LANGGRAPH_CONFIG)."),
+    stop_seconds: float = typer.Option(
+        None, "--stop-seconds", help="Seconds to wait for the tenant's runs to stop (default COGNI_PURGE_STOP_SECONDS)."
+    ),
+) -> None:
+    """Delete every row and broker key of a tenant (docs/compliance.md) and print the counts as JSON.
+
+    Exit status 0 when the purge is done, 3 when it is still in progress (runs still stopping, or
+    another process working on it): run it again, or let a server's purge sweeper finish it.
+    """
+    import json
+
+    from cogni_server.bootstrap import authenticator_for, running_server
+    from cogni_server.errors import DomainError
+    from cogni_server.graphs import GraphRegistry
+    from cogni_server.services.purge import PurgeResult, purge_tenant
+
+    settings = _settings()
+    if config is not None:
+        settings = settings.model_copy(update={"config_path": config})
+    if not settings.config_path.exists():
+        typer.echo(f"error: langgraph.json not found at {settings.config_path} (use --config)", err=True)
+        raise typer.Exit(2)
+    _check_redis(settings)
+    url, embedded = _database_url(settings)
+
+    async def run() -> PurgeResult:
+        registry = GraphRegistry.from_config(settings.config_path)
+        authenticator = authenticator_for(settings)
+        async with running_server(
+            settings, url, registry=registry, authenticator=authenticator, start_workers=False
+        ) as ctx:
+            return await purge_tenant(ctx, tenant, stop_seconds=stop_seconds)
+
+    try:
+        result = asyncio.run(run())
+    except DomainError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    typer.echo(json.dumps(result.to_json()))
+    if result.status != "done":
+        typer.echo("the purge is still in progress: run it again (or a server's purge sweeper finishes it)", err=True)
+        raise typer.Exit(3)
 
 
 def main() -> None:

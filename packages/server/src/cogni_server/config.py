@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     thread_ttl_sweep_seconds: float | None = Field(
         default=None, gt=0, validation_alias="COGNI_THREAD_TTL_SWEEP_SECONDS"
     )
+    # tenant purge (docs/compliance.md): the operator routes' bearer token (unset: the routes answer
+    # 404) and how long one purge pass waits for the tenant's cancelled runs to stop
+    operator_token: str | None = Field(default=None, validation_alias="COGNI_OPERATOR_TOKEN")
+    purge_stop_seconds: float = Field(default=30.0, ge=0, validation_alias="COGNI_PURGE_STOP_SECONDS")
 
     @model_validator(mode="after")
     def _leases_cover_the_drain(self) -> Settings:
@@ -97,6 +101,21 @@ class Settings(BaseSettings):
                 f" COGNI_HEARTBEAT_SECONDS ({lease:g} - {heartbeat:g} = {lease - heartbeat:g}):"
                 " a lease could lapse while its run is still draining here"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _operator_token_is_no_tenant_credential(self) -> Settings:
+        """The operator token opens every tenant's purge: it must not also be a tenant's key."""
+        token = (self.operator_token or "").strip()
+        if not token:
+            self.operator_token = None
+            return self
+        if token in self.api_key_map() or token in (self.jwt_secret or "", self.jwt_public_key or ""):
+            raise ValueError(
+                "COGNI_OPERATOR_TOKEN must not be a tenant credential (it equals an API key or the JWT key):"
+                " give the operator a token of its own"
+            )
+        self.operator_token = token
         return self
 
     def api_key_map(self) -> dict[str, str]:

@@ -20,6 +20,7 @@ from cogni_server.auth import AuthError
 from cogni_server.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, UpstreamFailed
 from cogni_server.graphs import GraphNotFound
 from cogni_server.serde import TOO_DEEP, UnstorableJson
+from cogni_server.storage.purge import is_fence_error
 
 log = logging.getLogger("cogni_server.api")
 
@@ -107,3 +108,10 @@ def install(app: FastAPI) -> None:
         log.error("unhandled error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc)
         detail = f"internal server error (error id {error_id}; the server log has the details)"
         return JSONResponse({"detail": detail, "error_id": error_id}, status_code=500)
+
+    @app.exception_handler(psycopg.ProgrammingError)
+    async def programming_error(request: Request, exc: psycopg.ProgrammingError) -> Response:
+        if is_fence_error(exc):  # the tenant's purge is in progress: its writes are refused
+            detail = exc.diag.message_primary or "the tenant's data is being purged"
+            return JSONResponse({"detail": detail}, status_code=409)
+        return await unexpected(request, exc)

@@ -1,5 +1,5 @@
 """The background loops of a worker process besides the run workers: the cron scheduler, the
-webhook deliverer and the thread TTL sweeper. Each is safe to run in any number of processes.
+webhook deliverer, the thread TTL sweeper and the purge sweeper. Each is safe to run in any number of processes.
 API-only processes (``--no-workers``) run none of them."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import contextlib
 from typing import Any
 
 from cogni_server.services.context import ServerContext
+from cogni_server.services.purge import PurgeSweeper
 from cogni_server.services.scheduler import CronScheduler
 from cogni_server.services.thread_ttl import TTLSweeper
 from cogni_server.services.webhooks import WebhookDeliverer
@@ -26,6 +27,7 @@ class BackgroundJobs:
             asyncio.create_task(CronScheduler(self.ctx).run_forever(), name="cron-scheduler"),
             asyncio.create_task(WebhookDeliverer(self.ctx).run_forever(), name="webhook-deliverer"),
             asyncio.create_task(TTLSweeper(self.ctx).run_forever(), name="thread-ttl-sweeper"),
+            asyncio.create_task(PurgeSweeper(self.ctx).run_forever(), name="purge-sweeper"),
         ]
 
     async def stop(self) -> None:

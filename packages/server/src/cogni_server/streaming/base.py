@@ -74,6 +74,10 @@ class StreamBroker(Protocol):
         """Wait up to ``timeout`` seconds for a wake-up; True if one arrived (possibly earlier)."""
         ...
 
+    async def forget(self, *, run_ids: list[str], thread_ids: list[str]) -> None:
+        """Delete every retained event and control of these runs and threads (a tenant purge)."""
+        ...
+
     async def close(self) -> None:
         """Release connections and background tasks; subscribers stop."""
         ...

@@ -264,6 +264,17 @@ class InMemoryBroker:
     async def wait_run_pending(self, timeout: float) -> bool:  # noqa: ASYNC109 (contract signature)
         return await self._pending.wait(timeout)
 
+    async def forget(self, *, run_ids: list[str], thread_ids: list[str]) -> None:
+        for run_id in run_ids:
+            stream = self._runs.pop(run_id, None)
+            if stream is not None:
+                stream.wake()
+            self._controls.pop(run_id, None)
+        for thread_id in thread_ids:
+            stream = self._threads.pop(thread_id, None)
+            if stream is not None:
+                stream.wake()
+
     async def close(self) -> None:
         self.closed = True
         for streams in (self._runs, self._threads):

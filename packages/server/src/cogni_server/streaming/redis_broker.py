@@ -292,6 +292,14 @@ class RedisBroker:
             run_id, _, action = _text(data).rpartition("\n")
             self._control_waiters.deliver(run_id, action)
 
+    async def forget(self, *, run_ids: list[str], thread_ids: list[str]) -> None:
+        """Delete the keys after writing what is queued (a queued event would bring a key back)."""
+        await self._writer.flush()
+        keys = [k for r in run_ids for k in (self.run_key(r), self.control_key(r))]
+        keys += [self.thread_key(t) for t in thread_ids]
+        for start in range(0, len(keys), 500):
+            await self._redis.delete(*keys[start : start + 500])
+
     async def close(self) -> None:
         if self.closed:
             return
