@@ -15,7 +15,8 @@ from .conftest import KEY_A, PROJECT, start_server
 
 def _project(tmp_path: Path) -> Path:
     graphs = PROJECT.parent / "server_fixture_graphs.py"
-    config = {"graphs": {"echo": f"{graphs}:echo"}, "http": {"disable_mcp": True, "disable_a2a": True}}
+    http = {"disable_mcp": True, "disable_a2a": True, "disable_store": True}
+    config = {"graphs": {"echo": f"{graphs}:echo"}, "http": http}
     path = tmp_path / "langgraph.json"
     path.write_text(json.dumps(config))
     return path
@@ -34,7 +35,11 @@ def test_disabled_protocols_answer_404(tmp_path: Path) -> None:
                 card = http.get(f"{url}/.well-known/agent-card.json", params={"assistant_id": "echo"})
                 a2a = http.post(f"{url}/a2a/echo", json={**rpc, "method": "tasks/get", "params": {"id": "x"}})
                 api = http.post(f"{url}/assistants/search", json={})
+                flags = http.get(f"{url}/info").json()["flags"]
         finally:
             proc.stop()
     assert (mcp.status_code, card.status_code, a2a.status_code) == (404, 404, 404)
     assert api.status_code == 200 and [a["graph_id"] for a in api.json()] == ["echo"]
+    # /info tells the clients what is off (the SDKs read these flags)
+    assert flags["mcp"] is False and flags["a2a"] is False and flags["store"] is False
+    assert flags["assistants"] is True and flags["crons"] is True and flags["thread_streaming"] is True

@@ -40,11 +40,21 @@ async def health(request: Request) -> Response:
 @router.get("/info")
 async def info(request: Request) -> Response:
     st = context(request)
+    http = st.registry.project.http  # langgraph.json's disable_* flags turn families off
+    flags = {
+        "assistants": not http.disable_assistants,
+        "crons": not http.disable_runs,
+        "langsmith": False,
+        "store": not http.disable_store,
+        "thread_streaming": not http.disable_threads,
+        "mcp": not http.disable_mcp,
+        "a2a": not http.disable_a2a,
+    }
     return JSONResponse(
         {
             "version": _version("cogni-server"),
             "langgraph_py_version": _version("langgraph"),
-            "flags": {"assistants": True, "crons": True, "langsmith": False, "store": True, "thread_streaming": True},
+            "flags": flags,
             "store": {"semantic_search": st.store.semantic_search, "index_fields": st.store.index_fields},
             "graphs": st.registry.graph_ids(),
             "thread_streaming": {  # the thread-centric protocol: POST /threads/{id}/commands, .../stream/events
