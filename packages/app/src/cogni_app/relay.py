@@ -28,6 +28,10 @@ USAGE_COMMITS = Counter(
     "usage_report events the billing subscriber committed, by outcome (created, replay, failed)",
     ["outcome"],
 )
+USAGE_BILLED_ON_CANCEL = Counter(
+    "cogni_app_relay_usage_billed_on_cancel_total",
+    "LLM calls of a cancelled run (shutdown past the drain) billed from what the provider had collected",
+)
 RUNS_IN_FLIGHT = Gauge("cogni_app_relay_runs_in_flight", "Runs the relay is still pumping or billing")
 RECONCILE_AFTER_RUN = Counter(
     "cogni_app_relay_reconciled_receipts_total",
@@ -136,6 +140,7 @@ class Relay:
                         run._to_ui(event)
             except asyncio.CancelledError:
                 run._close_ui("aborted")
+                self._bill_collected(result, billing)
                 raise
             except Exception as exc:
                 log.error("relay_stream_failed", run_id=run.run_id, error=repr(exc)[:500])
@@ -147,6 +152,18 @@ class Relay:
             billing.put_nowait(None)
             await asyncio.shield(biller)
         await self._reconcile(run)
+
+    @staticmethod
+    def _bill_collected(result: GraphRunResult, billing: asyncio.Queue[UsageReport | None]) -> None:
+        """A cancelled run: its usage_report events never come, but the calls were made. The provider settled
+        its final with every call it had collected; bill those (a call already billed is a replay)."""
+        final = result.final
+        if isinstance(final, asyncio.Future) and final.done() and not final.cancelled():
+            facts = final.result().usage_facts
+            for fact in facts:
+                billing.put_nowait(UsageReport(fact=fact))
+            if facts:
+                USAGE_BILLED_ON_CANCEL.inc(len(facts))
 
     async def _bill(
         self, run: RelayedRun, queue: asyncio.Queue[UsageReport | None], ingress_request_id: str | None

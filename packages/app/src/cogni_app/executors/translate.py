@@ -222,4 +222,5 @@ class StreamTranslator:
             tool_calls=[ToolCallRecord(s.tool_call_id, s.tool_name, s.args) for s in self._tools.started],
             provider_run_id=self.provider_run_id,
             provider_thread_id=self.provider_thread_id,
+            usage_facts=[report.fact for report in self._usage.values()],
         )
