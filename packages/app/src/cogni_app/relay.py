@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -114,9 +114,12 @@ class Relay:
         run_id: str,
         billing_account_id: str,
         ingress_request_id: str | None = None,
+        on_finished: Callable[[], Awaitable[None]] | None = None,
     ) -> RelayedRun:
+        """Pump the run; `on_finished` (the credit hold's release) runs once it has ended and its usage is
+        committed, however it ended (completion, failure, cancellation)."""
         run = RelayedRun(run_id=run_id, billing_account_id=billing_account_id)
-        task = asyncio.create_task(self._pump(run, result, ingress_request_id), name=f"relay:{run_id}")
+        task = asyncio.create_task(self._pump(run, result, ingress_request_id, on_finished), name=f"relay:{run_id}")
         run.task = task
         self._tasks.add(task)
         RUNS_IN_FLIGHT.inc()
@@ -128,7 +131,13 @@ class Relay:
         task.add_done_callback(_done)
         return run
 
-    async def _pump(self, run: RelayedRun, result: GraphRunResult, ingress_request_id: str | None) -> None:
+    async def _pump(
+        self,
+        run: RelayedRun,
+        result: GraphRunResult,
+        ingress_request_id: str | None,
+        on_finished: Callable[[], Awaitable[None]] | None,
+    ) -> None:
         billing: asyncio.Queue[UsageReport | None] = asyncio.Queue()
         biller = asyncio.create_task(self._bill(run, billing, ingress_request_id))
         try:
@@ -151,7 +160,16 @@ class Relay:
         finally:
             billing.put_nowait(None)
             await asyncio.shield(biller)
+            if on_finished is not None:
+                await self._finished(run, on_finished)
         await self._reconcile(run)
+
+    @staticmethod
+    async def _finished(run: RelayedRun, on_finished: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await on_finished()
+        except Exception as exc:  # the hold expires on its own; the run's outcome is unaffected
+            log.error("relay_on_finished_failed", run_id=run.run_id, error=repr(exc)[:500])
 
     @staticmethod
     def _bill_collected(result: GraphRunResult, billing: asyncio.Queue[UsageReport | None]) -> None:

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 
-from cogni_app.billing import Accounts, Ledger
+from cogni_app.billing import Accounts, CreditHolds, Ledger
 from cogni_app.config import AppSettings
 from cogni_app.db import AppDatabase, migrate
 from cogni_app.executors import ExecutorRouter, GraphProvider, InProcProvider, LangGraphServerProvider
@@ -92,7 +92,11 @@ async def open_services(settings: AppSettings, *, run_migrations: bool = True) -
         )
         services = AppServices(
             chat=ChatService(
-                models=models, ledger=ledger, executor=executor, relay=relay, policy=chat_policy(settings)
+                models=models,
+                holds=CreditHolds(db, ttl_seconds=settings.cogni_credit_hold_ttl_seconds),
+                executor=executor,
+                relay=relay,
+                policy=chat_policy(settings),
             ),
             agents=AgentsService(executor, default_graph_id=settings.cogni_default_graph_id),
             accounts=AccountService(accounts=accounts, ledger=ledger, models=models),

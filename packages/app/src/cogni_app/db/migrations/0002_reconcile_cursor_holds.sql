@@ -30,9 +30,12 @@ CREATE TABLE credit_holds (
     id                 text PRIMARY KEY DEFAULT gen_random_uuid()::text,
     billing_account_id text NOT NULL REFERENCES billing_accounts (id) ON DELETE CASCADE,
     run_id             text NOT NULL,
+    state_key          text,
     amount             bigint NOT NULL CHECK (amount >= 0),
     created_at         timestamptz NOT NULL DEFAULT now(),
     expires_at         timestamptz NOT NULL,
     released_at        timestamptz
 );
 CREATE INDEX credit_holds_open_idx ON credit_holds (billing_account_id, expires_at) WHERE released_at IS NULL;
+-- The runs of a conversation, newest first: the estimate reads the thread's context size from their receipts.
+CREATE INDEX credit_holds_thread_idx ON credit_holds (billing_account_id, state_key, created_at);
