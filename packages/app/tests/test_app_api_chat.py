@@ -260,3 +260,22 @@ def test_twenty_concurrent_chats_on_a_balance_for_three_start_three_and_never_ov
     # The three runs ended: their holds are released, so the balance left covers a new chat again.
     response, _ = chat(app, key, {"message": message})
     assert response.status_code != 402
+
+
+def test_an_oversized_body_is_413_with_or_without_content_length(app: App) -> None:
+    """Issue 12, defect 9: an unauthenticated client cannot post an unbounded body (1 MiB default)."""
+    big = b'{"message": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    declared = app.http.post("/v1/chat", content=big, headers={"content-type": "application/json"})
+    assert declared.status_code == 413
+    assert declared.json()["error"] == "payload_too_large"
+    assert "1048576 bytes" in declared.json()["message"]
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(big), 64 * 1024):
+            yield big[start : start + 64 * 1024]
+
+    chunked = app.http.post("/v1/chat", content=chunks(), headers={"content-type": "application/json"})
+    assert "content-length" not in chunked.request.headers
+    assert chunked.status_code == 413 and chunked.json()["error"] == "payload_too_large"
+    # Under the limit, the same route answers as before (401: no API key).
+    assert app.http.post("/v1/chat", json={"message": "hi"}).status_code == 401
