@@ -147,3 +147,41 @@ async def test_a_long_backlog_is_read_page_by_page(world: World) -> None:
     assert await Reconciler(w.ledger, source, page_size=3).sweep() == 7
     assert len(source.reads) == 3
     assert cursor_of(w.url) == (start + timedelta(seconds=6), "call-6")
+
+
+async def test_retention_deletes_old_reconciled_rows_and_never_an_unbilled_one(world: World) -> None:
+    w = world
+    long_ago = datetime.now(UTC) - timedelta(days=40)
+    write_at(w.url, long_ago, "old-billed", account=w.account)
+    write_at(w.url, datetime.now(UTC) - timedelta(days=2), "recent-billed", account=w.account)
+    reconciler = Reconciler(w.ledger, SinkTableSource(w.url), retention_days=30)
+    pruned = metric("cogni_spend_log_pruned_rows_total")
+    assert await reconciler.sweep() == 2
+    assert metric("cogni_spend_log_pruned_rows_total") == pruned + 1
+    with psycopg.connect(w.url, autocommit=True) as conn:
+        left = {r[0] for r in conn.execute("SELECT call_id FROM litellm_spend_logs")}
+    assert left == {"recent-billed"}
+    assert {r["litellm_call_id"] for r in await w.ledger.receipts_for_run("run-1")} == {"old-billed", "recent-billed"}
+
+
+async def test_an_old_row_the_cursor_has_not_reached_is_kept(world: World) -> None:
+    w = world
+    write_at(w.url, datetime.now(UTC) - timedelta(days=40), "never-reconciled", account=w.account)
+    source = SinkTableSource(w.url)
+    assert await source.prune(keep_days=30, reconciled_through=(datetime.now(UTC) - timedelta(days=50), "")) == 0
+    assert [r.call_id for r in await source.after(None, limit=10)] == ["never-reconciled"]
+
+
+def test_the_reconcilers_queries_use_the_sinks_indexes(sink_and_app_db: tuple[str, AppDatabase]) -> None:
+    url, _ = sink_and_app_db
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET enable_seqscan = off")
+        by_run = conn.execute(
+            "EXPLAIN SELECT * FROM litellm_spend_logs WHERE end_user = 'a' AND spend_logs_metadata->>'run_id' = 'r'"
+        ).fetchall()
+        after = conn.execute(
+            "EXPLAIN SELECT * FROM litellm_spend_logs WHERE (inserted_at, call_id) > (now(), 'x')"
+            " ORDER BY inserted_at, call_id LIMIT 500"
+        ).fetchall()
+    assert "litellm_spend_logs_run_idx" in " ".join(r[0] for r in by_run)
+    assert "litellm_spend_logs_position_idx" in " ".join(r[0] for r in after)

@@ -32,6 +32,10 @@ RECONCILER_CURSOR_LAG = Gauge(
     "cogni_reconciler_cursor_lag_seconds",
     "Age of the reconciler's committed cursor: grows while the spend log is unreachable or sweeps fail.",
 )
+SPEND_LOG_PRUNED = Counter(
+    "cogni_spend_log_pruned_rows",
+    "Spend-log sink rows deleted by retention (older than COGNI_SPEND_LOG_RETENTION_DAYS, already reconciled).",
+)
 BILLING_CORRECTIONS = Counter(
     "cogni_billing_corrections",
     "Calls charged without a cost whose real cost arrived later and was charged once as a correction.",

@@ -86,7 +86,9 @@ async def open_services(settings: AppSettings, *, run_migrations: bool = True) -
         await models.start()
         accounts = Accounts(db)
         ledger = Ledger(db, markup=settings.user_price_markup_factor, is_free_model=models.is_free)
-        reconciler = Reconciler(ledger, build_spend_source(settings))
+        reconciler = Reconciler(
+            ledger, build_spend_source(settings), retention_days=settings.cogni_spend_log_retention_days
+        )
         relay = Relay(
             ledger=ledger, reconciler=reconciler, reconcile_delay_seconds=settings.cogni_reconcile_delay_seconds
         )

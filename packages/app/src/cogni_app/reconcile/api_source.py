@@ -104,6 +104,10 @@ class LiteLLMSpendLogsApiSource:
         later = sorted((r for r in records if position is None or r.position > position), key=lambda r: r.position)
         return later[:limit]
 
+    async def prune(self, *, keep_days: int, reconciled_through: Position) -> int:
+        """LiteLLM's own table: its retention is LiteLLM's business (`maximum_spend_logs_retention_period`)."""
+        return 0
+
     async def since(self, start: datetime) -> list[SpendLogRecord]:
         start_day, end_day = self._window(start)
         records = await self._rows(start_day, end_day)

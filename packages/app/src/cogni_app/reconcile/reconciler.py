@@ -51,6 +51,7 @@ class Reconciler:
         cursors: ReconcileCursors | None = None,
         page_size: int = 500,
         cursor_margin_seconds: float = 60.0,
+        retention_days: int = 0,
     ) -> None:
         self.ledger = ledger
         self.source = source
@@ -61,6 +62,8 @@ class Reconciler:
         self.page_size = page_size
         self.cursor_margin_seconds = cursor_margin_seconds
         """The cursor stays this far behind now: a sink transaction still in flight commits rows behind it."""
+        self.retention_days = retention_days
+        """After a clean sweep, delete spend-log rows older than this behind the cursor (0: keep them all)."""
 
     async def reconcile_run(self, billing_account_id: str, run_id: str) -> int:
         """Bill the run's calls that have no receipt; returns the number of receipts created."""
@@ -122,7 +125,20 @@ class Reconciler:
         finally:
             metrics.UNBILLED_CALLS.set(found)
         metrics.UNBILLED_OUTSTANDING.set(0)
+        await self._prune()
         return created
+
+    async def _prune(self) -> None:
+        """Retention, only behind the committed cursor: a call not yet reconciled is never deleted."""
+        if self.retention_days <= 0:
+            return
+        cursor = await self.cursors.load(self.source.name)
+        if cursor is None:
+            return
+        deleted = await self.source.prune(keep_days=self.retention_days, reconciled_through=cursor)
+        if deleted:
+            metrics.SPEND_LOG_PRUNED.inc(deleted)
+            log.info("spend-log retention deleted reconciled rows", deleted=deleted, days=self.retention_days)
 
     def _settled(self, page: list[SpendLogRecord], settled_before: datetime) -> list[SpendLogRecord]:
         """The page up to its first call younger than the settle time (left to the stream, read next pass)."""

@@ -58,6 +58,10 @@ class SpendLogSource(Protocol):
         """Up to `limit` calls strictly after `position` (None: from the first), ascending by position."""
         ...
 
+    async def prune(self, *, keep_days: int, reconciled_through: Position) -> int:
+        """Retention: delete calls older than `keep_days` at or before `reconciled_through`; returns how many."""
+        ...
+
     async def for_run(self, billing_account_id: str, run_id: str) -> list[SpendLogRecord]:
         """The account's calls (end_user = account) whose metadata.run_id is this run."""
         ...

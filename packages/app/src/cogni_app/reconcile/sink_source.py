@@ -20,6 +20,13 @@ _COLUMNS = (
     " error_code, spend_logs_metadata, start_time, end_time, inserted_at"
 )
 
+RETENTION_DELETE = (
+    "DELETE FROM {} WHERE inserted_at < now() - make_interval(days => %(days)s)"
+    " AND (inserted_at, call_id) <= (%(cursor_at)s, %(cursor_id)s)"
+)
+"""Retention: rows older than `days` that the reconciler has passed (at or before its committed cursor, so
+billed or not billable). A row the cursor has not reached, however old, is never deleted."""
+
 log = structlog.get_logger(__name__)
 
 
@@ -85,6 +92,18 @@ class SinkTableSource:
         return await self._select(
             "(inserted_at, call_id) > (%s, %s)", (at, call_id), order="inserted_at, call_id", limit=limit
         )
+
+    async def prune(self, *, keep_days: int, reconciled_through: Position) -> int:
+        """Delete rows older than `keep_days` that lie at or before the committed cursor; returns how many."""
+        params = {"days": keep_days, "cursor_at": reconciled_through[0], "cursor_id": reconciled_through[1]}
+        async with await psycopg.AsyncConnection.connect(
+            self.database_url, autocommit=True, connect_timeout=int(self.connect_timeout)
+        ) as conn:
+            try:
+                cur = await conn.execute(sql.SQL(RETENTION_DELETE).format(sql.Identifier(self.table)), params)
+            except psycopg.errors.UndefinedTable:
+                return 0
+            return cur.rowcount
 
     async def since(self, start: datetime) -> list[SpendLogRecord]:
         return await self._select("coalesce(end_time, start_time, inserted_at) >= %s", (start,))
