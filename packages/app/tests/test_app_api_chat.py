@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 
+from cogni_app.billing import estimate_credits
 from testsupport import ManagedProcess, free_port, fresh_database
 from testsupport.llm_stack import LlmStack, running_llm_stack
 
@@ -225,3 +229,53 @@ def test_admin_grants_and_balance(app: App) -> None:
 def test_metrics_are_exposed(app: App) -> None:
     text = app.http.get("/metrics").text
     assert "cogni_app_api_chat_requests_total" in text and "cogni_billing_receipts" in text
+
+
+def test_twenty_concurrent_chats_on_a_balance_for_three_start_three_and_never_overdraw(app: App) -> None:
+    """Issue 12, defect 6: each run holds its estimate until it ends, so concurrent chats cannot all pass
+    preflight against the same balance."""
+    message = "hold the line [mock:tokens=20] [mock:delay_ms=50]"  # a run of about 1 s
+    estimate = estimate_credits("gpt-4o-mini", len(message), is_free=False, markup=Decimal("2.0"))
+    key = app.new_account(credits=3 * estimate + estimate // 2)
+    barrier = threading.Barrier(20)
+
+    def one_chat(_: int) -> tuple[int, str]:
+        with httpx.Client(base_url=app.base, timeout=60.0) as client:
+            barrier.wait()
+            headers = {"Authorization": f"Bearer {key}"}
+            with client.stream("POST", "/v1/chat", json={"message": message}, headers=headers) as response:
+                response.read()
+                return response.status_code, response.headers.get("x-run-id") or response.json()["error"]
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        outcomes = list(pool.map(one_chat, range(20)))
+    # Three runs started (a slow upstream may still fail one with 408 after it started); the rest got 402.
+    started = [detail for status, detail in outcomes if status != 402]
+    assert len(started) == 3, outcomes
+    assert {detail for status, detail in outcomes if status == 402} == {"insufficient_credits"}
+    for run_id in (detail for status, detail in outcomes if status == 200):
+        assert len(app.receipts(run_id, 1)) == 1
+    balance = app.http.get("/v1/activity", headers={"Authorization": f"Bearer {key}"}).json()["balanceCredits"]
+    assert 0 <= balance <= 3 * estimate + estimate // 2
+    # The three runs ended: their holds are released, so the balance left covers a new chat again.
+    response, _ = chat(app, key, {"message": message})
+    assert response.status_code != 402
+
+
+def test_an_oversized_body_is_413_with_or_without_content_length(app: App) -> None:
+    """Issue 12, defect 9: an unauthenticated client cannot post an unbounded body (1 MiB default)."""
+    big = b'{"message": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    declared = app.http.post("/v1/chat", content=big, headers={"content-type": "application/json"})
+    assert declared.status_code == 413
+    assert declared.json()["error"] == "payload_too_large"
+    assert "1048576 bytes" in declared.json()["message"]
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(big), 64 * 1024):
+            yield big[start : start + 64 * 1024]
+
+    chunked = app.http.post("/v1/chat", content=chunks(), headers={"content-type": "application/json"})
+    assert "content-length" not in chunked.request.headers
+    assert chunked.status_code == 413 and chunked.json()["error"] == "payload_too_large"
+    # Under the limit, the same route answers as before (401: no API key).
+    assert app.http.post("/v1/chat", json={"message": "hi"}).status_code == 401

@@ -88,10 +88,18 @@ async def test_migrations_are_versioned_and_idempotent() -> None:
         assert await applied_versions(url) == []
         await asyncio.gather(migrate(url), migrate(url), migrate(url))
         await migrate(url)
-        assert await applied_versions(url) == [1]
+        assert await applied_versions(url) == [1, 2]
         with psycopg.connect(url) as conn:
             tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-        assert {"billing_accounts", "virtual_keys", "api_keys", "credit_ledger", "charge_receipts"} <= tables
+        assert {
+            "billing_accounts",
+            "virtual_keys",
+            "api_keys",
+            "credit_ledger",
+            "charge_receipts",
+            "reconcile_cursors",
+            "credit_holds",
+        } <= tables
 
 
 async def test_markup_arithmetic_charges_ceil_of_user_cost(ledger: Ledger, accounts: Accounts, db: AppDatabase) -> None:

@@ -188,19 +188,19 @@ async def test_sweep_bills_known_accounts_and_reports_unbilled(world: World) -> 
         spend_row("o1", w.other, "run-9", spend=Decimal("0.00001")),
         spend_row("stranger", "account-of-another-deployment", "run-x"),
         spend_row("no-run", w.account, None),
-        spend_row("too-old", w.account, "run-0", start_time=old, end_time=old),
+        spend_row("hours-old", w.account, "run-0", start_time=old, end_time=old),
     )
     await w.ledger.commit_usage_fact(stream_fact(w, "a1"), provenance="stream")
     write(w.url, spend_row("a2", w.account, "run-1"))
-    assert await w.reconciler.sweep(lookback=timedelta(hours=1)) == 2  # a2 and o1
-    assert metric("cogni_unbilled_calls") == 2
+    # Every call after the cursor is billed, however old (the call that ended 3 h ago included).
+    assert await w.reconciler.sweep() == 3  # a2, o1 and hours-old
+    assert metric("cogni_unbilled_calls") == 3
+    assert metric("cogni_unbilled_calls_outstanding") == 0
     assert {r["litellm_call_id"] for r in await w.ledger.receipts_for_run("run-1")} == {"a1", "a2"}
     assert [r["charged_credits"] for r in await w.ledger.receipts_for_run("run-9")] == [200]
-    assert await w.ledger.receipts_for_run("run-0") == []
-    assert await w.reconciler.sweep(lookback=timedelta(hours=1)) == 0
+    assert [r["litellm_call_id"] for r in await w.ledger.receipts_for_run("run-0")] == ["hours-old"]
+    assert await w.reconciler.sweep() == 0
     assert metric("cogni_unbilled_calls") == 0
-    # A wider window reaches the old call.
-    assert await w.reconciler.sweep(lookback=timedelta(hours=4)) == 1
 
 
 async def test_settle_time_leaves_fresh_calls_to_the_stream(world: World) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -12,7 +13,9 @@ from langgraph.config import get_stream_writer
 from langgraph.graph import START, MessagesState, StateGraph
 
 from cogni_ai_core import AiEvent, AssistantFinal, RunContext
+from cogni_app.db import AppDatabase, postgres_checkpointer, setup_checkpoints
 from cogni_app.executors import GraphRunRequest, InProcProvider
+from testsupport import fresh_database
 
 
 class RateLimited(RuntimeError):
@@ -96,3 +99,18 @@ async def test_graph_failure_becomes_a_normalised_error_then_done() -> None:
     assert events == [{"type": "error", "error": "rate_limit"}, {"type": "done"}]
     final = await result.final
     assert not final.ok and final.error == "rate_limit"
+
+
+async def test_a_conversation_survives_an_app_restart_on_the_postgres_checkpointer() -> None:
+    """Issue 12, defect 9: in-process conversations live in the app database, not in the process's memory.
+    Each `process` here is its own pool and provider, built the way `cogni-app serve` builds them."""
+    with fresh_database("cogni_app_inproc_ckpt") as url:
+        await asyncio.gather(setup_checkpoints(url), setup_checkpoints(url))  # two replicas starting together
+        for turn, expected in (("one", "seen 1"), ("two", "seen 3"), ("three", "seen 5")):
+            db = AppDatabase(url, max_size=2)
+            await db.open()
+            try:
+                provider = InProcProvider(checkpointer=postgres_checkpointer(db), compiler=build)
+                assert final_text(await collect(provider, request("counting", turn))) == expected
+            finally:
+                await db.close()  # the process stops; only the database remembers

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from cogni_ai_core import (
     AssistantFinal,
     Done,
     ExecutorType,
+    RunContext,
     SourceSystem,
     TextDelta,
     UsageFact,
@@ -21,7 +23,9 @@ from cogni_ai_core import (
 )
 from cogni_app.billing import Accounts, Ledger
 from cogni_app.db import AppDatabase, migrate
-from cogni_app.executors import GraphFinal, GraphRunResult
+from cogni_app.executors import GraphFinal, GraphRunRequest, GraphRunResult
+from cogni_app.executors.driver import drive
+from cogni_app.executors.translate import StreamTranslator
 from cogni_app.relay import USAGE_COMMITS, Relay
 from testsupport import fresh_database
 
@@ -164,3 +168,35 @@ async def test_shutdown_drains_runs_in_flight(billing: tuple[Ledger, Accounts]) 
     relay.start(scripted(events, delay=0.02), run_id=run_id, billing_account_id=account)
     await relay.aclose(drain_seconds=10)
     assert [r["litellm_call_id"] for r in await ledger.receipts_for_run(run_id)] == ["call-d"]
+
+
+async def test_a_run_cancelled_past_the_drain_still_bills_the_calls_it_had_made(
+    billing: tuple[Ledger, Accounts],
+) -> None:
+    """The provider holds usage_report events until the run ends; a shutdown that cancels the run after its
+    drain must still bill the LLM calls the run had made (through the real driver and translator)."""
+    ledger, accounts = billing
+    account, vkey = await new_account(accounts)
+    run_id = str(uuid.uuid4())
+    request = GraphRunRequest(
+        graph_id="langgraph:chat", model="gpt-4o-mini", run=RunContext(run_id=run_id, attempt=0),
+        billing_account_id=account, virtual_key_id=vkey, state_key="conv-cancel",
+        input_messages=[{"role": "user", "content": "hi"}],
+    )  # fmt: skip
+    made_a_call = asyncio.Event()
+
+    async def parts() -> AsyncIterator[tuple[str, Any]]:
+        yield "custom", {"type": "usage", "callId": "call-before-cancel", "model": "gpt-4o-mini", "costUsd": "0.00001"}
+        made_a_call.set()
+        await asyncio.sleep(3600)  # the graph's second LLM call never finishes
+        yield "custom", {}
+
+    result = drive(parts, StreamTranslator(request, executor_type=ExecutorType.INPROC), executor="inproc")
+    relay = Relay(ledger=ledger, reconciler=None)
+    run = relay.start(result, run_id=run_id, billing_account_id=account)
+    await asyncio.wait_for(made_a_call.wait(), 5)
+    await relay.aclose(drain_seconds=0.2)
+    receipts = await ledger.receipts_for_run(run_id)
+    assert [(r["litellm_call_id"], r["charged_credits"]) for r in receipts] == [("call-before-cancel", 200)]
+    assert await ledger.balance(account) == 1_000_000 - 200
+    assert [e.type async for e in run.ui_events()][-2:] == ["error", "done"]

@@ -179,3 +179,14 @@ def test_invalid_usage_event_is_rejected_not_billed() -> None:
 )
 def test_server_error_events_normalise_like_in_process_exceptions(error_type: str, message: str, code: str) -> None:
     assert normalize_error(RemoteRunError(error_type, message)) == code
+
+
+def test_usage_is_billed_under_the_attempt_the_agent_server_reports() -> None:
+    """Issue 12: the server's metadata event (attempt counted from 1) comes first; a retried run's calls are
+    attempt 1, 2, ... as in their spend-log rows, not the attempt 0 the app started with."""
+    events, _ = run([("metadata", {"run_id": "srv-run", "attempt": 2}), usage("call-r"), ("updates", {})])
+    [report] = [e for e in events if e["type"] == "usage_report"]
+    assert report["fact"]["attempt"] == 1
+    assert report["fact"]["runId"] == "run-1"
+    events, _ = run([("metadata", {"run_id": "srv-run", "attempt": 1}), usage("call-f")])
+    assert [e["fact"]["attempt"] for e in events if e["type"] == "usage_report"] == [0]

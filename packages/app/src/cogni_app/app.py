@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import JSONResponse, Response
 
 from cogni_app.api import account, admin, agents, chat
+from cogni_app.api.body_limit import BodyLimit
 from cogni_app.api.errors import install_error_handlers
 from cogni_app.api.runtime import AppRuntime
 from cogni_app.config import AppSettings
@@ -31,6 +32,7 @@ def create_app(settings: AppSettings | None = None, *, run_migrations: bool = Tr
     app = FastAPI(title="cogni-app", version="0.1.0", lifespan=lifespan)
     app.state.runtime = None
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.cogni_max_request_body_bytes)
     app.include_router(chat.router)
     app.include_router(agents.router)
     app.include_router(account.router)

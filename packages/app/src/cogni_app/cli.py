@@ -48,11 +48,17 @@ def serve(
 
 @app.command("migrate")
 def migrate_command() -> None:
-    """Apply pending migrations to DATABASE_URL (idempotent, safe to run concurrently)."""
-    from cogni_app.db import migrate
+    """Apply pending migrations to DATABASE_URL, and set up the in-process conversations' checkpoint tables
+    (idempotent, safe to run concurrently)."""
+    from cogni_app.db import migrate, setup_checkpoints
 
     settings = _settings(DatabaseSettings)
-    asyncio.run(migrate(settings.database_url))
+
+    async def run() -> None:
+        await migrate(settings.database_url)
+        await setup_checkpoints(settings.database_url)
+
+    asyncio.run(run())
     typer.echo("app database is up to date")
 
 

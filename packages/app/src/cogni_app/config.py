@@ -45,6 +45,9 @@ class AppSettings(DatabaseSettings):
     cogni_reconcile_interval_seconds: float = Field(default=300.0, ge=0)
     cogni_first_event_timeout_seconds: float = Field(default=15.0, gt=0)
     cogni_models_refresh_seconds: float = Field(default=60.0, gt=0)
+    cogni_spend_log_retention_days: int = Field(default=90, ge=0)
+    cogni_max_request_body_bytes: int = Field(default=1_048_576, gt=0)
+    cogni_credit_hold_ttl_seconds: float = Field(default=900.0, gt=0)
 
     @field_validator("user_price_markup_factor")
     @classmethod

@@ -9,7 +9,7 @@ BILLING_RECEIPTS = Counter(
 )
 BILLING_UNDERBILLED = Counter(
     "cogni_billing_underbilled_calls",
-    "Paid-model calls that reported no cost: a zero-credit receipt was written (degraded under-billing).",
+    "Paid-model calls that reported no cost or a cost of 0: a zero-credit receipt was written (under-billing).",
 )
 RECONCILER_CALLS_RECONCILED = Counter(
     "cogni_reconciler_calls_reconciled",
@@ -23,6 +23,22 @@ BILLING_LAG = Histogram(
 UNBILLED_CALLS = Gauge(
     "cogni_unbilled_calls",
     "Spend-log calls with no receipt found at the start of the last sweep.",
+)
+UNBILLED_OUTSTANDING = Gauge(
+    "cogni_unbilled_calls_outstanding",
+    "Spend-log calls still without a receipt at the end of the last sweep (their commit failed; retried next).",
+)
+RECONCILER_CURSOR_LAG = Gauge(
+    "cogni_reconciler_cursor_lag_seconds",
+    "Age of the reconciler's committed cursor: grows while the spend log is unreachable or sweeps fail.",
+)
+SPEND_LOG_PRUNED = Counter(
+    "cogni_spend_log_pruned_rows",
+    "Spend-log sink rows deleted by retention (older than COGNI_SPEND_LOG_RETENTION_DAYS, already reconciled).",
+)
+BILLING_CORRECTIONS = Counter(
+    "cogni_billing_corrections",
+    "Calls charged without a cost whose real cost arrived later and was charged once as a correction.",
 )
 MODEL_ALLOWLIST_REFRESH_FAILURES = Counter(
     "cogni_model_allowlist_refresh_failures",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,6 +27,10 @@ USAGE_COMMITS = Counter(
     "cogni_app_relay_usage_commits_total",
     "usage_report events the billing subscriber committed, by outcome (created, replay, failed)",
     ["outcome"],
+)
+USAGE_BILLED_ON_CANCEL = Counter(
+    "cogni_app_relay_usage_billed_on_cancel_total",
+    "LLM calls of a cancelled run (shutdown past the drain) billed from what the provider had collected",
 )
 RUNS_IN_FLIGHT = Gauge("cogni_app_relay_runs_in_flight", "Runs the relay is still pumping or billing")
 RECONCILE_AFTER_RUN = Counter(
@@ -110,9 +114,12 @@ class Relay:
         run_id: str,
         billing_account_id: str,
         ingress_request_id: str | None = None,
+        on_finished: Callable[[], Awaitable[None]] | None = None,
     ) -> RelayedRun:
+        """Pump the run; `on_finished` (the credit hold's release) runs once it has ended and its usage is
+        committed, however it ended (completion, failure, cancellation)."""
         run = RelayedRun(run_id=run_id, billing_account_id=billing_account_id)
-        task = asyncio.create_task(self._pump(run, result, ingress_request_id), name=f"relay:{run_id}")
+        task = asyncio.create_task(self._pump(run, result, ingress_request_id, on_finished), name=f"relay:{run_id}")
         run.task = task
         self._tasks.add(task)
         RUNS_IN_FLIGHT.inc()
@@ -124,7 +131,13 @@ class Relay:
         task.add_done_callback(_done)
         return run
 
-    async def _pump(self, run: RelayedRun, result: GraphRunResult, ingress_request_id: str | None) -> None:
+    async def _pump(
+        self,
+        run: RelayedRun,
+        result: GraphRunResult,
+        ingress_request_id: str | None,
+        on_finished: Callable[[], Awaitable[None]] | None,
+    ) -> None:
         billing: asyncio.Queue[UsageReport | None] = asyncio.Queue()
         biller = asyncio.create_task(self._bill(run, billing, ingress_request_id))
         try:
@@ -136,6 +149,7 @@ class Relay:
                         run._to_ui(event)
             except asyncio.CancelledError:
                 run._close_ui("aborted")
+                self._bill_collected(result, billing)
                 raise
             except Exception as exc:
                 log.error("relay_stream_failed", run_id=run.run_id, error=repr(exc)[:500])
@@ -146,7 +160,28 @@ class Relay:
         finally:
             billing.put_nowait(None)
             await asyncio.shield(biller)
+            if on_finished is not None:
+                await self._finished(run, on_finished)
         await self._reconcile(run)
+
+    @staticmethod
+    async def _finished(run: RelayedRun, on_finished: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await on_finished()
+        except Exception as exc:  # the hold expires on its own; the run's outcome is unaffected
+            log.error("relay_on_finished_failed", run_id=run.run_id, error=repr(exc)[:500])
+
+    @staticmethod
+    def _bill_collected(result: GraphRunResult, billing: asyncio.Queue[UsageReport | None]) -> None:
+        """A cancelled run: its usage_report events never come, but the calls were made. The provider settled
+        its final with every call it had collected; bill those (a call already billed is a replay)."""
+        final = result.final
+        if isinstance(final, asyncio.Future) and final.done() and not final.cancelled():
+            facts = final.result().usage_facts
+            for fact in facts:
+                billing.put_nowait(UsageReport(fact=fact))
+            if facts:
+                USAGE_BILLED_ON_CANCEL.inc(len(facts))
 
     async def _bill(
         self, run: RelayedRun, queue: asyncio.Queue[UsageReport | None], ingress_request_id: str | None

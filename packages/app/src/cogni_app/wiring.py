@@ -10,9 +10,9 @@ from contextlib import asynccontextmanager
 
 import structlog
 
-from cogni_app.billing import Accounts, Ledger
+from cogni_app.billing import Accounts, CreditHolds, Ledger
 from cogni_app.config import AppSettings
-from cogni_app.db import AppDatabase, migrate
+from cogni_app.db import AppDatabase, migrate, postgres_checkpointer, setup_checkpoints
 from cogni_app.executors import ExecutorRouter, GraphProvider, InProcProvider, LangGraphServerProvider
 from cogni_app.models import ModelAllowlist
 from cogni_app.reconcile import LiteLLMSpendLogsApiSource, Reconciler, SinkTableSource, SpendLogSource
@@ -31,13 +31,14 @@ log = structlog.get_logger(__name__)
 RELAY_DRAIN_SECONDS = 30.0
 
 
-def build_executor(settings: AppSettings) -> tuple[ExecutorRouter, list[LangGraphServerProvider]]:
-    """Only the providers some route names are built (the in-process one imports the graphs)."""
+def build_executor(settings: AppSettings, db: AppDatabase) -> tuple[ExecutorRouter, list[LangGraphServerProvider]]:
+    """Only the providers some route names are built (the in-process one imports the graphs); in-process
+    conversations are checkpointed in the app database."""
     routes = settings.executor_routes()
     providers: dict[str, GraphProvider] = {}
     closers: list[LangGraphServerProvider] = []
     if "inproc" in routes.values():
-        providers["inproc"] = InProcProvider()
+        providers["inproc"] = InProcProvider(checkpointer=postgres_checkpointer(db))
     if "server" in routes.values():
         assert settings.cogni_jwt_secret is not None  # enforced by AppSettings
         tokens = ServiceTokenMinter(
@@ -72,6 +73,8 @@ async def open_services(settings: AppSettings, *, run_migrations: bool = True) -
     sweep stops, the Agent Server client, the allowlist and the database pool close."""
     if run_migrations:
         await migrate(settings.database_url)
+        if "inproc" in settings.executor_routes().values():
+            await setup_checkpoints(settings.database_url)
     db = AppDatabase(settings.database_url)
     await db.open()
     models = ModelAllowlist(
@@ -79,20 +82,26 @@ async def open_services(settings: AppSettings, *, run_migrations: bool = True) -
         settings.litellm_api_key.get_secret_value(),
         refresh_seconds=settings.cogni_models_refresh_seconds,
     )
-    executor, closers = build_executor(settings)
+    executor, closers = build_executor(settings, db)
     sweeper: asyncio.Task[None] | None = None
     relay: Relay | None = None
     try:
         await models.start()
         accounts = Accounts(db)
         ledger = Ledger(db, markup=settings.user_price_markup_factor, is_free_model=models.is_free)
-        reconciler = Reconciler(ledger, build_spend_source(settings))
+        reconciler = Reconciler(
+            ledger, build_spend_source(settings), retention_days=settings.cogni_spend_log_retention_days
+        )
         relay = Relay(
             ledger=ledger, reconciler=reconciler, reconcile_delay_seconds=settings.cogni_reconcile_delay_seconds
         )
         services = AppServices(
             chat=ChatService(
-                models=models, ledger=ledger, executor=executor, relay=relay, policy=chat_policy(settings)
+                models=models,
+                holds=CreditHolds(db, ttl_seconds=settings.cogni_credit_hold_ttl_seconds),
+                executor=executor,
+                relay=relay,
+                policy=chat_policy(settings),
             ),
             agents=AgentsService(executor, default_graph_id=settings.cogni_default_graph_id),
             accounts=AccountService(accounts=accounts, ledger=ledger, models=models),

@@ -44,8 +44,17 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
 );
 CREATE INDEX IF NOT EXISTS {TABLE}_inserted_at_idx ON {TABLE} (inserted_at);
 CREATE INDEX IF NOT EXISTS {TABLE}_end_user_idx ON {TABLE} (end_user, end_time);
+CREATE INDEX IF NOT EXISTS {TABLE}_position_idx ON {TABLE} (inserted_at, call_id);
+CREATE INDEX IF NOT EXISTS {TABLE}_run_idx ON {TABLE} ((spend_logs_metadata->>'run_id'), end_user);
 """
-"""Idempotent DDL; run it under `LOCK_KEY` so concurrent creators do not collide."""
+"""Idempotent DDL; run it under `LOCK_KEY` so concurrent creators do not collide.
+
+The reconciler's two reads have an index each: its sweep reads on from its cursor in `(inserted_at,
+call_id)` order (`_position_idx`), its post-run pass looks a run's calls up by `spend_logs_metadata->>'run_id'`
+and `end_user` (`_run_idx`)."""
+
+# Retention is the reader's: only the app's reconciler knows which rows it has passed (its cursor), so it
+# deletes them (COGNI_SPEND_LOG_RETENTION_DAYS, cogni_app.reconcile.sink_source); the sink only writes.
 
 LOCK_KEY = 0x5E_3D_10_65  # pg_advisory_xact_lock key serialising the DDL
 

@@ -85,3 +85,14 @@ def test_run_config_merges_identity_and_checkpoint() -> None:
     }
     assert config["metadata"]["m"] == 1 and config["metadata"]["run_attempt"] == 2
     assert config["tags"] == ["z"]
+
+
+def test_run_config_gives_an_app_run_its_attempt_counted_from_zero() -> None:
+    """Issue 12: a retried run's LLM calls are billed (and spend-logged) under the attempt that made them."""
+    base = {"run_id": "r", "thread_id": "t", "assistant_id": "a", "graph_id": "g", "metadata": {}}
+    app_config = {"config": {"configurable": {"runId": "app-run", "attempt": 0, "model": "m"}}}
+    first = run_config({**base, "attempt": 1, "kwargs": app_config})
+    retried = run_config({**base, "attempt": 3, "kwargs": app_config})
+    assert (first["configurable"]["attempt"], retried["configurable"]["attempt"]) == (0, 2)
+    other = run_config({**base, "attempt": 3, "kwargs": {"config": {"configurable": {"x": 1}}}})
+    assert "attempt" not in other["configurable"]  # a graph that is not an app's run gets no key of ours

@@ -9,7 +9,7 @@ from psycopg.errors import ForeignKeyViolation
 from psycopg.types.json import Jsonb
 
 from cogni_app.billing.errors import InvalidGrant, UnknownAccount, UnknownApiKey
-from cogni_app.billing.types import LEDGER_CHARGE_REASON, Account, ApiKeyPrincipal, VirtualKey
+from cogni_app.billing.types import RESERVED_LEDGER_REASONS, Account, ApiKeyPrincipal, VirtualKey
 from cogni_app.db import AppDatabase
 
 API_KEY_PREFIX = "cogni_"
@@ -71,8 +71,8 @@ class Accounts:
         """
         if amount == 0:
             raise InvalidGrant("amount must not be 0: a grant must change the balance")
-        if reason == LEDGER_CHARGE_REASON:
-            raise InvalidGrant(f"{LEDGER_CHARGE_REASON!r} is reserved for the ledger's charges")
+        if reason in RESERVED_LEDGER_REASONS:
+            raise InvalidGrant(f"{reason!r} is reserved for the ledger's charges")
         if not reason.strip() or not reference.strip():
             raise InvalidGrant("a grant needs a reason and a reference")
         async with self.db.pool.connection() as conn, conn.transaction():
@@ -148,7 +148,15 @@ class Accounts:
 
     async def delete_account_data(self, account_id: str) -> dict[str, int]:
         """Delete an account and everything of it; returns row counts per table."""
-        tables = ("billing_alerts", "credit_ledger", "charge_receipts", "api_keys", "virtual_keys")
+        tables = (
+            "billing_alerts",
+            "credit_holds",
+            "charge_corrections",
+            "credit_ledger",
+            "charge_receipts",
+            "api_keys",
+            "virtual_keys",
+        )
         counts: dict[str, int] = {}
         async with self.db.pool.connection() as conn, conn.transaction():
             cur = await conn.execute("SELECT 1 FROM billing_accounts WHERE id = %s FOR UPDATE", (account_id,))

@@ -3,7 +3,9 @@
 It is a guard against starting runs an account clearly cannot pay for, not a cap: the real charge
 comes from LiteLLM afterwards and may exceed it (the balance may then go negative).
 
-    prompt tokens  = ceil(prompt_chars / 4)                  (about 4 characters per token)
+    prompt tokens  = context tokens + ceil(prompt_chars / 4)  (the thread so far, plus the new message at
+                     about 4 characters per token; the context is the largest call of the thread's last
+                     runs, prompt + answer, from their receipts)
     output tokens  = ASSUMED_MAX_OUTPUT_TOKENS               (1024: a full-length answer)
     provider USD   = prompt tokens x input price + output tokens x output price
                      prices per model from MODEL_PRICES_USD_PER_TOKEN, else the flat
@@ -27,16 +29,18 @@ MODEL_PRICES_USD_PER_TOKEN: dict[str, tuple[Decimal, Decimal]] = {
 }
 
 
-def estimate_tokens(prompt_chars: int) -> tuple[int, int]:
-    """(prompt tokens, output tokens) assumed for a prompt of this many characters."""
-    if prompt_chars < 0:
-        raise ValueError("prompt_chars cannot be negative")
-    return math.ceil(prompt_chars / CHARS_PER_TOKEN), ASSUMED_MAX_OUTPUT_TOKENS
+def estimate_tokens(prompt_chars: int, context_tokens: int = 0) -> tuple[int, int]:
+    """(prompt tokens, output tokens) assumed for a new message of this many characters on a thread."""
+    if prompt_chars < 0 or context_tokens < 0:
+        raise ValueError("prompt_chars and context_tokens cannot be negative")
+    return context_tokens + math.ceil(prompt_chars / CHARS_PER_TOKEN), ASSUMED_MAX_OUTPUT_TOKENS
 
 
-def estimate_credits(model_id: str, prompt_chars: int, *, is_free: bool, markup: Decimal) -> int:
-    """Credits a run on this model with this prompt is expected to cost at most (roughly)."""
-    prompt_tokens, output_tokens = estimate_tokens(prompt_chars)
+def estimate_credits(
+    model_id: str, prompt_chars: int, *, is_free: bool, markup: Decimal, context_tokens: int = 0
+) -> int:
+    """Credits a run on this model with this prompt on this thread is expected to cost at most (roughly)."""
+    prompt_tokens, output_tokens = estimate_tokens(prompt_chars, context_tokens)
     if is_free:
         return 0
     input_price, output_price = MODEL_PRICES_USD_PER_TOKEN.get(

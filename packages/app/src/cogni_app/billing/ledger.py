@@ -15,8 +15,9 @@ from psycopg import AsyncConnection
 from psycopg.errors import ForeignKeyViolation
 from psycopg.types.json import Jsonb
 
-from cogni_ai_core import UsageFact, charge_idempotency_key, price_usage, validate_markup
+from cogni_ai_core import Charge, UsageFact, charge_idempotency_key, price_usage, validate_markup
 from cogni_app import metrics
+from cogni_app.billing.corrections import charge_correction, known_cost
 from cogni_app.billing.errors import InsufficientCredits, UnknownAccount
 from cogni_app.billing.types import LEDGER_CHARGE_REASON, CommitResult
 from cogni_app.db import AppDatabase
@@ -41,6 +42,16 @@ INSERT INTO charge_receipts (
 )
 ON CONFLICT (source_system, source_reference) DO NOTHING
 RETURNING id
+"""
+
+
+_SELECT_RECEIPT_FOR_UPDATE = (
+    "SELECT * FROM charge_receipts WHERE source_system = %s AND source_reference = %s FOR UPDATE"
+)
+_RECEIPT_STATES = """
+SELECT r.source_reference, r.under_billed AND c.id IS NULL AS needs_cost
+FROM charge_receipts r LEFT JOIN charge_corrections c ON c.receipt_id = r.id
+WHERE r.source_system = %s AND r.source_reference = ANY(%s)
 """
 
 
@@ -73,7 +84,8 @@ class Ledger:
         """
         if provenance not in PROVENANCES:
             raise ValueError(f"unknown provenance {provenance!r}")
-        charge = price_usage(fact.cost_usd, markup=self.markup, is_free=self._is_free(fact))
+        cost = known_cost(fact.cost_usd)
+        charge = price_usage(cost, markup=self.markup, is_free=self._is_free(fact))
         source_system, source_reference = charge_idempotency_key(fact)
         params = {
             "account": fact.billing_account_id,
@@ -96,7 +108,7 @@ class Ledger:
             "output_tokens": fact.output_tokens,
             "cache_read": fact.cache_read_tokens,
             "cache_write": fact.cache_write_tokens,
-            "provider_cost": fact.cost_usd,
+            "provider_cost": cost,
             "markup": self.markup,
             "under_billed": charge.under_billed,
         }
@@ -107,7 +119,9 @@ class Ledger:
                 raise UnknownAccount(f"no billing account {fact.billing_account_id!r}") from exc
             inserted = await cur.fetchone()
             if inserted is None:
-                return await self._replayed(conn, source_system, source_reference, fact.billing_account_id)
+                return await self._replayed(
+                    conn, source_system, source_reference, fact, charge=charge, cost=cost, provenance=provenance
+                )
             receipt_id = str(inserted["id"])
             cur = await conn.execute(
                 "UPDATE billing_accounts SET balance_credits = balance_credits - %s WHERE id = %s "
@@ -145,7 +159,7 @@ class Ledger:
                     (
                         fact.billing_account_id,
                         receipt_id,
-                        f"paid model {pricing_model(fact)!r} reported no cost; charged 0 credits",
+                        f"paid model {pricing_model(fact)!r} reported no cost (or 0); charged 0 credits",
                         Jsonb({"source_reference": source_reference, "provenance": provenance}),
                     ),
                 )
@@ -169,24 +183,43 @@ class Ledger:
 
     @staticmethod
     async def _replayed(
-        conn: AsyncConnection[dict[str, Any]], source_system: str, source_reference: str, account_id: str
+        conn: AsyncConnection[dict[str, Any]],
+        source_system: str,
+        source_reference: str,
+        fact: UsageFact,
+        *,
+        charge: Charge,
+        cost: Decimal | None,
+        provenance: str,
     ) -> CommitResult:
-        cur = await conn.execute(
-            "SELECT r.id, r.charged_credits, r.under_billed, a.balance_credits FROM charge_receipts r"
-            " JOIN billing_accounts a ON a.id = r.billing_account_id"
-            " WHERE r.source_system = %s AND r.source_reference = %s",
-            (source_system, source_reference),
-        )
+        """The call was charged already; if it was charged without a cost and this report has one, correct it."""
+        cur = await conn.execute(_SELECT_RECEIPT_FOR_UPDATE, (source_system, source_reference))
         row = await cur.fetchone()
         if row is None:  # the conflicting receipt vanished (account deleted meanwhile)
-            raise UnknownAccount(f"no billing account {account_id!r}")
+            raise UnknownAccount(f"no billing account {fact.billing_account_id!r}")
+        corrected = 0
+        if row["under_billed"] and cost is not None and not charge.under_billed and charge.credits > 0:
+            corrected = await charge_correction(conn, row, charge, provider_cost_usd=cost, provenance=provenance)
+        cur = await conn.execute(
+            "SELECT balance_credits FROM billing_accounts WHERE id = %s", (fact.billing_account_id,)
+        )
+        balance = await cur.fetchone()
         return CommitResult(
             receipt_id=str(row["id"]),
             charged_credits=int(row["charged_credits"]),
             created=False,
-            balance_after=int(row["balance_credits"]),
-            under_billed=bool(row["under_billed"]),
+            balance_after=int(balance["balance_credits"]) if balance else 0,
+            under_billed=bool(row["under_billed"]) and not corrected,
+            corrected_credits=corrected,
         )
+
+    async def receipt_states(self, source_system: str, source_references: list[str]) -> dict[str, bool]:
+        """For each key that has a receipt: True if it was charged without a cost and is not corrected yet."""
+        if not source_references:
+            return {}
+        async with self.db.pool.connection() as conn:
+            cur = await conn.execute(_RECEIPT_STATES, (source_system, source_references))
+            return {str(r["source_reference"]): bool(r["needs_cost"]) for r in await cur.fetchall()}
 
     async def balance(self, billing_account_id: str) -> int:
         async with self.db.pool.connection() as conn:
@@ -206,17 +239,6 @@ class Ledger:
         balance = await self.balance(billing_account_id)
         if balance < estimated_credits:
             raise InsufficientCredits(required=estimated_credits, balance=balance)
-
-    async def existing_references(self, source_system: str, source_references: list[str]) -> set[str]:
-        """Which of these idempotency keys already have a receipt (the reconciler's gap finder)."""
-        if not source_references:
-            return set()
-        async with self.db.pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT source_reference FROM charge_receipts WHERE source_system = %s AND source_reference = ANY(%s)",
-                (source_system, source_references),
-            )
-            return {str(r["source_reference"]) for r in await cur.fetchall()}
 
     async def default_virtual_key(self, billing_account_id: str) -> str | None:
         """The account's first virtual key, used when a spend-log row does not name one."""
@@ -246,22 +268,22 @@ class Ledger:
         async with self.db.pool.connection() as conn:
             cur = await conn.execute(
                 """
-                SELECT run_id,
-                       min(graph_id) AS graph_id,
-                       array_agg(DISTINCT model) FILTER (WHERE model IS NOT NULL) AS models,
-                       max(attempt) AS last_attempt,
+                SELECT r.run_id,
+                       min(r.graph_id) AS graph_id,
+                       array_agg(DISTINCT r.model) FILTER (WHERE r.model IS NOT NULL) AS models,
+                       max(r.attempt) AS last_attempt,
                        count(*) AS llm_calls,
-                       coalesce(sum(input_tokens), 0) AS input_tokens,
-                       coalesce(sum(output_tokens), 0) AS output_tokens,
-                       coalesce(sum(response_cost_usd), 0) AS cost_usd,
-                       coalesce(sum(charged_credits), 0) AS credits,
-                       bool_or(under_billed) AS under_billed,
-                       min(created_at) AS started_at,
-                       max(created_at) AS last_charged_at
-                FROM charge_receipts
-                WHERE billing_account_id = %s
-                GROUP BY run_id
-                ORDER BY max(created_at) DESC, run_id
+                       coalesce(sum(r.input_tokens), 0) AS input_tokens,
+                       coalesce(sum(r.output_tokens), 0) AS output_tokens,
+                       coalesce(sum(r.response_cost_usd), 0) + coalesce(sum(c.response_cost_usd), 0) AS cost_usd,
+                       coalesce(sum(r.charged_credits), 0) + coalesce(sum(c.charged_credits), 0) AS credits,
+                       bool_or(r.under_billed AND c.id IS NULL) AS under_billed,
+                       min(r.created_at) AS started_at,
+                       max(greatest(r.created_at, c.created_at)) AS last_charged_at
+                FROM charge_receipts r LEFT JOIN charge_corrections c ON c.receipt_id = r.id
+                WHERE r.billing_account_id = %s
+                GROUP BY r.run_id
+                ORDER BY max(r.created_at) DESC, r.run_id
                 LIMIT %s
                 """,
                 (billing_account_id, limit),

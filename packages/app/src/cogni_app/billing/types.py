@@ -4,6 +4,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 LEDGER_CHARGE_REASON = "charge_receipt"  # credit_ledger.reason of the ledger's own charges; grants may not use it
+LEDGER_CORRECTION_REASON = "charge_correction"  # a late real cost of a call first charged without one
+RESERVED_LEDGER_REASONS = (LEDGER_CHARGE_REASON, LEDGER_CORRECTION_REASON)
 
 
 @dataclass(frozen=True)
@@ -38,3 +40,5 @@ class CommitResult:
     created: bool
     balance_after: int
     under_billed: bool
+    corrected_credits: int = 0
+    """A replay that brought the real cost of a call charged without one: what the correction charged."""

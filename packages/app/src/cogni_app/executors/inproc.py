@@ -1,8 +1,8 @@
 """InProcProvider: runs a catalog graph in this process, through the same translator as the server.
 
-Checkpointer (decision): LangGraph's in-memory saver by default, so multi-turn works within one app
-process. It is the development and parity path; durable conversations belong on the Agent Server
-(Postgres checkpoints). Pass any `BaseCheckpointSaver` to change that.
+Checkpointer: `cogni-app serve` passes LangGraph's Postgres saver on the app database
+(`cogni_app.db.postgres_checkpointer`), so conversations survive a restart and are shared by replicas.
+Built without one (tests), the provider keeps conversations in memory for the life of the process.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from cogni_ai_core import (
     ExecutorType,
     GraphRunConfig,
     RunContext,
+    UsageFact,
     derive_thread_id,
 )
 
@@ -98,6 +99,9 @@ class GraphFinal:
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     provider_run_id: str | None = None
     provider_thread_id: str | None = None
+    usage_facts: list[UsageFact] = field(default_factory=list)
+    """One per LLM call the run made, the same facts its usage_report events carry: what a relay that is
+    cancelled before those events come still bills."""
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,14 @@ def tool_result_payload(content: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"content": value}
 
 
+def attempt_of(server_attempt: Any, default: int) -> int:
+    """Our 0-based attempt from the Agent Server's 1-based one (its `metadata` event): a retried run's second
+    attempt is attempt 1, as in the spend log, whose metadata the server's graph config carries."""
+    if isinstance(server_attempt, int) and not isinstance(server_attempt, bool) and server_attempt >= 1:
+        return server_attempt - 1
+    return default
+
+
 class StreamTranslator:
     """Stateful: feed parts with `on_part`, end with `finish()` or `fail(code)`; read `final` after."""
 
@@ -78,6 +86,8 @@ class StreamTranslator:
         self._last_ai_text: str | None = None
         self._deltas: list[str] = []
         self._usage: dict[str, UsageReport] = {}
+        self._attempt = request.attempt
+        """0-based; the Agent Server's `metadata` event reports its attempt (1-based) before any output."""
         self._totals = UsageTotals()
         self._ended = False
         self.provider_run_id: str | None = None
@@ -96,6 +106,7 @@ class StreamTranslator:
             return []
         if base == "metadata" and isinstance(data, dict):
             self.provider_run_id = str(data.get("run_id") or "") or self.provider_run_id
+            self._attempt = attempt_of(data.get("attempt"), self._attempt)
         return []
 
     def _on_message(self, message: Any) -> list[AiEvent]:
@@ -171,7 +182,7 @@ class StreamTranslator:
             usage = LlmCallUsage.model_validate(data)
             fact = usage.to_usage_fact(
                 run_id=self._request.run_id,
-                attempt=self._request.attempt,
+                attempt=self._attempt,
                 executor_type=self._executor_type,
                 billing_account_id=self._request.billing_account_id,
                 virtual_key_id=self._request.virtual_key_id,
@@ -222,4 +233,5 @@ class StreamTranslator:
             tool_calls=[ToolCallRecord(s.tool_call_id, s.tool_name, s.args) for s in self._tools.started],
             provider_run_id=self.provider_run_id,
             provider_thread_id=self.provider_thread_id,
+            usage_facts=[report.fact for report in self._usage.values()],
         )

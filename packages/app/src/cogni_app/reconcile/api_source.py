@@ -18,7 +18,15 @@ from typing import Any
 
 import httpx
 
-from cogni_app.reconcile.records import SpendLogRecord, as_datetime, as_decimal, as_dict, as_int
+from cogni_app.reconcile.records import (
+    EPOCH,
+    Position,
+    SpendLogRecord,
+    as_datetime,
+    as_decimal,
+    as_dict,
+    as_int,
+)
 
 
 def record_from_api_row(row: dict[str, Any]) -> SpendLogRecord | None:
@@ -42,11 +50,14 @@ def record_from_api_row(row: dict[str, Any]) -> SpendLogRecord | None:
         start_time=as_datetime(row.get("startTime")),
         end_time=as_datetime(row.get("endTime")),
         error_code=(str(error["error_code"]) if error.get("error_code") else None),
+        position_at=as_datetime(row.get("startTime")) or as_datetime(row.get("endTime")),
     )
 
 
 class LiteLLMSpendLogsApiSource:
     """Spend-log reader over LiteLLM's HTTP API (LiteLLM in database mode)."""
+
+    name = "litellm_api"
 
     def __init__(
         self,
@@ -85,6 +96,17 @@ class LiteLLMSpendLogsApiSource:
         start_day, end_day = self._window(datetime.now(UTC) - self.run_lookback)
         records = await self._rows(start_day, end_day)
         return [r for r in records if r.end_user == billing_account_id and r.run_id == run_id]
+
+    async def after(self, position: Position | None, *, limit: int) -> list[SpendLogRecord]:
+        """By (startTime, request id): the API filters by day only, so the day of `position` is read again."""
+        start_day, end_day = self._window(position[0] if position else EPOCH)
+        records = await self._rows(start_day, end_day)
+        later = sorted((r for r in records if position is None or r.position > position), key=lambda r: r.position)
+        return later[:limit]
+
+    async def prune(self, *, keep_days: int, reconciled_through: Position) -> int:
+        """LiteLLM's own table: its retention is LiteLLM's business (`maximum_spend_logs_retention_period`)."""
+        return 0
 
     async def since(self, start: datetime) -> list[SpendLogRecord]:
         start_day, end_day = self._window(start)

@@ -3,7 +3,13 @@
 LiteLLM's spend log is the source of truth for spend. After each run (`reconcile_run`) and on a
 periodic sweep (`sweep`), every billable call without a receipt is committed through
 `Ledger.commit_usage_fact`, the same idempotent path the stream uses: a call the stream already
-charged is not charged again, a call the stream missed is charged late.
+charged is not charged again, a call the stream missed is charged late, and a call charged without a
+cost whose spend log now has one is charged its cost once, as a correction.
+
+The sweep reads from a durable cursor (`reconcile_cursors` in the app database): every call after the
+last committed position, however old, so an app or spend-log outage of any length loses no call. The
+cursor advances only past calls that are billed (or not billable), and stays `cursor_margin_seconds`
+behind now so that rows of sink transactions still in flight are read again.
 
 A pass that fails (spend log unreachable, ledger error) is counted in
 `cogni_reconciler_errors_total{stage}` by the pass itself and re-raised: its caller (the relay after a
@@ -19,8 +25,9 @@ import structlog
 from cogni_ai_core import ExecutorType, SourceSystem, UsageFact
 from cogni_app import metrics
 from cogni_app.billing import Ledger, UnknownAccount
+from cogni_app.reconcile.cursor import ReconcileCursors
 from cogni_app.reconcile.facts import account_of, fact_from_record, is_billable
-from cogni_app.reconcile.records import SpendLogRecord, SpendLogSource
+from cogni_app.reconcile.records import Position, SpendLogRecord, SpendLogSource
 
 log = structlog.get_logger(__name__)
 
@@ -41,12 +48,22 @@ class Reconciler:
         *,
         executor_type_default: str = "langgraph_server",
         settle_seconds: float = 0.0,
+        cursors: ReconcileCursors | None = None,
+        page_size: int = 500,
+        cursor_margin_seconds: float = 60.0,
+        retention_days: int = 0,
     ) -> None:
         self.ledger = ledger
         self.source = source
         self.executor_type_default = ExecutorType(executor_type_default)
         self.settle_seconds = settle_seconds
         """A sweep leaves calls younger than this to the stream (0: bill whatever is there)."""
+        self.cursors = cursors or ReconcileCursors(ledger.db)
+        self.page_size = page_size
+        self.cursor_margin_seconds = cursor_margin_seconds
+        """The cursor stays this far behind now: a sink transaction still in flight commits rows behind it."""
+        self.retention_days = retention_days
+        """After a clean sweep, delete spend-log rows older than this behind the cursor (0: keep them all)."""
 
     async def reconcile_run(self, billing_account_id: str, run_id: str) -> int:
         """Bill the run's calls that have no receipt; returns the number of receipts created."""
@@ -65,46 +82,106 @@ class Reconciler:
         missing = await self._missing(pending)
         return await self._commit(missing)
 
-    async def sweep(self, *, lookback: timedelta = timedelta(hours=1)) -> int:
-        """Bill every recent call of a known account that has no receipt; sets `cogni_unbilled_calls`."""
+    async def sweep(self) -> int:
+        """Bill every call after the durable cursor, however old, then advance the cursor.
+
+        Returns the receipts created (corrections included). Sets `cogni_unbilled_calls` (calls found
+        without a receipt), `cogni_unbilled_calls_outstanding` (still unbilled after the pass) and
+        `cogni_reconciler_cursor_lag_seconds`.
+        """
         try:
-            return await self._sweep(lookback)
+            return await self._sweep()
         except Exception:
             metrics.RECONCILER_ERRORS.labels(stage="sweep").inc()
             raise
 
-    async def _sweep(self, lookback: timedelta) -> int:
+    async def _sweep(self) -> int:
         now = datetime.now(UTC)
         settled_before = now - timedelta(seconds=self.settle_seconds)
-        records = await self.source.since(now - lookback)
+        horizon: Position = (now - timedelta(seconds=self.cursor_margin_seconds), "")
+        committed = await self.cursors.load(self.source.name)
+        read_from = committed
+        known: dict[str, bool] = {}
+        found = created = 0
+        try:
+            while True:
+                page = await self.source.after(read_from, limit=self.page_size)
+                ready = self._settled(page, settled_before)
+                pending = await self._pending_of(ready, known)
+                found += len(pending)
+                for index, item in enumerate(pending):
+                    try:
+                        created += await self._commit_one(item)
+                    except Exception:
+                        metrics.UNBILLED_OUTSTANDING.set(len(pending) - index)
+                        safe = max((r.position for r in ready if r.position < item.record.position), default=None)
+                        await self._advance(safe, horizon)
+                        raise
+                if ready:
+                    read_from = ready[-1].position
+                    await self._advance(read_from, horizon)
+                if len(ready) < len(page) or len(page) < self.page_size:
+                    break
+        finally:
+            metrics.UNBILLED_CALLS.set(found)
+        metrics.UNBILLED_OUTSTANDING.set(0)
+        await self._prune()
+        return created
+
+    async def _prune(self) -> None:
+        """Retention, only behind the committed cursor: a call not yet reconciled is never deleted."""
+        if self.retention_days <= 0:
+            return
+        cursor = await self.cursors.load(self.source.name)
+        if cursor is None:
+            return
+        deleted = await self.source.prune(keep_days=self.retention_days, reconciled_through=cursor)
+        if deleted:
+            metrics.SPEND_LOG_PRUNED.inc(deleted)
+            log.info("spend-log retention deleted reconciled rows", deleted=deleted, days=self.retention_days)
+
+    def _settled(self, page: list[SpendLogRecord], settled_before: datetime) -> list[SpendLogRecord]:
+        """The page up to its first call younger than the settle time (left to the stream, read next pass)."""
+        if not self.settle_seconds:
+            return page
+        for index, record in enumerate(page):
+            when = record.end_time or record.start_time
+            if when is not None and when > settled_before:
+                return page[:index]
+        return page
+
+    async def _pending_of(self, records: list[SpendLogRecord], known: dict[str, bool]) -> list[_Pending]:
+        """The billable calls of known accounts among `records` that need a receipt or a correction."""
         by_account: dict[str, list[SpendLogRecord]] = {}
         for record in records:
-            when = record.end_time or record.start_time
-            if self.settle_seconds and when is not None and when > settled_before:
-                continue
             account = account_of(record)
             if account is None:
                 log.warning("spend-log call without an account; not billable", call_id=record.call_id)
                 continue
             by_account.setdefault(account, []).append(record)
-        missing: list[_Pending] = []
+        pending: list[_Pending] = []
         for account, account_records in by_account.items():
-            if not await self.ledger.account_exists(account):
-                log.info(
-                    "spend-log calls of an account this app does not know; skipped",
-                    account=account,
-                    calls=len(account_records),
-                )
-                continue
-            missing.extend(await self._missing(await self._facts(account_records, account)))
-        metrics.UNBILLED_CALLS.set(len(missing))
-        return await self._commit(missing)
+            if account not in known:
+                known[account] = await self.ledger.account_exists(account)
+                if not known[account]:
+                    log.info("spend-log calls of an account this app does not know; skipped", account=account)
+            if known[account]:
+                pending.extend(await self._missing(await self._facts(account_records, account)))
+        return sorted(pending, key=lambda p: p.record.position)
 
-    async def run_periodically(self, interval_seconds: float, *, lookback: timedelta = timedelta(hours=1)) -> None:
+    async def _advance(self, position: Position | None, horizon: Position) -> None:
+        """Commit the cursor, never past the horizon: rows of transactions still in flight may land behind it."""
+        if position is not None:
+            await self.cursors.advance(self.source.name, min(position, horizon))
+        saved = await self.cursors.load(self.source.name)
+        if saved is not None:
+            metrics.RECONCILER_CURSOR_LAG.set(max((datetime.now(UTC) - saved[0]).total_seconds(), 0.0))
+
+    async def run_periodically(self, interval_seconds: float) -> None:
         """Sweep every `interval_seconds` until cancelled; a failed sweep is logged and retried next time."""
         while True:
             try:
-                created = await self.sweep(lookback=lookback)
+                created = await self.sweep()
                 if created:
                     log.info("reconciler sweep billed missing calls", created=created)
             except asyncio.CancelledError:
@@ -140,30 +217,38 @@ class Reconciler:
         return pending
 
     async def _missing(self, pending: list[_Pending]) -> list[_Pending]:
-        existing = await self.ledger.existing_references(
-            str(SourceSystem.LITELLM), [p.fact.source_reference for p in pending]
-        )
-        return [p for p in pending if p.fact.source_reference not in existing]
+        """Calls without a receipt, and calls charged without a cost whose spend log now has one."""
+        states = await self.ledger.receipt_states(str(SourceSystem.LITELLM), [p.fact.source_reference for p in pending])
+        out = []
+        for item in pending:
+            needs_cost = states.get(item.fact.source_reference)
+            if needs_cost is None or (needs_cost and item.fact.cost_usd is not None):
+                out.append(item)
+        return out
 
     async def _commit(self, missing: list[_Pending]) -> int:
         created = 0
         for item in missing:
-            try:
-                result = await self.ledger.commit_usage_fact(item.fact, provenance="reconcile")
-            except UnknownAccount:
-                log.warning("account vanished before its call could be billed", call_id=item.record.call_id)
-                continue
-            if not result.created:
-                continue  # the stream (or another reconciler) got there first
-            created += 1
-            metrics.RECONCILER_CALLS_RECONCILED.inc()
-            ended = item.record.end_time or item.record.start_time
-            if ended is not None:
-                metrics.BILLING_LAG.observe(max((datetime.now(UTC) - ended).total_seconds(), 0.0))
-            log.info(
-                "reconciled a call the stream did not bill",
-                call_id=item.record.call_id,
-                run_id=item.fact.run_id,
-                credits=result.charged_credits,
-            )
+            created += await self._commit_one(item)
         return created
+
+    async def _commit_one(self, item: _Pending) -> int:
+        """1 when this pass created the receipt (or its late-cost correction), else 0."""
+        try:
+            result = await self.ledger.commit_usage_fact(item.fact, provenance="reconcile")
+        except UnknownAccount:
+            log.warning("account vanished before its call could be billed", call_id=item.record.call_id)
+            return 0
+        if not result.created and not result.corrected_credits:
+            return 0  # the stream (or another reconciler) got there first
+        metrics.RECONCILER_CALLS_RECONCILED.inc()
+        ended = item.record.end_time or item.record.start_time
+        if ended is not None:
+            metrics.BILLING_LAG.observe(max((datetime.now(UTC) - ended).total_seconds(), 0.0))
+        log.info(
+            "reconciled a call the stream did not bill" if result.created else "charged a late cost as a correction",
+            call_id=item.record.call_id,
+            run_id=item.fact.run_id,
+            credits=result.charged_credits if result.created else result.corrected_credits,
+        )
+        return 1

@@ -6,6 +6,10 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+Position = tuple[datetime, str]
+"""A place in a spend-log source: (time, call id). The reconciler's durable cursor stores one."""
+
 
 @dataclass(frozen=True)
 class SpendLogRecord:
@@ -27,6 +31,14 @@ class SpendLogRecord:
     start_time: datetime | None = None
     end_time: datetime | None = None
     error_code: str | None = None
+    position_at: datetime | None = None
+    """Where the row sits in its source's order (the sink: when it was inserted); see `position`."""
+
+    @property
+    def position(self) -> Position:
+        """The row's place in its source: (time, call id), strictly increasing along the source's order."""
+        when = self.position_at or self.end_time or self.start_time or EPOCH
+        return (when, self.call_id)
 
     @property
     def run_id(self) -> str | None:
@@ -36,6 +48,19 @@ class SpendLogRecord:
 
 class SpendLogSource(Protocol):
     """Where the reconciler reads LiteLLM's spend log from."""
+
+    @property
+    def name(self) -> str:
+        """Names the source's cursor row in the app database (one cursor per source)."""
+        ...
+
+    async def after(self, position: Position | None, *, limit: int) -> list[SpendLogRecord]:
+        """Up to `limit` calls strictly after `position` (None: from the first), ascending by position."""
+        ...
+
+    async def prune(self, *, keep_days: int, reconciled_through: Position) -> int:
+        """Retention: delete calls older than `keep_days` at or before `reconciled_through`; returns how many."""
+        ...
 
     async def for_run(self, billing_account_id: str, run_id: str) -> list[SpendLogRecord]:
         """The account's calls (end_user = account) whose metadata.run_id is this run."""

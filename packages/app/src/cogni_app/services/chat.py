@@ -11,11 +11,12 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 
 import structlog
 
 from cogni_ai_core import AiEvent, ErrorEvent, RunContext, new_state_key
-from cogni_app.billing import InsufficientCredits, Ledger, estimate_credits
+from cogni_app.billing import CreditHolds, Hold, InsufficientCredits, estimate_credits
 from cogni_app.executors import GraphExecutorPort, GraphRunRequest, UnknownGraph
 from cogni_app.models import ModelAllowlist, ModelInfo, UnknownModel
 from cogni_app.relay import Relay, RelayedRun
@@ -71,13 +72,13 @@ class ChatService:
         self,
         *,
         models: ModelAllowlist,
-        ledger: Ledger,
+        holds: CreditHolds,
         executor: GraphExecutorPort,
         relay: Relay,
         policy: ChatPolicy,
     ) -> None:
         self._models = models
-        self._ledger = ledger
+        self._holds = holds
         self._executor = executor
         self._relay = relay
         self._policy = policy
@@ -85,13 +86,13 @@ class ChatService:
     async def start(self, command: ChatCommand) -> ChatStarted:
         graph_id = command.graph_id or self._policy.default_graph_id
         model = self._models.resolve(command.model)
-        await self._preflight(command, model)
         ids = RunIds(
             state_key=command.state_key or new_state_key(),
             run_id=str(uuid.uuid4()),
             request_id=command.request_id,
             trace_id=command.trace_id,
         )
+        hold = await self._hold(command, model, ids)
         request = GraphRunRequest(
             graph_id=graph_id,
             model=model.id,
@@ -104,9 +105,14 @@ class ChatService:
         try:
             result = self._executor.run_graph(request)
         except UnknownGraph as exc:
+            await self._holds.release(hold)
             raise GraphNotFound(str(exc), ids) from exc
         run = self._relay.start(
-            result, run_id=ids.run_id, billing_account_id=command.billing_account_id, ingress_request_id=ids.request_id
+            result,
+            run_id=ids.run_id,
+            billing_account_id=command.billing_account_id,
+            ingress_request_id=ids.request_id,
+            on_finished=partial(self._holds.release, hold),
         )
         log.info("chat_run_started", run_id=ids.run_id, graph_id=graph_id, model=model.id, request_id=ids.request_id)
         first = await self._first_event(run)
@@ -114,10 +120,16 @@ class ChatService:
             raise RunFailedEarly(first.error, ids)
         return ChatStarted(ids=ids, graph_id=graph_id, model=model.id, run=run, first=first)
 
-    async def _preflight(self, command: ChatCommand, model: ModelInfo) -> None:
-        """InsufficientCredits when the conservative estimate of this message exceeds the balance."""
-        estimate = estimate_credits(model.id, len(command.message), is_free=model.is_free, markup=self._policy.markup)
-        await self._ledger.preflight(command.billing_account_id, estimate)
+    async def _hold(self, command: ChatCommand, model: ModelInfo, ids: RunIds) -> Hold:
+        """Hold the run's estimate (the thread so far plus the new message), or InsufficientCredits when the
+        balance minus the holds of the account's other runs does not cover it (no run, no records)."""
+        context = 0
+        if command.state_key is not None and not model.is_free:
+            context = await self._holds.thread_context_tokens(command.billing_account_id, command.state_key)
+        estimate = estimate_credits(
+            model.id, len(command.message), is_free=model.is_free, markup=self._policy.markup, context_tokens=context
+        )
+        return await self._holds.take(command.billing_account_id, ids.run_id, estimate, state_key=ids.state_key)
 
     async def _first_event(self, run: RelayedRun) -> AiEvent | None:
         try:

@@ -42,6 +42,8 @@ def run_config(run: dict[str, Any], settings: RunSettings | None = None) -> dict
         assistant_id=str(run["assistant_id"]),
         graph_id=run["graph_id"],
     )
+    if "runId" in configurable:  # an app's run (GraphRunConfig): its LLM calls are billed per attempt, 0-based
+        configurable["attempt"] = max(int(run["attempt"]) - 1, 0)
     checkpoint = settings.checkpoint or {}
     checkpoint_id = settings.checkpoint_id or checkpoint.get("checkpoint_id")
     if checkpoint_id:
