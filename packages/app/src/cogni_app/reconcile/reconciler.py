@@ -21,6 +21,7 @@ from cogni_app import metrics
 from cogni_app.billing import Ledger, UnknownAccount
 from cogni_app.reconcile.facts import account_of, fact_from_record, is_billable
 from cogni_app.reconcile.records import SpendLogRecord, SpendLogSource
+from cogni_app.reconcile.status import SweepReport
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +48,8 @@ class Reconciler:
         self.executor_type_default = ExecutorType(executor_type_default)
         self.settle_seconds = settle_seconds
         """A sweep leaves calls younger than this to the stream (0: bill whatever is there)."""
+        self.last_sweep: SweepReport | None = None
+        """The latest sweep (running or finished), for the operator console."""
 
     async def reconcile_run(self, billing_account_id: str, run_id: str) -> int:
         """Bill the run's calls that have no receipt; returns the number of receipts created."""
@@ -65,18 +68,24 @@ class Reconciler:
         missing = await self._missing(pending)
         return await self._commit(missing)
 
-    async def sweep(self, *, lookback: timedelta = timedelta(hours=1)) -> int:
+    async def sweep(self, *, lookback: timedelta = timedelta(hours=1), trigger: str = "interval") -> int:
         """Bill every recent call of a known account that has no receipt; sets `cogni_unbilled_calls`."""
+        now = datetime.now(UTC)
+        report = self.last_sweep = SweepReport(trigger=trigger, started_at=now, window_start=now - lookback)
         try:
-            return await self._sweep(lookback)
-        except Exception:
+            return await self._sweep(lookback, report)
+        except Exception as exc:
             metrics.RECONCILER_ERRORS.labels(stage="sweep").inc()
+            report.error = f"{type(exc).__name__}: {exc}"
             raise
+        finally:
+            report.finished_at = datetime.now(UTC)
 
-    async def _sweep(self, lookback: timedelta) -> int:
+    async def _sweep(self, lookback: timedelta, report: SweepReport) -> int:
         now = datetime.now(UTC)
         settled_before = now - timedelta(seconds=self.settle_seconds)
         records = await self.source.since(now - lookback)
+        report.examined = len(records)
         by_account: dict[str, list[SpendLogRecord]] = {}
         for record in records:
             when = record.end_time or record.start_time
@@ -98,7 +107,9 @@ class Reconciler:
                 continue
             missing.extend(await self._missing(await self._facts(account_records, account)))
         metrics.UNBILLED_CALLS.set(len(missing))
-        return await self._commit(missing)
+        report.differences = [_difference(p) for p in missing]
+        report.created = await self._commit(missing)
+        return report.created
 
     async def run_periodically(self, interval_seconds: float, *, lookback: timedelta = timedelta(hours=1)) -> None:
         """Sweep every `interval_seconds` until cancelled; a failed sweep is logged and retried next time."""
@@ -167,3 +178,16 @@ class Reconciler:
                 credits=result.charged_credits,
             )
         return created
+
+
+def _difference(pending: _Pending) -> dict[str, object]:
+    """A spend-log call without a receipt, as the console lists it."""
+    fact, record = pending.fact, pending.record
+    return {
+        "call_id": record.call_id,
+        "billing_account_id": fact.billing_account_id,
+        "run_id": fact.run_id,
+        "model": fact.model,
+        "cost_usd": fact.cost_usd,
+        "ended_at": record.end_time or record.start_time,
+    }
