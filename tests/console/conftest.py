@@ -69,22 +69,20 @@ def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleS
                  "COGNI_CORS_ALLOW_ORIGINS": app_url, "REDIS_URL": "", "COGNI_POLL_SECONDS": "0.2"},
             name="console-agent-server",
         )  # fmt: skip
-        app = None
+        app = ManagedProcess(  # starts alongside the server: it reaches the server only per run
+            [sys.executable, "-m", "cogni_app", "serve", "--port", str(app_port)],
+            env={**llm.env(), "DATABASE_URL": app_db, "LANGGRAPH_SERVER_URL": server_url,
+                 "COGNI_EXECUTOR": "server", "COGNI_JWT_SECRET": SECRET, "COGNI_ADMIN_TOKEN": ADMIN,
+                 "COGNI_RECONCILE_DELAY_SECONDS": "0.2", "COGNI_RECONCILE_INTERVAL_SECONDS": "0"},
+            name="console-app",
+        )  # fmt: skip
         try:
             server.wait_http(f"{server_url}/ok", timeout=60)
-            app = ManagedProcess(
-                [sys.executable, "-m", "cogni_app", "serve", "--port", str(app_port)],
-                env={**llm.env(), "DATABASE_URL": app_db, "LANGGRAPH_SERVER_URL": server_url,
-                     "COGNI_EXECUTOR": "server", "COGNI_JWT_SECRET": SECRET, "COGNI_ADMIN_TOKEN": ADMIN,
-                     "COGNI_RECONCILE_DELAY_SECONDS": "0.2", "COGNI_RECONCILE_INTERVAL_SECONDS": "0"},
-                name="console-app",
-            )  # fmt: skip
             app.wait_http(f"{app_url}/healthz", timeout=60)
             with httpx.Client(base_url=app_url, timeout=60.0) as http:
                 yield ConsoleStack(llm=llm, app_url=app_url, server_url=server_url, app_db=app_db, http=http)
         finally:
-            if app is not None:
-                app.stop()
+            app.stop()
             server.stop()
 
 

@@ -118,8 +118,8 @@ def test_overview_counts_todays_charges_and_the_servers_runs(
     hint = page.get_by_test_id("stat-runs-per-minute").locator(".hint").inner_text()
     assert int(hint.split()[0].replace(",", "")) >= 2  # the chat's run and the approval run
     expect(page.get_by_test_id("stat-queue-depth").locator(".value")).to_have_text("0")
-    page.wait_for_timeout(5500)  # a second scrape: the runs-per-minute line has a point
-    expect(page.locator("svg[aria-label='runs per minute'] polyline")).to_have_count(1)
+    expect(page.locator("svg[aria-label='runs per minute'] polyline")).to_have_count(1)  # a second scrape came
+    expect(page.locator("svg[aria-label='credits charged per hour'] rect")).not_to_have_count(0)
     page.screenshot(path=str(shots / "overview.png"), full_page=True)
 
 
@@ -159,6 +159,15 @@ def test_threads_are_listed_and_filtered_and_a_running_run_streams_live(
     expect(table.locator("tbody tr")).to_have_count(1)
     expect(table).to_contain_text(data["approval"])
     page.screenshot(path=str(shots / "threads.png"), full_page=True)
+
+    form.locator("select[name=status]").select_option("")
+    form.locator("input[name=graph]").fill("chat")  # the app's chat ran on the server's `chat` graph
+    form.locator("button").click()
+    expect(table.locator("tbody tr")).to_have_count(1)
+    table.locator("tbody a").click()
+    expect(page.get_by_test_id("thread-messages")).to_contain_text("hello console")
+    expect(page.get_by_test_id("thread-messages").locator(".msg.ai")).to_have_count(1)
+    page.screenshot(path=str(shots / "thread-chat.png"), full_page=True)
 
     page.goto(f"{console_stack.app_url}/console/#/threads/{data['account']}/{slow}")
     expect(page.get_by_test_id("stream-state")).to_have_text("live")

@@ -10,7 +10,7 @@ function svg(tag, attrs = {}, text) {
 }
 
 function frame(width, height, title, maxY) {
-  const root = svg("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, width: "100%", role: "img", "aria-label": title });
+  const root = svg("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": title });
   root.append(svg("title", {}, title));
   root.append(svg("line", { x1: 40, y1: height - 20, x2: width - 5, y2: height - 20, stroke: "#d8dee6" }));
   root.append(svg("text", { x: 36, y: 12, "text-anchor": "end" }, fmtTick(maxY)));
@@ -25,7 +25,7 @@ function fmtTick(v) {
 }
 
 /** points: [{label, value}] drawn as one line; the last value is labelled. */
-export function lineChart(points, { title = "", width = 420, height = 120, color = "#2f6fdd" } = {}) {
+export function lineChart(points, { title = "", width = 560, height = 150, color = "#2f6fdd" } = {}) {
   const maxY = Math.max(1, ...points.map((p) => p.value));
   const root = frame(width, height, title, maxY);
   if (points.length) {
@@ -41,7 +41,7 @@ export function lineChart(points, { title = "", width = 420, height = 120, color
 }
 
 /** bars: [{label, values: [n, ...]}], one colour per series; labels under every nth bar. */
-export function barChart(bars, { title = "", width = 420, height = 140, colors = ["#2f6fdd", "#1e8449"], series = [] } = {}) {
+export function barChart(bars, { title = "", width = 560, height = 160, colors = ["#2f6fdd", "#1e8449"], series = [] } = {}) {
   const maxY = Math.max(1, ...bars.flatMap((b) => b.values));
   const root = frame(width, height, title, maxY);
   const n = Math.max(1, bars.length);
@@ -58,6 +58,6 @@ export function barChart(bars, { title = "", width = 420, height = 140, colors =
     });
     if (i % every === 0) root.append(svg("text", { x: 45 + i * slot, y: height - 6 }, b.label));
   });
-  series.forEach((s, j) => root.append(svg("text", { x: width - 5, y: 12 + j * 12, "text-anchor": "end", fill: colors[j % colors.length] }, `■ ${s}`)));
+  series.forEach((s, j) => root.append(svg("text", { x: width - 5, y: 12 + j * 12, "text-anchor": "end", style: `fill: ${colors[j % colors.length]}` }, `■ ${s}`)));
   return root;
 }

@@ -63,9 +63,9 @@ export function filters(fields, onApply, testid) {
   return form;
 }
 
-export function stat(label, value, hint, testid) {
+export function stat(label, value, hint, testid, { small = false } = {}) {
   return h("div", { class: "card stat", "data-testid": testid },
-    h("div", { class: "label" }, label), h("div", { class: "value" }, value), hint ? h("div", { class: "hint" }, hint) : null);
+    h("div", { class: "label" }, label), h("div", { class: small ? "value small" : "value" }, value), hint ? h("div", { class: "hint" }, hint) : null);
 }
 
 export function errorBox(err) {

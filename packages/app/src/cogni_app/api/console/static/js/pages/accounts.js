@@ -32,9 +32,10 @@ async function renderAccount(root, id, query) {
       stat("API keys", fmt.num(acct.apiKeys.length), `${acct.apiKeys.filter((k) => !k.revokedAt).length} active`, "account-keys"),
       h("div", { class: "card stat" }, h("div", { class: "label" }, "Runs and threads"),
         h("a", { href: `#/runs?tenant=${encodeURIComponent(acct.id)}` }, "Open this tenant's threads ›"))),
-    h("div", { class: "card" }, h("h2", {}, "Credits per day (14 days)"),
-      barChart(acct.creditsPerDay.map((r) => ({ label: r.day.slice(5), values: [Number(r.charged), Number(r.issued)] })),
-        { title: "credits charged and issued per day", series: ["charged", "issued"] })),
+    h("div", { class: "card" }, h("h2", {}, "Credits charged per day (14 days)"),
+      barChart(acct.creditsPerDay.map((r) => ({ label: r.day.slice(5), values: [Number(r.charged)] })),
+        { title: "credits charged per day", series: ["charged"], width: 640 }),
+      h("p", { class: "muted" }, `Issued in these 14 days: ${fmt.num(acct.creditsPerDay.reduce((a, r) => a + Number(r.issued), 0))} credits.`)),
     h("h2", {}, "API keys (prefixes only; the secrets are never stored)"),
     table([
       { title: "Prefix", get: (k) => h("code", {}, `${k.keyPrefix}…`) },

@@ -45,7 +45,7 @@ export async function render(root) {
         stat("Error rate", finished ? `${((100 * failed) / finished).toFixed(1)}%` : "0%", `${fmt.num(failed)} of ${fmt.num(finished)} finished runs`, "stat-error-rate"),
         stat("Queue depth", fmt.num(metricSum(s, "cogni_run_queue_depth")), "runs pending and due", "stat-queue-depth"),
         stat("Oldest queued", `${metricSum(s, "cogni_run_queue_oldest_age_seconds").toFixed(1)} s`, "age of the oldest due run", "stat-queue-age"),
-        stat("Billing lag", lag === null ? "—" : `${lag.toFixed(2)} s`, `mean over ${fmt.num(lagCount)} reconciled calls`, "stat-billing-lag"),
+        stat("Billing lag", lag === null ? "—" : `${lag.toFixed(2)} s`, `call end to receipt, mean over ${fmt.num(lagCount)} reconciled calls`, "stat-billing-lag"),
         stat("Unbilled calls", last ? fmt.num(last.differences.length) : fmt.num(metricSum(m.app, "cogni_unbilled_calls")),
           last ? `at the last sweep, ${fmt.ago(last.startedAt)}` : "no sweep yet", "stat-unbilled"),
         stat("Credits issued today", fmt.num(today.issued), "grants and top-ups", "stat-issued"),
@@ -57,12 +57,18 @@ export async function render(root) {
         h("div", { class: "card" }, h("h2", {}, "Credits charged per hour (24 h)"),
           barChart(data.chargedPerHour.map((r) => ({ label: new Date(r.hour).getHours() + "h", values: [Number(r.charged)] })),
             { title: "credits charged per hour", series: ["charged"] })),
-        h("div", { class: "card" }, h("h2", {}, "Credits issued vs charged per day (14 days)"),
-          barChart(data.creditsPerDay.map((r) => ({ label: r.day.slice(5), values: [Number(r.issued), Number(r.charged)] })),
-            { title: "credits issued vs charged per day", series: ["issued", "charged"] }))));
+        h("div", { class: "card" }, h("h2", {}, "Credits charged per day (14 days)"),
+          barChart(data.creditsPerDay.map((r) => ({ label: r.day.slice(5), values: [Number(r.charged)] })),
+            { title: "credits charged per day", series: ["charged"] })),
+        h("div", { class: "card" }, h("h2", {}, "Credits issued per day (14 days)"),
+          barChart(data.creditsPerDay.map((r) => ({ label: r.day.slice(5), values: [Number(r.issued)] })),
+            { title: "credits issued per day", series: ["issued"], colors: ["#1e8449"] }))));
   }
 
   await refresh();
-  const timer = setInterval(() => refresh().catch(() => {}), SAMPLE_MS);
-  return () => clearInterval(timer);
+  let stopped = false;
+  let timer = setTimeout(function again() { // a second sample soon, so the rate shows at once; then every 5 s
+    refresh().catch(() => {}).finally(() => { if (!stopped) timer = setTimeout(again, SAMPLE_MS); });
+  }, 1000);
+  return () => { stopped = true; clearTimeout(timer); };
 }

@@ -11,12 +11,12 @@ function view(box, status, offset = 0) {
   const page = diffs.slice(offset, offset + LIMIT);
   box.replaceChildren(
     h("div", { class: "cards" },
-      stat("Last sweep", last ? fmt.time(last.startedAt) : "never", last ? `${last.trigger} · ${fmt.ago(last.startedAt)}` : "", "reconcile-last"),
-      stat("Cursor (window start)", last ? fmt.time(last.windowStart) : "—", `spend log read back ${status.lookbackSeconds / 60} min`, "reconcile-cursor"),
+      stat("Last sweep", last ? fmt.ago(last.startedAt) : "never", last ? `${last.trigger} · ${fmt.time(last.startedAt)}` : "", "reconcile-last"),
+      stat("Cursor (window start)", last ? fmt.time(last.windowStart) : "—", `the spend log is read back ${status.lookbackSeconds / 60} min`, "reconcile-cursor", { small: true }),
       stat("Calls examined", last ? fmt.num(last.examined) : "—", null, "reconcile-examined"),
       stat("Differences found", last ? fmt.num(diffs.length) : "—", "spend-log calls without a receipt", "reconcile-differences"),
       stat("Receipts created", last ? fmt.num(last.created) : "—", last && last.error ? `failed: ${last.error}` : (last && last.finishedAt ? "finished" : ""), "reconcile-created"),
-      stat("Interval", status.intervalSeconds ? `${status.intervalSeconds} s` : "off", "COGNI_RECONCILE_INTERVAL_SECONDS")),
+      stat("Periodic sweep", status.intervalSeconds ? `every ${status.intervalSeconds} s` : "off", "RECONCILE_INTERVAL setting")),
     last && last.error ? h("p", { class: "error", "data-testid": "reconcile-error" }, `Last sweep failed: ${last.error}`) : "",
     h("h2", {}, "Differences at the last sweep"),
     table([
