@@ -153,12 +153,12 @@ def test_threads_are_listed_and_filtered_and_a_running_run_streams_live(
     expect(table).to_contain_text(data["approval"])
     expect(table).to_contain_text(slow)
     expect(table).to_contain_text("interrupted")
+    page.screenshot(path=str(shots / "threads.png"), full_page=True)
     form = page.get_by_test_id("threads-filter")
     form.locator("select[name=status]").select_option("interrupted")
     form.locator("button").click()
     expect(table.locator("tbody tr")).to_have_count(1)
     expect(table).to_contain_text(data["approval"])
-    page.screenshot(path=str(shots / "threads.png"), full_page=True)
 
     form.locator("select[name=status]").select_option("")
     form.locator("input[name=graph]").fill("chat")  # the app's chat ran on the server's `chat` graph
