@@ -76,11 +76,16 @@ def page(browser: Browser, console_stack: ConsoleStack) -> Iterator[Page]:
     p = context.new_page()
     p.set_default_timeout(15_000)
     requested: list[str] = []
+    problems: list[str] = []
     p.on("request", lambda r: requested.append(r.url))
+    p.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    # a refused request (the wrong-token test) logs "Failed to load resource"; anything else is a bug or a CSP refusal
+    p.on("console", lambda m: problems.append(m.text) if m.type == "error" and "Failed to load" not in m.text else None)
     try:
         yield p
     finally:
         context.close()
+    assert problems == []
     # nothing from the internet: every request went to the app or the Agent Server
     origins = (console_stack.app_url + "/", console_stack.server_url + "/")
     assert requested and all(url.startswith(origins) for url in requested), requested
@@ -193,6 +198,7 @@ def test_an_interrupted_run_is_answered_from_the_page(
     form.locator("button").click()
     expect(page.locator("h1 .badge")).to_have_text("idle")
     expect(page.get_by_test_id("thread-state")).to_contain_text("finished:yes")
+    expect(page.get_by_test_id("stream-log")).to_contain_text("finished:yes")  # the resumed run's events
     thread = data["client"].threads.get(tid)
     assert thread["status"] == "idle" and thread["values"]["decision"] == "yes"
     page.screenshot(path=str(shots / "thread.png"), full_page=True)

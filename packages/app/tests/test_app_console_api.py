@@ -130,6 +130,8 @@ def test_only_the_operator_gets_data(app: App) -> None:
     assert app.http.post("/console/api/reconcile/run", headers=wrong).status_code == 403
     page = app.http.get("/console/")  # the page itself holds no data
     assert page.status_code == 200 and "/console/static/js/main.js" in page.text
+    csp = page.headers["content-security-policy"]  # the page may reach the app and the Agent Server only
+    assert f"connect-src 'self' {PUBLIC_SERVER};" in csp and "script-src 'self';" in csp
     assert app.http.get("/console/static/js/api.js").status_code == 200
 
 

@@ -58,6 +58,10 @@ export function barChart(bars, { title = "", width = 560, height = 160, colors =
     });
     if (i % every === 0) root.append(svg("text", { x: 45 + i * slot, y: height - 6 }, b.label));
   });
-  series.forEach((s, j) => root.append(svg("text", { x: width - 5, y: 12 + j * 12, "text-anchor": "end", style: `fill: ${colors[j % colors.length]}` }, `■ ${s}`)));
+  series.forEach((s, j) => {
+    const legend = svg("text", { x: width - 5, y: 12 + j * 12, "text-anchor": "end" }, `■ ${s}`);
+    legend.style.fill = colors[j % colors.length]; // CSSOM, allowed by the page's CSP (no inline style attribute)
+    root.append(legend);
+  });
   return root;
 }

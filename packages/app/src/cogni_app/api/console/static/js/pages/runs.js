@@ -6,6 +6,7 @@ import { badge, errorBox, filters, fmt, go, h, pager, table } from "../ui.js";
 
 const LIMIT = 20;
 const SINCE = { "": null, "15m": 15, "1h": 60, "24h": 1440 };
+const resumedLogs = new Map(); // thread id -> the resumed run's events, shown again after the page reloads
 
 async function tenantPicker(current, onPick) {
   const accounts = await app("/console/api/accounts", { query: { limit: 200 } });
@@ -109,11 +110,17 @@ async function renderThread(root, tenant, tid, query) {
       form.querySelector("button").disabled = true;
       await pump(`/threads/${tid}/runs/stream`, { method: "POST",
         body: { assistant_id: graph, command: { resume: value }, stream_mode: ["updates", "values"] } });
+      resumedLogs.set(tid, log.textContent);
       go("threads", [tenant, tid], { resumed: Date.now() });
     });
     root.append(form);
   }
 
+  if (resumedLogs.has(tid)) {
+    log.textContent = resumedLogs.get(tid);
+    streamState.textContent = "the resumed run's events";
+    resumedLogs.delete(tid);
+  }
   root.append(h("div", { class: "card" }, h("h2", {}, "Live stream ", streamState), log));
 
   const runsBox = h("div", { "data-testid": "thread-runs" });
