@@ -49,7 +49,7 @@ async def test_a_sweep_reports_its_window_differences_and_receipts(sink_and_app_
     assert report is not None and report.trigger == "operator" and report.error is None
     assert report.window_start - (before - timedelta(minutes=30)) < timedelta(seconds=1)
     assert report.finished_at is not None and report.finished_at >= report.started_at >= before
-    assert (report.examined, report.created) == (2, 2)
+    assert (report.examined, report.missing, report.created) == (2, 2, 2)
     assert sorted((d["call_id"], d["run_id"], d["billing_account_id"]) for d in report.differences) == [
         ("call-a", "run-a", account), ("call-b", "run-b", account)
     ]  # fmt: skip

@@ -21,7 +21,7 @@ from cogni_app import metrics
 from cogni_app.billing import Ledger, UnknownAccount
 from cogni_app.reconcile.facts import account_of, fact_from_record, is_billable
 from cogni_app.reconcile.records import SpendLogRecord, SpendLogSource
-from cogni_app.reconcile.status import SweepReport
+from cogni_app.reconcile.status import MAX_LISTED_DIFFERENCES, SweepReport
 
 log = structlog.get_logger(__name__)
 
@@ -107,7 +107,8 @@ class Reconciler:
                 continue
             missing.extend(await self._missing(await self._facts(account_records, account)))
         metrics.UNBILLED_CALLS.set(len(missing))
-        report.differences = [_difference(p) for p in missing]
+        report.missing = len(missing)
+        report.differences = [_difference(p) for p in missing[:MAX_LISTED_DIFFERENCES]]
         report.created = await self._commit(missing)
         return report.created
 

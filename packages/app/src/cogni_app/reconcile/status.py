@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+MAX_LISTED_DIFFERENCES = 1000
+"""A sweep lists at most this many of the calls it found without a receipt (`missing` counts them all)."""
+
 
 @dataclass
 class SweepReport:
@@ -17,6 +20,7 @@ class SweepReport:
     window_start: datetime
     finished_at: datetime | None = None
     examined: int = 0
+    missing: int = 0
     differences: list[dict[str, Any]] = field(default_factory=list)
     created: int = 0
     error: str | None = None

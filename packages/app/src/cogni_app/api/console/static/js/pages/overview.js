@@ -46,7 +46,7 @@ export async function render(root) {
         stat("Queue depth", fmt.num(metricSum(s, "cogni_run_queue_depth")), "runs pending and due", "stat-queue-depth"),
         stat("Oldest queued", `${metricSum(s, "cogni_run_queue_oldest_age_seconds").toFixed(1)} s`, "age of the oldest due run", "stat-queue-age"),
         stat("Billing lag", lag === null ? "—" : `${lag.toFixed(2)} s`, `call end to receipt, mean over ${fmt.num(lagCount)} reconciled calls`, "stat-billing-lag"),
-        stat("Unbilled calls", last ? fmt.num(last.differences.length) : fmt.num(metricSum(m.app, "cogni_unbilled_calls")),
+        stat("Unbilled calls", last ? fmt.num(last.missing) : fmt.num(metricSum(m.app, "cogni_unbilled_calls")),
           last ? `at the last sweep, ${fmt.ago(last.startedAt)}` : "no sweep yet", "stat-unbilled"),
         stat("Credits issued today", fmt.num(today.issued), "grants and top-ups", "stat-issued"),
         stat("Credits charged today", fmt.num(today.charged),
