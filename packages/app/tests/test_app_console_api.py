@@ -85,6 +85,10 @@ def test_accounts_are_searched_and_paged_with_a_total(app: App) -> None:
     assert [a["id"] for a in rest["items"]] == [ids[0]] and rest["total"] == 3
     past = app.get("/console/api/accounts", params={"q": tag, "offset": 50}).json()
     assert past["items"] == [] and past["total"] == 3
+    app.post(f"/v1/admin/accounts/{ids[2]}/credits", json={"amount": -1_500, "reason": "chargeback"})
+    in_debt = app.get("/console/api/accounts", params={"q": tag, "balance": "negative"}).json()
+    assert [(a["id"], a["balanceCredits"]) for a in in_debt["items"]] == [(ids[2], -500)] and in_debt["total"] == 1
+    assert app.get("/console/api/accounts", params={"q": tag, "balance": "positive"}).json()["total"] == 2
     by_id = app.get("/console/api/accounts", params={"q": ids[1]}).json()
     assert [a["id"] for a in by_id["items"]] == [ids[1]] and by_id["items"][0]["balanceCredits"] == 1_000
 
@@ -106,6 +110,7 @@ def test_an_account_shows_its_keys_without_secrets(app: App) -> None:
         ("/console/api/accounts", {"limit": 0}, 400, "limit"),
         ("/console/api/accounts", {"limit": 201}, 400, "limit"),
         ("/console/api/accounts", {"offset": -1}, 400, "offset"),
+        ("/console/api/accounts", {"balance": "rich"}, 400, "balance"),
         ("/console/api/accounts/no-such-account", {}, 404, "no-such-account"),
         ("/console/api/accounts/no-such-account/receipts", {}, 404, "no-such-account"),
         ("/console/api/config", {"tenant": "no-such-account"}, 404, "no-such-account"),

@@ -16,6 +16,8 @@ ACCOUNTS_PAGE = """
 SELECT id, name, balance_credits, created_at, count(*) OVER () AS total
 FROM billing_accounts
 WHERE (%(q)s::text IS NULL OR name ILIKE '%%' || %(q)s || '%%' OR id = %(q)s)
+  AND (%(balance)s::text IS NULL OR (%(balance)s = 'negative' AND balance_credits < 0)
+       OR (%(balance)s = 'positive' AND balance_credits > 0))
 ORDER BY created_at DESC, id
 LIMIT %(limit)s OFFSET %(offset)s
 """
@@ -23,6 +25,8 @@ LIMIT %(limit)s OFFSET %(offset)s
 ACCOUNTS_TOTAL = """
 SELECT count(*) AS total FROM billing_accounts
 WHERE (%(q)s::text IS NULL OR name ILIKE '%%' || %(q)s || '%%' OR id = %(q)s)
+  AND (%(balance)s::text IS NULL OR (%(balance)s = 'negative' AND balance_credits < 0)
+       OR (%(balance)s = 'positive' AND balance_credits > 0))
 """
 
 API_KEYS = """
@@ -107,8 +111,9 @@ class BillingReads:
             cur = await conn.execute(query, params)
             return [dict(r) for r in await cur.fetchall()]
 
-    async def accounts(self, *, q: str | None, limit: int, offset: int) -> Page:
-        params = {"q": q, "limit": limit, "offset": offset}
+    async def accounts(self, *, q: str | None, balance: str | None, limit: int, offset: int) -> Page:
+        """`balance`: None (all), "negative" (in debt) or "positive"."""
+        params = {"q": q, "balance": balance, "limit": limit, "offset": offset}
         page = _page(await self._rows(ACCOUNTS_PAGE, params))
         if not page.items and offset:  # past the end: still say how many there are
             total = (await self._rows(ACCOUNTS_TOTAL, params))[0]["total"]

@@ -69,8 +69,8 @@ class ConsoleService:
             "reconcile": self.reconcile_status(),
         }
 
-    async def accounts(self, *, q: str | None, limit: int, offset: int) -> Page:
-        return await self._reads.accounts(q=q, limit=limit, offset=offset)
+    async def accounts(self, *, q: str | None, balance: str | None, limit: int, offset: int) -> Page:
+        return await self._reads.accounts(q=q, balance=balance, limit=limit, offset=offset)
 
     async def account(self, account_id: str) -> dict[str, Any]:
         account = await self._accounts.get_account(account_id)

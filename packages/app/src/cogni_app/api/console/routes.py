@@ -49,10 +49,12 @@ async def overview(runtime: Runtime) -> dict[str, Any]:
 async def accounts(
     runtime: Runtime,
     q: Annotated[str | None, Query(max_length=200)] = None,
+    balance: Literal["negative", "positive"] | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    page = await runtime.services.console.accounts(q=_blank_is_none(q), limit=limit, offset=offset)
+    """`q`: part of the name or the exact id; `balance`: `negative` (accounts in debt) or `positive`."""
+    page = await runtime.services.console.accounts(q=_blank_is_none(q), balance=balance, limit=limit, offset=offset)
     return _paged(page, limit, offset)
 
 

@@ -9,10 +9,14 @@ const LIMIT = 20;
 export async function render(root, { args, query }) {
   if (args[0]) return renderAccount(root, args[0], query);
   const offset = Number(query.offset || 0);
-  const data = await app("/console/api/accounts", { query: { q: query.q, limit: LIMIT, offset } });
+  const data = await app("/console/api/accounts", { query: { q: query.q, balance: query.balance, limit: LIMIT, offset } });
   root.append(
     h("h1", {}, "Accounts"),
-    filters([{ name: "q", label: "Name or id", value: query.q, placeholder: "search" }], (f) => go("accounts", [], f), "accounts-filter"),
+    filters([
+      { name: "q", label: "Name or id", value: query.q, placeholder: "search" },
+      { name: "balance", label: "Balance", type: "select", value: query.balance,
+        options: [["", "any"], ["negative", "in debt"], ["positive", "in credit"]] },
+    ], (f) => go("accounts", [], f), "accounts-filter"),
     table([
       { title: "Name", get: (a) => h("a", { href: `#/accounts/${a.id}` }, a.name) },
       { title: "Id", get: (a) => h("code", {}, a.id) },

@@ -94,7 +94,8 @@ async function renderThread(root, tenant, tid, query) {
   root.append(
     h("p", {}, h("a", { href: `#/runs?tenant=${encodeURIComponent(tenant)}` }, "‹ Threads")),
     h("h1", {}, "Thread ", h("code", {}, tid), " ", badge(thread.status)),
-    h("p", { class: "muted" }, `graph ${(thread.metadata && thread.metadata.graph_id) || "—"} · created ${fmt.time(thread.created_at)} · updated ${fmt.time(thread.updated_at)}`));
+    h("p", { class: "muted" }, `graph ${(thread.metadata && thread.metadata.graph_id) || "—"} · created ${fmt.time(thread.created_at)} · updated ${fmt.time(thread.updated_at)}`),
+    thread.error ? h("pre", { class: "error", "data-testid": "thread-error" }, typeof thread.error === "string" ? thread.error : fmt.json(thread.error)) : "");
 
   const pending = Object.values(thread.interrupts || {}).flat();
   if (thread.status === "interrupted") {
