@@ -20,4 +20,11 @@ if command -v redis-cli >/dev/null 2>&1 && ! redis-cli -h 127.0.0.1 -p 6379 ping
   for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.2; done
 fi
 
+# The operator console's browser tests drive Debian's Chromium (never a browser downloaded by Playwright).
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "[ensure-env] installing chromium (Debian package) for the console's browser tests"
+  (apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }) \
+    || echo "[ensure-env] could not install chromium; the console's browser tests will fail"
+fi
+
 uv sync --frozen --quiet

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from cogni_app.api import account, admin, agents, chat
 from cogni_app.api.body_limit import BodyLimit
+from cogni_app.api.console import mount_console
 from cogni_app.api.errors import install_error_handlers
 from cogni_app.api.runtime import AppRuntime
 from cogni_app.config import AppSettings
@@ -37,6 +38,7 @@ def create_app(settings: AppSettings | None = None, *, run_migrations: bool = Tr
     app.include_router(agents.router)
     app.include_router(account.router)
     app.include_router(admin.router)
+    mount_console(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

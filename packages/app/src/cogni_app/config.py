@@ -48,6 +48,8 @@ class AppSettings(DatabaseSettings):
     cogni_spend_log_retention_days: int = Field(default=90, ge=0)
     cogni_max_request_body_bytes: int = Field(default=1_048_576, gt=0)
     cogni_credit_hold_ttl_seconds: float = Field(default=900.0, gt=0)
+    cogni_console_server_url: str | None = None
+    """The Agent Server's address as the operator's browser reaches it (default: LANGGRAPH_SERVER_URL)."""
 
     @field_validator("user_price_markup_factor")
     @classmethod

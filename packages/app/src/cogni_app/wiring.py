@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import structlog
 
 from cogni_app.billing import Accounts, CreditHolds, Ledger
+from cogni_app.billing.reads import BillingReads
 from cogni_app.config import AppSettings
 from cogni_app.db import AppDatabase, migrate, postgres_checkpointer, setup_checkpoints
 from cogni_app.executors import ExecutorRouter, GraphProvider, InProcProvider, LangGraphServerProvider
@@ -24,11 +25,23 @@ from cogni_app.services import (
     AppServices,
     ChatPolicy,
     ChatService,
+    ConsoleService,
     OperatorService,
 )
 
 log = structlog.get_logger(__name__)
 RELAY_DRAIN_SECONDS = 30.0
+
+
+def service_tokens(settings: AppSettings) -> ServiceTokenMinter | None:
+    """The minter of the app's tokens for the Agent Server (None without COGNI_JWT_SECRET)."""
+    if not settings.cogni_jwt_secret:
+        return None
+    return ServiceTokenMinter(
+        settings.cogni_jwt_secret.get_secret_value(),
+        audience=settings.cogni_jwt_audience,
+        ttl_seconds=settings.cogni_jwt_ttl_seconds,
+    )
 
 
 def build_executor(settings: AppSettings, db: AppDatabase) -> tuple[ExecutorRouter, list[LangGraphServerProvider]]:
@@ -40,12 +53,8 @@ def build_executor(settings: AppSettings, db: AppDatabase) -> tuple[ExecutorRout
     if "inproc" in routes.values():
         providers["inproc"] = InProcProvider(checkpointer=postgres_checkpointer(db))
     if "server" in routes.values():
-        assert settings.cogni_jwt_secret is not None  # enforced by AppSettings
-        tokens = ServiceTokenMinter(
-            settings.cogni_jwt_secret.get_secret_value(),
-            audience=settings.cogni_jwt_audience,
-            ttl_seconds=settings.cogni_jwt_ttl_seconds,
-        )
+        tokens = service_tokens(settings)
+        assert tokens is not None  # enforced by AppSettings
         server = LangGraphServerProvider(settings.langgraph_server_url, tokens=tokens)
         providers["server"] = server
         closers.append(server)
@@ -106,6 +115,14 @@ async def open_services(settings: AppSettings, *, run_migrations: bool = True) -
             agents=AgentsService(executor, default_graph_id=settings.cogni_default_graph_id),
             accounts=AccountService(accounts=accounts, ledger=ledger, models=models),
             operator=OperatorService(accounts=accounts, ledger=ledger, reconciler=reconciler),
+            console=ConsoleService(
+                reads=BillingReads(db),
+                accounts=accounts,
+                reconciler=reconciler,
+                tokens=service_tokens(settings),
+                server_url=settings.cogni_console_server_url or settings.langgraph_server_url,
+                reconcile_interval_seconds=settings.cogni_reconcile_interval_seconds,
+            ),
         )
         if settings.cogni_reconcile_interval_seconds > 0:
             sweeper = asyncio.create_task(reconciler.run_periodically(settings.cogni_reconcile_interval_seconds))

@@ -28,6 +28,7 @@ from cogni_app.billing import Ledger, UnknownAccount
 from cogni_app.reconcile.cursor import ReconcileCursors
 from cogni_app.reconcile.facts import account_of, fact_from_record, is_billable
 from cogni_app.reconcile.records import Position, SpendLogRecord, SpendLogSource
+from cogni_app.reconcile.status import MAX_LISTED_DIFFERENCES, SweepReport
 
 log = structlog.get_logger(__name__)
 
@@ -64,6 +65,8 @@ class Reconciler:
         """The cursor stays this far behind now: a sink transaction still in flight commits rows behind it."""
         self.retention_days = retention_days
         """After a clean sweep, delete spend-log rows older than this behind the cursor (0: keep them all)."""
+        self.last_sweep: SweepReport | None = None
+        """The latest sweep (running or finished), for the operator console."""
 
     async def reconcile_run(self, billing_account_id: str, run_id: str) -> int:
         """Bill the run's calls that have no receipt; returns the number of receipts created."""
@@ -82,20 +85,29 @@ class Reconciler:
         missing = await self._missing(pending)
         return await self._commit(missing)
 
-    async def sweep(self) -> int:
+    async def sweep(self, *, trigger: str = "interval") -> int:
         """Bill every call after the durable cursor, however old, then advance the cursor.
 
         Returns the receipts created (corrections included). Sets `cogni_unbilled_calls` (calls found
         without a receipt), `cogni_unbilled_calls_outstanding` (still unbilled after the pass) and
-        `cogni_reconciler_cursor_lag_seconds`.
+        `cogni_reconciler_cursor_lag_seconds`; `last_sweep` keeps what it saw for the console.
         """
+        now = datetime.now(UTC)
+        committed = await self.cursors.load(self.source.name)
+        report = self.last_sweep = SweepReport(
+            trigger=trigger, started_at=now, window_start=committed[0] if committed else None
+        )
         try:
-            return await self._sweep()
-        except Exception:
+            report.created = await self._sweep(report)
+            return report.created
+        except Exception as exc:
             metrics.RECONCILER_ERRORS.labels(stage="sweep").inc()
+            report.error = f"{type(exc).__name__}: {exc}"
             raise
+        finally:
+            report.finished_at = datetime.now(UTC)
 
-    async def _sweep(self) -> int:
+    async def _sweep(self, report: SweepReport) -> int:
         now = datetime.now(UTC)
         settled_before = now - timedelta(seconds=self.settle_seconds)
         horizon: Position = (now - timedelta(seconds=self.cursor_margin_seconds), "")
@@ -109,6 +121,10 @@ class Reconciler:
                 ready = self._settled(page, settled_before)
                 pending = await self._pending_of(ready, known)
                 found += len(pending)
+                report.examined += len(ready)
+                report.missing = found
+                room = MAX_LISTED_DIFFERENCES - len(report.differences)
+                report.differences.extend(_difference(p) for p in pending[: max(room, 0)])
                 for index, item in enumerate(pending):
                     try:
                         created += await self._commit_one(item)
@@ -252,3 +268,16 @@ class Reconciler:
             credits=result.charged_credits if result.created else result.corrected_credits,
         )
         return 1
+
+
+def _difference(pending: _Pending) -> dict[str, object]:
+    """A spend-log call without a receipt, as the console lists it."""
+    fact, record = pending.fact, pending.record
+    return {
+        "call_id": record.call_id,
+        "billing_account_id": fact.billing_account_id,
+        "run_id": fact.run_id,
+        "model": fact.model,
+        "cost_usd": fact.cost_usd,
+        "ended_at": record.end_time or record.start_time,
+    }

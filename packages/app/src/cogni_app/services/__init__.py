@@ -10,6 +10,7 @@ from cogni_app.services.accounts import AccountService, Activity, ModelMenu
 from cogni_app.services.agents import AgentList, AgentsService
 from cogni_app.services.chat import STREAMED, ChatService, ChatStarted, outcome_of
 from cogni_app.services.chat_types import ChatCommand, ChatPolicy, RunIds
+from cogni_app.services.console import ConsoleService, ServerAccess
 from cogni_app.services.errors import AgentsUnavailable, ChatRunRefused, GraphNotFound, RunFailedEarly
 from cogni_app.services.operator import Grant, IssuedKey, OperatorService
 
@@ -22,6 +23,7 @@ class AppServices:
     agents: AgentsService
     accounts: AccountService
     operator: OperatorService
+    console: ConsoleService
 
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "ChatRunRefused",
     "ChatService",
     "ChatStarted",
+    "ConsoleService",
     "Grant",
     "GraphNotFound",
     "IssuedKey",
@@ -44,5 +47,6 @@ __all__ = [
     "OperatorService",
     "RunFailedEarly",
     "RunIds",
+    "ServerAccess",
     "outcome_of",
 ]
