@@ -45,6 +45,8 @@ class AppSettings(DatabaseSettings):
     cogni_reconcile_interval_seconds: float = Field(default=300.0, ge=0)
     cogni_first_event_timeout_seconds: float = Field(default=15.0, gt=0)
     cogni_models_refresh_seconds: float = Field(default=60.0, gt=0)
+    cogni_server_operator_token: SecretStr | None = None
+    cogni_deletion_retry_seconds: float = Field(default=5.0, gt=0)
 
     @field_validator("user_price_markup_factor")
     @classmethod

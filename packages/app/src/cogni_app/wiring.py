@@ -13,6 +13,7 @@ import structlog
 from cogni_app.billing import Accounts, Ledger
 from cogni_app.config import AppSettings
 from cogni_app.db import AppDatabase, migrate
+from cogni_app.deletion import DeletionJobs, ServerPurgeClient, SpendLogScrubber
 from cogni_app.executors import ExecutorRouter, GraphProvider, InProcProvider, LangGraphServerProvider
 from cogni_app.models import ModelAllowlist
 from cogni_app.reconcile import LiteLLMSpendLogsApiSource, Reconciler, SinkTableSource, SpendLogSource
@@ -24,6 +25,8 @@ from cogni_app.services import (
     AppServices,
     ChatPolicy,
     ChatService,
+    DeletionPolicy,
+    DeletionService,
     OperatorService,
 )
 
@@ -58,6 +61,27 @@ def build_spend_source(settings: AppSettings) -> SpendLogSource:
     return LiteLLMSpendLogsApiSource(settings.litellm_base_url, settings.litellm_api_key.get_secret_value())
 
 
+def build_deletion(settings: AppSettings, db: AppDatabase) -> DeletionService:
+    """The data-deletion use case: the server's purge when graphs run there (needs the operator token), the
+    sink's table when configured."""
+    server: ServerPurgeClient | None = None
+    unavailable: str | None = None
+    if "server" in settings.executor_routes().values():
+        if settings.cogni_server_operator_token is None:
+            unavailable = "data deletion needs COGNI_SERVER_OPERATOR_TOKEN to purge the account on the Agent Server"
+        else:
+            token = settings.cogni_server_operator_token.get_secret_value()
+            server = ServerPurgeClient(settings.langgraph_server_url, token)
+    sink = settings.cogni_spend_sink_database_url
+    return DeletionService(
+        jobs=DeletionJobs(db),
+        server=server,
+        spend_log=SpendLogScrubber(sink) if sink else None,
+        unavailable=unavailable,
+        policy=DeletionPolicy(retry_seconds=settings.cogni_deletion_retry_seconds),
+    )
+
+
 def chat_policy(settings: AppSettings) -> ChatPolicy:
     return ChatPolicy(
         default_graph_id=settings.cogni_default_graph_id,
@@ -82,6 +106,7 @@ async def open_services(settings: AppSettings, *, run_migrations: bool = True) -
     executor, closers = build_executor(settings)
     sweeper: asyncio.Task[None] | None = None
     relay: Relay | None = None
+    deletion: DeletionService | None = None
     try:
         await models.start()
         accounts = Accounts(db)
@@ -90,6 +115,7 @@ async def open_services(settings: AppSettings, *, run_migrations: bool = True) -
         relay = Relay(
             ledger=ledger, reconciler=reconciler, reconcile_delay_seconds=settings.cogni_reconcile_delay_seconds
         )
+        deletion = build_deletion(settings, db)
         services = AppServices(
             chat=ChatService(
                 models=models, ledger=ledger, executor=executor, relay=relay, policy=chat_policy(settings)
@@ -97,12 +123,16 @@ async def open_services(settings: AppSettings, *, run_migrations: bool = True) -
             agents=AgentsService(executor, default_graph_id=settings.cogni_default_graph_id),
             accounts=AccountService(accounts=accounts, ledger=ledger, models=models),
             operator=OperatorService(accounts=accounts, ledger=ledger, reconciler=reconciler),
+            deletion=deletion,
         )
+        await deletion.resume_all()  # jobs an earlier process left unfinished
         if settings.cogni_reconcile_interval_seconds > 0:
             sweeper = asyncio.create_task(reconciler.run_periodically(settings.cogni_reconcile_interval_seconds))
         log.info("app_started", executor_routes=settings.executor_routes())
         yield services
     finally:
+        if deletion is not None:
+            await deletion.aclose()
         if relay is not None:
             await relay.aclose(drain_seconds=RELAY_DRAIN_SECONDS)  # runs in flight finish and bill before we go
         if sweeper is not None:

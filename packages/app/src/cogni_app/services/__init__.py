@@ -10,6 +10,13 @@ from cogni_app.services.accounts import AccountService, Activity, ModelMenu
 from cogni_app.services.agents import AgentList, AgentsService
 from cogni_app.services.chat import STREAMED, ChatService, ChatStarted, outcome_of
 from cogni_app.services.chat_types import ChatCommand, ChatPolicy, RunIds
+from cogni_app.services.deletion import (
+    DeletionPolicy,
+    DeletionService,
+    DeletionStarted,
+    DeletionUnavailable,
+    UnknownDeletion,
+)
 from cogni_app.services.errors import AgentsUnavailable, ChatRunRefused, GraphNotFound, RunFailedEarly
 from cogni_app.services.operator import Grant, IssuedKey, OperatorService
 
@@ -22,6 +29,7 @@ class AppServices:
     agents: AgentsService
     accounts: AccountService
     operator: OperatorService
+    deletion: DeletionService
 
 
 __all__ = [
@@ -37,6 +45,10 @@ __all__ = [
     "ChatRunRefused",
     "ChatService",
     "ChatStarted",
+    "DeletionPolicy",
+    "DeletionService",
+    "DeletionStarted",
+    "DeletionUnavailable",
     "Grant",
     "GraphNotFound",
     "IssuedKey",
@@ -44,5 +56,6 @@ __all__ = [
     "OperatorService",
     "RunFailedEarly",
     "RunIds",
+    "UnknownDeletion",
     "outcome_of",
 ]

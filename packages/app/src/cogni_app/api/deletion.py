@@ -1,0 +1,86 @@
+"""Data deletion routes (docs/compliance.md, `# The app`): the user asks with their API key, an operator
+with the admin token; both start the account's one tracked job. Its status is read with the API key, or,
+once the job has removed the account's keys, with the status token the request answered with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from cogni_app.api.deps import Operator, Principal, Runtime, bearer_token
+from cogni_app.api.errors import ApiError
+from cogni_app.deletion import STATUS_TOKEN_PREFIX, DeletionRecord
+from cogni_app.services import DeletionStarted, DeletionUnavailable, UnknownDeletion
+
+router = APIRouter()
+admin_router = APIRouter(prefix="/v1/admin", dependencies=[Operator])
+
+
+def deletion_body(record: DeletionRecord) -> dict[str, Any]:
+    return {
+        "billingAccountId": record.billing_account_id,
+        "status": record.status,
+        "requestedBy": record.requested_by,
+        "requestedAt": record.requested_at.isoformat(),
+        "completedAt": record.completed_at.isoformat() if record.completed_at else None,
+        "steps": record.steps,
+        "passes": record.passes,
+        "lastError": record.last_error,
+    }
+
+
+def _started(started: DeletionStarted) -> JSONResponse:
+    body = deletion_body(started.record)
+    if started.status_token is not None:
+        body["statusToken"] = started.status_token
+    return JSONResponse(body, status_code=202)
+
+
+def _unavailable(exc: DeletionUnavailable) -> ApiError:
+    return ApiError(503, "deletion_unavailable", str(exc))
+
+
+@router.delete("/v1/account/data", status_code=202)
+async def delete_my_data(runtime: Runtime, principal: Principal) -> JSONResponse:
+    """Delete the calling account's data: its API keys stop working now, the job runs on (202)."""
+    try:
+        started = await runtime.services.deletion.request(principal.billing_account_id, requested_by="user")
+    except DeletionUnavailable as exc:
+        raise _unavailable(exc) from exc
+    return _started(started)
+
+
+@router.get("/v1/account/data/deletion")
+async def my_deletion(request: Request, runtime: Runtime) -> dict[str, Any]:
+    """The job's status: `Authorization: Bearer <API key>` or `Bearer <status token>` (cogni_del_...)."""
+    token = bearer_token(request)
+    try:
+        if token.startswith(STATUS_TOKEN_PREFIX):
+            record = await runtime.services.deletion.status_by_token(token)
+        else:
+            principal = await runtime.services.accounts.authenticate(token)
+            record = await runtime.services.deletion.status(principal.billing_account_id)
+    except UnknownDeletion as exc:
+        raise ApiError(404, "not_found", str(exc)) from exc
+    return deletion_body(record)
+
+
+@admin_router.delete("/accounts/{account_id}/data", status_code=202)
+async def delete_account_data(account_id: str, runtime: Runtime) -> JSONResponse:
+    """An operator deletes an account's data (a finished job runs again: late rows are caught)."""
+    try:
+        started = await runtime.services.deletion.request(account_id, requested_by="operator")
+    except DeletionUnavailable as exc:
+        raise _unavailable(exc) from exc
+    return _started(started)
+
+
+@admin_router.get("/accounts/{account_id}/data/deletion")
+async def account_deletion(account_id: str, runtime: Runtime) -> dict[str, Any]:
+    try:
+        record = await runtime.services.deletion.status(account_id)
+    except UnknownDeletion as exc:
+        raise ApiError(404, "not_found", str(exc)) from exc
+    return deletion_body(record)
