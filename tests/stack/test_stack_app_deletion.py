@@ -108,11 +108,13 @@ def table_rows(url: str) -> dict[str, list[str]]:
 
 
 def where(stack: Stack, needles: set[str]) -> dict[str, set[str]]:
-    """{database: tables with a row containing any of the needles}."""
+    """{database: tables with a row containing any of the needles}, as text or inside a bytea column (the
+    JSON of a row shows bytes as hex: checkpoint blobs and writes)."""
+    patterns = needles | {n.encode().hex() for n in needles}
     found: dict[str, set[str]] = {}
     for db, url in stack.databases().items():
         for table, rows in table_rows(url).items():
-            if any(needle in row for row in rows for needle in needles):
+            if any(needle in row for row in rows for needle in patterns):
                 found.setdefault(db, set()).add(table)
     return found
 

@@ -10,9 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from cogni_app.api.deps import Operator, Principal, Runtime, bearer_token
-from cogni_app.api.errors import ApiError
 from cogni_app.deletion import STATUS_TOKEN_PREFIX, DeletionRecord
-from cogni_app.services import DeletionStarted, DeletionUnavailable, UnknownDeletion
+from cogni_app.services import DeletionStarted
 
 router = APIRouter()
 admin_router = APIRouter(prefix="/v1/admin", dependencies=[Operator])
@@ -38,17 +37,10 @@ def _started(started: DeletionStarted) -> JSONResponse:
     return JSONResponse(body, status_code=202)
 
 
-def _unavailable(exc: DeletionUnavailable) -> ApiError:
-    return ApiError(503, "deletion_unavailable", str(exc))
-
-
 @router.delete("/v1/account/data", status_code=202)
 async def delete_my_data(runtime: Runtime, principal: Principal) -> JSONResponse:
     """Delete the calling account's data: its API keys stop working now, the job runs on (202)."""
-    try:
-        started = await runtime.services.deletion.request(principal.billing_account_id, requested_by="user")
-    except DeletionUnavailable as exc:
-        raise _unavailable(exc) from exc
+    started = await runtime.services.deletion.request(principal.billing_account_id, requested_by="user")
     return _started(started)
 
 
@@ -56,31 +48,21 @@ async def delete_my_data(runtime: Runtime, principal: Principal) -> JSONResponse
 async def my_deletion(request: Request, runtime: Runtime) -> dict[str, Any]:
     """The job's status: `Authorization: Bearer <API key>` or `Bearer <status token>` (cogni_del_...)."""
     token = bearer_token(request)
-    try:
-        if token.startswith(STATUS_TOKEN_PREFIX):
-            record = await runtime.services.deletion.status_by_token(token)
-        else:
-            principal = await runtime.services.accounts.authenticate(token)
-            record = await runtime.services.deletion.status(principal.billing_account_id)
-    except UnknownDeletion as exc:
-        raise ApiError(404, "not_found", str(exc)) from exc
+    if token.startswith(STATUS_TOKEN_PREFIX):
+        record = await runtime.services.deletion.status_by_token(token)
+    else:
+        principal = await runtime.services.accounts.authenticate(token)
+        record = await runtime.services.deletion.status(principal.billing_account_id)
     return deletion_body(record)
 
 
 @admin_router.delete("/accounts/{account_id}/data", status_code=202)
 async def delete_account_data(account_id: str, runtime: Runtime) -> JSONResponse:
     """An operator deletes an account's data (a finished job runs again: late rows are caught)."""
-    try:
-        started = await runtime.services.deletion.request(account_id, requested_by="operator")
-    except DeletionUnavailable as exc:
-        raise _unavailable(exc) from exc
+    started = await runtime.services.deletion.request(account_id, requested_by="operator")
     return _started(started)
 
 
 @admin_router.get("/accounts/{account_id}/data/deletion")
 async def account_deletion(account_id: str, runtime: Runtime) -> dict[str, Any]:
-    try:
-        record = await runtime.services.deletion.status(account_id)
-    except UnknownDeletion as exc:
-        raise ApiError(404, "not_found", str(exc)) from exc
-    return deletion_body(record)
+    return deletion_body(await runtime.services.deletion.status(account_id))
