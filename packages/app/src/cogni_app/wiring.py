@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,6 +30,7 @@ from cogni_app.services import (
     DeletionService,
     OperatorService,
 )
+from cogni_app.tls import client_ssl_context
 
 log = structlog.get_logger(__name__)
 RELAY_DRAIN_SECONDS = 30.0
@@ -48,10 +50,17 @@ def build_executor(settings: AppSettings) -> tuple[ExecutorRouter, list[LangGrap
             audience=settings.cogni_jwt_audience,
             ttl_seconds=settings.cogni_jwt_ttl_seconds,
         )
-        server = LangGraphServerProvider(settings.langgraph_server_url, tokens=tokens)
+        server = LangGraphServerProvider(settings.langgraph_server_url, tokens=tokens, ssl_context=server_tls(settings))
         providers["server"] = server
         closers.append(server)
     return ExecutorRouter(providers, routes), closers
+
+
+def server_tls(settings: AppSettings) -> ssl.SSLContext | None:
+    """mTLS to the Agent Server when configured: its CA, the app's certificate and key."""
+    return client_ssl_context(
+        settings.cogni_server_tls_ca, settings.cogni_server_tls_cert, settings.cogni_server_tls_key
+    )
 
 
 def build_spend_source(settings: AppSettings) -> SpendLogSource:
@@ -71,7 +80,7 @@ def build_deletion(settings: AppSettings, db: AppDatabase) -> DeletionService:
             unavailable = "data deletion needs COGNI_SERVER_OPERATOR_TOKEN to purge the account on the Agent Server"
         else:
             token = settings.cogni_server_operator_token.get_secret_value()
-            server = ServerPurgeClient(settings.langgraph_server_url, token)
+            server = ServerPurgeClient(settings.langgraph_server_url, token, ssl_context=server_tls(settings))
     sink = settings.cogni_spend_sink_database_url
     return DeletionService(
         jobs=DeletionJobs(db),

@@ -8,6 +8,7 @@ its counts are totals over every pass (docs/compliance.md, `# The Agent Server`)
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -38,12 +39,11 @@ class ServerPurgeClient:
         operator_token: str,
         *,
         timeout_seconds: float = 120.0,
-        cert: tuple[str, str] | None = None,
-        verify: str | bool = True,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self._token = operator_token
-        self._http = httpx.AsyncClient(timeout=timeout_seconds, cert=cert, verify=verify)
+        self._http = httpx.AsyncClient(timeout=timeout_seconds, verify=ssl_context or True)
 
     async def aclose(self) -> None:
         await self._http.aclose()
