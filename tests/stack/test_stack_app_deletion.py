@@ -227,6 +227,12 @@ def test_a_users_data_deletion_leaves_only_accounting_rows_without_content(stack
     assert steps["spend_log"]["counts"]["litellm_spend_logs"] == calls
     operator_view = stack.admin("GET", f"/v1/admin/accounts/{alice.account_id}/data/deletion").json()
     assert operator_view == record
+    assert stack.http.get(f"/v1/admin/accounts/{alice.account_id}/data/deletion").status_code == 401
+    bob_asks = stack.http.get("/v1/account/data/deletion", headers={"Authorization": f"Bearer {bob.api_key}"})
+    assert bob_asks.status_code == 404 and bob_asks.json()["error"] == "not_found"  # bob asked for nothing
+    forged = stack.http.get("/v1/account/data/deletion", headers={"Authorization": "Bearer cogni_del_forged"})
+    assert forged.status_code == 404
+    assert stack.admin("DELETE", "/v1/admin/accounts/no-such-account/data").status_code == 404
 
     # nothing of alice's content anywhere; her ids only in the kept accounting rows and the deletion records
     assert where(stack, alice.content) == {}

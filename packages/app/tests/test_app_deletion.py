@@ -22,11 +22,13 @@ from psycopg.rows import dict_row
 from typing_extensions import TypedDict
 
 from cogni_app.billing import Accounts, Ledger, UnknownAccount, UnknownApiKey
+from cogni_app.config import AppSettings
 from cogni_app.db import AppDatabase
 from cogni_app.deletion import DeletionJobs, ServerPurgeClient, SpendLogScrubber
 from cogni_app.deletion.app_data import ALL_TABLES
 from cogni_app.reconcile import Reconciler, SinkTableSource
-from cogni_app.services import DeletionPolicy, DeletionService
+from cogni_app.services import DeletionPolicy, DeletionService, DeletionUnavailable, UnknownDeletion
+from cogni_app.wiring import build_deletion
 from cogni_litellm_sink.mapping import SpendRow
 from cogni_litellm_sink.schema import UPSERT
 from testsupport import free_port
@@ -226,4 +228,22 @@ async def test_a_failing_step_leaves_the_job_in_progress_with_its_error_and_late
     assert record.status == "in_progress" and "unreachable" in (record.last_error or "")
     assert record.steps["app"]["status"] == "pending"  # the app's rows wait for the server's purge
     assert "dave's phone" in (await text_of_tables(world.url))["virtual_keys"]
+    await deletion.aclose()
+
+
+async def test_deletion_is_refused_when_the_server_cannot_be_purged(world: World) -> None:
+    """Graphs run on a server but the app has no operator token: no job opens, the keys keep working."""
+    settings = AppSettings.model_validate(
+        {"database_url": world.url, "cogni_jwt_secret": "s" * 40, "cogni_executor": "server"}
+    )
+    deletion = build_deletion(settings, world.db)
+    account = await world.accounts.create_account("Erin", initial_credits=10)
+    vkey = await world.accounts.create_virtual_key(account.id)
+    key = await world.accounts.create_api_key(account.id, vkey.id)
+    with pytest.raises(DeletionUnavailable, match="COGNI_SERVER_OPERATOR_TOKEN"):
+        await deletion.request(account.id, requested_by="user")
+    assert await DeletionJobs(world.db).get(account.id) is None
+    assert (await world.accounts.resolve_api_key(key)).billing_account_id == account.id
+    with pytest.raises(UnknownDeletion):
+        await deletion.status(account.id)
     await deletion.aclose()
