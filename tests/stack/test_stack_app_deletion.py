@@ -37,20 +37,6 @@ KEPT_TABLES = {"app": KEPT_APP_TABLES, "server": set(), "sink": {"litellm_spend_
 
 
 @dataclass
-class Stack:
-    llm: LlmStack
-    app_db: str
-    server_db: str
-    http: httpx.Client
-
-    def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return self.http.request(method, path, headers={"Authorization": f"Bearer {ADMIN}"}, **kwargs)
-
-    def databases(self) -> dict[str, str]:
-        return {"server": self.server_db, "app": self.app_db, "sink": self.llm.sink_database_url}
-
-
-@dataclass
 class User:
     """What a user left behind: ids (allowed in the kept accounting rows) and content (allowed nowhere)."""
 
@@ -142,6 +128,62 @@ def wait_for(check: Any, timeout: float, what: str) -> Any:
         time.sleep(0.2)
 
 
+@dataclass
+class Processes:
+    """The server and the app as processes that a test may kill and start again (same ports, same databases)."""
+
+    llm: LlmStack
+    server_db: str
+    app_db: str
+    server_port: int = field(default_factory=free_port)
+    app_port: int = field(default_factory=free_port)
+    server: ManagedProcess | None = None
+    app: ManagedProcess | None = None
+
+    def start_server(self) -> None:
+        self.server = ManagedProcess(
+            [sys.executable, "-m", "cogni_server", "serve", "--config", "packages/graphs/langgraph.json",
+             "--port", str(self.server_port)],
+            env={**self.llm.env(), "LANGGRAPH_DATABASE_URL": self.server_db, "COGNI_AUTH_MODE": "jwt",
+                 "COGNI_JWT_SECRET": SECRET, "COGNI_JWT_AUDIENCE": "cogni-agent-server",
+                 "COGNI_OPERATOR_TOKEN": OPERATOR},
+            name="agent-server",
+        )  # fmt: skip
+        self.server.wait_http(f"http://127.0.0.1:{self.server_port}/ok", timeout=60)
+
+    def start_app(self) -> None:
+        self.app = ManagedProcess(
+            [sys.executable, "-m", "cogni_app", "serve", "--port", str(self.app_port)],
+            env={**self.llm.env(), "DATABASE_URL": self.app_db,
+                 "LANGGRAPH_SERVER_URL": f"http://127.0.0.1:{self.server_port}",
+                 "COGNI_EXECUTOR": "server", "COGNI_JWT_SECRET": SECRET, "COGNI_ADMIN_TOKEN": ADMIN,
+                 "COGNI_SERVER_OPERATOR_TOKEN": OPERATOR, "COGNI_RECONCILE_DELAY_SECONDS": "0.2",
+                 "COGNI_RECONCILE_INTERVAL_SECONDS": "0", "COGNI_DELETION_RETRY_SECONDS": "0.5"},
+            name="cogni-app",
+        )  # fmt: skip
+        self.app.wait_http(f"http://127.0.0.1:{self.app_port}/healthz", timeout=60)
+
+    def stop(self) -> None:
+        for process in (self.app, self.server):
+            if process is not None:
+                process.stop()
+
+
+@dataclass
+class Stack:
+    llm: LlmStack
+    app_db: str
+    server_db: str
+    http: httpx.Client
+    processes: Processes
+
+    def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.request(method, path, headers={"Authorization": f"Bearer {ADMIN}"}, **kwargs)
+
+    def databases(self) -> dict[str, str]:
+        return {"server": self.server_db, "app": self.app_db, "sink": self.llm.sink_database_url}
+
+
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     with (
@@ -149,33 +191,14 @@ def stack() -> Iterator[Stack]:
         fresh_database("cogni_del_srv") as server_db,
         fresh_database("cogni_del_app") as app_db,
     ):
-        server_port, app_port = free_port(), free_port()
-        server = ManagedProcess(
-            [sys.executable, "-m", "cogni_server", "serve", "--config", "packages/graphs/langgraph.json",
-             "--port", str(server_port)],
-            env={**llm.env(), "LANGGRAPH_DATABASE_URL": server_db, "COGNI_AUTH_MODE": "jwt",
-                 "COGNI_JWT_SECRET": SECRET, "COGNI_JWT_AUDIENCE": "cogni-agent-server",
-                 "COGNI_OPERATOR_TOKEN": OPERATOR},
-            name="agent-server",
-        )  # fmt: skip
-        app = None
+        processes = Processes(llm=llm, server_db=server_db, app_db=app_db)
         try:
-            server.wait_http(f"http://127.0.0.1:{server_port}/ok", timeout=60)
-            app = ManagedProcess(
-                [sys.executable, "-m", "cogni_app", "serve", "--port", str(app_port)],
-                env={**llm.env(), "DATABASE_URL": app_db, "LANGGRAPH_SERVER_URL": f"http://127.0.0.1:{server_port}",
-                     "COGNI_EXECUTOR": "server", "COGNI_JWT_SECRET": SECRET, "COGNI_ADMIN_TOKEN": ADMIN,
-                     "COGNI_SERVER_OPERATOR_TOKEN": OPERATOR, "COGNI_RECONCILE_DELAY_SECONDS": "0.2",
-                     "COGNI_RECONCILE_INTERVAL_SECONDS": "0", "COGNI_DELETION_RETRY_SECONDS": "0.5"},
-                name="cogni-app",
-            )  # fmt: skip
-            app.wait_http(f"http://127.0.0.1:{app_port}/healthz", timeout=60)
-            with httpx.Client(base_url=f"http://127.0.0.1:{app_port}", timeout=60.0) as http:
-                yield Stack(llm=llm, app_db=app_db, server_db=server_db, http=http)
+            processes.start_server()
+            processes.start_app()
+            with httpx.Client(base_url=f"http://127.0.0.1:{processes.app_port}", timeout=60.0) as http:
+                yield Stack(llm=llm, app_db=app_db, server_db=server_db, http=http, processes=processes)
         finally:
-            if app is not None:
-                app.stop()
-            server.stop()
+            processes.stop()
 
 
 def settle(stack: Stack, users: list[User]) -> None:
@@ -266,3 +289,42 @@ def test_a_users_data_deletion_leaves_only_accounting_rows_without_content(stack
     assert again_record["steps"]["app"]["counts"] == steps["app"]["counts"]
     assert again_record["steps"]["spend_log"]["counts"] == steps["spend_log"]["counts"]
     assert where(stack, alice.content) == {}
+
+
+def test_a_deletion_interrupted_by_a_crash_is_finished_when_the_app_starts_again(stack: Stack) -> None:
+    carol = new_user(stack, f"carol-{uuid.uuid4().hex[:8]}")
+    chat(stack, carol, f"a secret for the crash test {uuid.uuid4().hex}")
+    settle(stack, [carol])
+    processes = stack.processes
+    assert processes.server is not None and processes.app is not None
+
+    # the server is down: the job's first step fails and is retried, later steps wait
+    processes.server.stop()
+    asked = stack.http.delete("/v1/account/data", headers={"Authorization": f"Bearer {carol.api_key}"})
+    assert asked.status_code == 202, asked.text
+    token = asked.json()["statusToken"]
+
+    def failing() -> dict[str, Any] | None:
+        body = stack.http.get("/v1/account/data/deletion", headers={"Authorization": f"Bearer {token}"}).json()
+        return body if body["lastError"] else None
+
+    stalled = wait_for(failing, 30, "the deletion did not record the server's absence")
+    assert stalled["status"] == "in_progress" and "unreachable" in stalled["lastError"]
+    assert stalled["steps"]["app"]["status"] == "pending"
+
+    # the app crashes; both come back; nobody asks: the app's start-up resumes the job and finishes it
+    processes.app.kill()
+    processes.start_server()
+    processes.start_app()
+
+    def finished() -> bool:
+        with psycopg.connect(stack.app_db, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT status FROM account_deletions WHERE billing_account_id = %s", (carol.account_id,)
+            ).fetchone()
+        return row is not None and row[0] == "done"
+
+    wait_for(finished, 60, "the restarted app did not finish the deletion")
+    record = stack.http.get("/v1/account/data/deletion", headers={"Authorization": f"Bearer {token}"}).json()
+    assert record["steps"]["server"]["counts"]["threads"] == 1 and record["passes"] >= 2
+    assert where(stack, carol.content) == {}
