@@ -21,8 +21,9 @@ import pytest
 
 from cogni_app.config import AppSettings
 from cogni_app.deletion import ServerPurgeClient, ServerPurgeFailed
+from cogni_app.executors import LangGraphServerProvider
 from cogni_app.service_auth import ServiceTokenMinter
-from cogni_app.wiring import build_executor, server_tls
+from cogni_app.wiring import server_tls
 from testsupport import ManagedProcess, free_port, fresh_database
 from testsupport.certs import CertificateAuthority, Issued
 
@@ -158,13 +159,14 @@ async def test_the_apps_server_client_presents_its_certificate(tls_server: TlsSe
         cogni_server_tls_cert=tls_server.app.cert,
         cogni_server_tls_key=tls_server.app.key,
     )  # type: ignore[call-arg]
-    _router, closers = build_executor(settings)
+    provider = LangGraphServerProvider(
+        tls_server.url, tokens=ServiceTokenMinter(SECRET), ssl_context=server_tls(settings)
+    )  # as cogni_app.wiring.build_executor builds it
     try:
-        agents = await closers[0].list_agents(billing_account_id="tenant-mtls")
+        agents = await provider.list_agents(billing_account_id="tenant-mtls")
         assert "chat" in {a.name for a in agents}
     finally:
-        for closer in closers:
-            await closer.aclose()
+        await provider.aclose()
     # the data deletion's purge call goes the same way
     purge = ServerPurgeClient(tls_server.url, OPERATOR, ssl_context=server_tls(settings))
     try:

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import JSONResponse, Response
 
-from cogni_app.api import account, admin, agents, chat, deletion
+from cogni_app.api import account, admin, agents, chat
 from cogni_app.api.errors import install_error_handlers
 from cogni_app.api.runtime import AppRuntime
 from cogni_app.config import AppSettings
@@ -35,8 +35,6 @@ def create_app(settings: AppSettings | None = None, *, run_migrations: bool = Tr
     app.include_router(agents.router)
     app.include_router(account.router)
     app.include_router(admin.router)
-    app.include_router(deletion.router)
-    app.include_router(deletion.admin_router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

@@ -37,6 +37,11 @@ class AppSettings(DatabaseSettings):
     cogni_jwt_audience: str = "cogni-agent-server"
     cogni_jwt_ttl_seconds: int = Field(default=300, gt=0, le=3600)
     cogni_admin_token: SecretStr | None = None
+    cogni_server_operator_token: SecretStr | None = None
+    cogni_deletion_retry_seconds: float = Field(default=5.0, gt=0)
+    cogni_server_tls_ca: FilePath | None = None
+    cogni_server_tls_cert: FilePath | None = None
+    cogni_server_tls_key: FilePath | None = None
     cogni_executor: ExecutorName = "server"
     cogni_executor_map: str = ""
     cogni_default_graph_id: str = DEFAULT_GRAPH_ID
@@ -45,11 +50,6 @@ class AppSettings(DatabaseSettings):
     cogni_reconcile_interval_seconds: float = Field(default=300.0, ge=0)
     cogni_first_event_timeout_seconds: float = Field(default=15.0, gt=0)
     cogni_models_refresh_seconds: float = Field(default=60.0, gt=0)
-    cogni_server_operator_token: SecretStr | None = None
-    cogni_deletion_retry_seconds: float = Field(default=5.0, gt=0)
-    cogni_server_tls_ca: FilePath | None = None
-    cogni_server_tls_cert: FilePath | None = None
-    cogni_server_tls_key: FilePath | None = None
 
     @field_validator("user_price_markup_factor")
     @classmethod

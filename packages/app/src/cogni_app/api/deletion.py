@@ -9,12 +9,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from cogni_app.api.deps import Operator, Principal, Runtime, bearer_token
+from cogni_app.api.deps import Principal, Runtime, bearer_token
 from cogni_app.deletion import STATUS_TOKEN_PREFIX, DeletionRecord
 from cogni_app.services import DeletionStarted
 
 router = APIRouter()
-admin_router = APIRouter(prefix="/v1/admin", dependencies=[Operator])
+admin_router = APIRouter()
+"""Mounted under the operator router (/v1/admin, COGNI_ADMIN_TOKEN) by api/admin.py."""
 
 
 def deletion_body(record: DeletionRecord) -> dict[str, Any]:
