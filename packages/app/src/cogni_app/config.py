@@ -7,7 +7,7 @@ import hmac
 from decimal import Decimal
 from typing import Literal, get_args
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cogni_ai_core import DEFAULT_GRAPH_ID, validate_markup
@@ -37,6 +37,11 @@ class AppSettings(DatabaseSettings):
     cogni_jwt_audience: str = "cogni-agent-server"
     cogni_jwt_ttl_seconds: int = Field(default=300, gt=0, le=3600)
     cogni_admin_token: SecretStr | None = None
+    cogni_server_operator_token: SecretStr | None = None
+    cogni_deletion_retry_seconds: float = Field(default=5.0, gt=0)
+    cogni_server_tls_ca: FilePath | None = None
+    cogni_server_tls_cert: FilePath | None = None
+    cogni_server_tls_key: FilePath | None = None
     cogni_executor: ExecutorName = "server"
     cogni_executor_map: str = ""
     cogni_default_graph_id: str = DEFAULT_GRAPH_ID
@@ -77,6 +82,12 @@ class AppSettings(DatabaseSettings):
     def _server_needs_jwt(self) -> AppSettings:
         if "server" in self.executor_routes().values() and not self.cogni_jwt_secret:
             raise ValueError("COGNI_JWT_SECRET is required when any graph runs on the Agent Server")
+        return self
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> AppSettings:
+        if (self.cogni_server_tls_cert is None) != (self.cogni_server_tls_key is None):
+            raise ValueError("COGNI_SERVER_TLS_CERT and COGNI_SERVER_TLS_KEY go together: set both or neither")
         return self
 
     def executor_routes(self) -> dict[str, str]:

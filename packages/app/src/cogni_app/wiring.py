@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +15,7 @@ from cogni_app.billing import Accounts, CreditHolds, Ledger
 from cogni_app.billing.reads import BillingReads
 from cogni_app.config import AppSettings
 from cogni_app.db import AppDatabase, migrate, postgres_checkpointer, setup_checkpoints
+from cogni_app.deletion import DeletionJobs, ServerPurgeClient, SpendLogScrubber
 from cogni_app.executors import ExecutorRouter, GraphProvider, InProcProvider, LangGraphServerProvider
 from cogni_app.models import ModelAllowlist
 from cogni_app.reconcile import LiteLLMSpendLogsApiSource, Reconciler, SinkTableSource, SpendLogSource
@@ -26,8 +28,11 @@ from cogni_app.services import (
     ChatPolicy,
     ChatService,
     ConsoleService,
+    DeletionPolicy,
+    DeletionService,
     OperatorService,
 )
+from cogni_app.tls import client_ssl_context
 
 log = structlog.get_logger(__name__)
 RELAY_DRAIN_SECONDS = 30.0
@@ -55,10 +60,17 @@ def build_executor(settings: AppSettings, db: AppDatabase) -> tuple[ExecutorRout
     if "server" in routes.values():
         tokens = service_tokens(settings)
         assert tokens is not None  # enforced by AppSettings
-        server = LangGraphServerProvider(settings.langgraph_server_url, tokens=tokens)
+        server = LangGraphServerProvider(settings.langgraph_server_url, tokens=tokens, ssl_context=server_tls(settings))
         providers["server"] = server
         closers.append(server)
     return ExecutorRouter(providers, routes), closers
+
+
+def server_tls(settings: AppSettings) -> ssl.SSLContext | None:
+    """mTLS to the Agent Server when configured: its CA, the app's certificate and key."""
+    return client_ssl_context(
+        settings.cogni_server_tls_ca, settings.cogni_server_tls_cert, settings.cogni_server_tls_key
+    )
 
 
 def build_spend_source(settings: AppSettings) -> SpendLogSource:
@@ -66,6 +78,27 @@ def build_spend_source(settings: AppSettings) -> SpendLogSource:
     if settings.cogni_spend_sink_database_url:
         return SinkTableSource(settings.cogni_spend_sink_database_url)
     return LiteLLMSpendLogsApiSource(settings.litellm_base_url, settings.litellm_api_key.get_secret_value())
+
+
+def build_deletion(settings: AppSettings, db: AppDatabase) -> DeletionService:
+    """The data-deletion use case: the server's purge when graphs run there (needs the operator token), the
+    sink's table when configured."""
+    server: ServerPurgeClient | None = None
+    unavailable: str | None = None
+    if "server" in settings.executor_routes().values():
+        if settings.cogni_server_operator_token is None:
+            unavailable = "data deletion needs COGNI_SERVER_OPERATOR_TOKEN to purge the account on the Agent Server"
+        else:
+            token = settings.cogni_server_operator_token.get_secret_value()
+            server = ServerPurgeClient(settings.langgraph_server_url, token, ssl_context=server_tls(settings))
+    sink = settings.cogni_spend_sink_database_url
+    return DeletionService(
+        jobs=DeletionJobs(db),
+        server=server,
+        spend_log=SpendLogScrubber(sink) if sink else None,
+        unavailable=unavailable,
+        policy=DeletionPolicy(retry_seconds=settings.cogni_deletion_retry_seconds),
+    )
 
 
 def chat_policy(settings: AppSettings) -> ChatPolicy:
@@ -94,6 +127,7 @@ async def open_services(settings: AppSettings, *, run_migrations: bool = True) -
     executor, closers = build_executor(settings, db)
     sweeper: asyncio.Task[None] | None = None
     relay: Relay | None = None
+    deletion: DeletionService | None = None
     try:
         await models.start()
         accounts = Accounts(db)
@@ -104,6 +138,7 @@ async def open_services(settings: AppSettings, *, run_migrations: bool = True) -
         relay = Relay(
             ledger=ledger, reconciler=reconciler, reconcile_delay_seconds=settings.cogni_reconcile_delay_seconds
         )
+        deletion = build_deletion(settings, db)
         services = AppServices(
             chat=ChatService(
                 models=models,
@@ -123,12 +158,16 @@ async def open_services(settings: AppSettings, *, run_migrations: bool = True) -
                 server_url=settings.cogni_console_server_url or settings.langgraph_server_url,
                 reconcile_interval_seconds=settings.cogni_reconcile_interval_seconds,
             ),
+            deletion=deletion,
         )
+        await deletion.resume_all()  # jobs an earlier process left unfinished
         if settings.cogni_reconcile_interval_seconds > 0:
             sweeper = asyncio.create_task(reconciler.run_periodically(settings.cogni_reconcile_interval_seconds))
         log.info("app_started", executor_routes=settings.executor_routes())
         yield services
     finally:
+        if deletion is not None:
+            await deletion.aclose()
         if relay is not None:
             await relay.aclose(drain_seconds=RELAY_DRAIN_SECONDS)  # runs in flight finish and bill before we go
         if sweeper is not None:

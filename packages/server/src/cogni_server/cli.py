@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,7 @@ def serve(
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=int(settings.drain_seconds) + 1,
+            **_tls_options(settings),
         )
         DrainingServer(uv_config, application).run()
     except AuthConfigError as exc:  # langgraph.json's auth block cannot be honoured
@@ -142,6 +144,17 @@ def serve(
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def _tls_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's TLS options: HTTPS with COGNI_TLS_CERTFILE/KEYFILE; with COGNI_TLS_CLIENT_CA, a client
+    certificate signed by that CA is required at the handshake (mTLS)."""
+    if settings.tls_certfile is None or settings.tls_keyfile is None:
+        return {}
+    options: dict[str, Any] = {"ssl_certfile": str(settings.tls_certfile), "ssl_keyfile": str(settings.tls_keyfile)}
+    if settings.tls_client_ca is not None:
+        options |= {"ssl_ca_certs": str(settings.tls_client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return options
 
 
 @app.command("migrate")

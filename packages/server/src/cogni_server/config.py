@@ -83,6 +83,27 @@ class Settings(BaseSettings):
     # 404) and how long one purge pass waits for the tenant's cancelled runs to stop
     operator_token: str | None = Field(default=None, validation_alias="COGNI_OPERATOR_TOKEN")
     purge_stop_seconds: float = Field(default=30.0, ge=0, validation_alias="COGNI_PURGE_STOP_SECONDS")
+    # mTLS (docs/compliance.md, `# mTLS`): serve HTTPS; with a client CA, only callers presenting a certificate
+    # it signed complete the handshake (beside, not instead of, the JWT or API key of COGNI_AUTH_MODE).
+    tls_certfile: Path | None = Field(default=None, validation_alias="COGNI_TLS_CERTFILE")
+    tls_keyfile: Path | None = Field(default=None, validation_alias="COGNI_TLS_KEYFILE")
+    tls_client_ca: Path | None = Field(default=None, validation_alias="COGNI_TLS_CLIENT_CA")
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> Settings:
+        """Certificate and key together; a client CA only on a TLS server; every named file exists."""
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("COGNI_TLS_CERTFILE and COGNI_TLS_KEYFILE go together: set both or neither")
+        if self.tls_client_ca is not None and self.tls_certfile is None:
+            raise ValueError("COGNI_TLS_CLIENT_CA needs COGNI_TLS_CERTFILE and COGNI_TLS_KEYFILE (mTLS is on TLS)")
+        for name, path in (
+            ("COGNI_TLS_CERTFILE", self.tls_certfile),
+            ("COGNI_TLS_KEYFILE", self.tls_keyfile),
+            ("COGNI_TLS_CLIENT_CA", self.tls_client_ca),
+        ):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name} names {str(path)!r}, which is not a file")
+        return self
 
     @model_validator(mode="after")
     def _leases_cover_the_drain(self) -> Settings:

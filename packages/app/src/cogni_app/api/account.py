@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from cogni_app.api import deletion
 from cogni_app.api.deps import Principal, Runtime
 from cogni_app.api.encode import jsonable
 
@@ -36,3 +37,6 @@ async def activity(
         "balanceCredits": found.balance_credits,
         "runs": jsonable(found.runs),
     }
+
+
+router.include_router(deletion.router)  # the account's data deletion (api/deletion.py)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from cogni_app.api import deletion
 from cogni_app.api.deps import Operator, Runtime
 from cogni_app.api.encode import jsonable
 
@@ -81,3 +82,6 @@ async def reconcile_run(
     """Bill now whatever of this run the spend log has and the ledger lacks (idempotent)."""
     created = await runtime.services.operator.reconcile_run(account_id, run_id)
     return {"runId": run_id, "created": created}
+
+
+router.include_router(deletion.admin_router)  # an account's data deletion by an operator (api/deletion.py)

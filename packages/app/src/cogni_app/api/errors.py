@@ -17,7 +17,7 @@ from cogni_ai_core import AiExecutionErrorCode
 from cogni_app.api.encode import agent_body, run_headers
 from cogni_app.billing import InsufficientCredits, InvalidGrant, UnknownAccount, UnknownApiKey
 from cogni_app.models import UnknownModel
-from cogni_app.services import AgentsUnavailable, GraphNotFound, RunFailedEarly
+from cogni_app.services import AgentsUnavailable, DeletionUnavailable, GraphNotFound, RunFailedEarly, UnknownDeletion
 
 # How a run that failed before its first output is answered (after that, failures are events).
 STATUS_OF_CODE: dict[AiExecutionErrorCode, int] = {
@@ -53,6 +53,8 @@ DOMAIN_ERRORS: tuple[type[Exception], ...] = (
     UnknownAccount,  # UnknownApiKey is one
     InvalidGrant,
     AgentsUnavailable,
+    DeletionUnavailable,
+    UnknownDeletion,
 )
 
 
@@ -83,6 +85,10 @@ def api_error(exc: Exception) -> ApiError:
         return ApiError(
             503, "agents_unavailable", str(exc), unavailable=unavailable, agents=[agent_body(a) for a in exc.agents]
         )
+    if isinstance(exc, DeletionUnavailable):
+        return ApiError(503, "deletion_unavailable", str(exc))
+    if isinstance(exc, UnknownDeletion):
+        return ApiError(404, "not_found", str(exc))
     raise TypeError(f"{type(exc).__name__} is not a domain error the API maps") from exc
 
 

@@ -14,11 +14,13 @@ graph; a graph it does not know is described by the assistant's own name, descri
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, cast
 
 import httpx
 from langgraph_sdk import get_client
+from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import Config, StreamMode
 
 from cogni_ai_core import ExecutorType, parse_graph_id
@@ -47,10 +49,16 @@ class LangGraphServerProvider:
         timeout_seconds: float = 300.0,
         list_timeout_seconds: float = 10.0,
         describe: Describe = catalog_descriptor,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.url = url
         self._tokens = tokens
-        self._client = get_client(url=url, api_key=None, timeout=(5.0, timeout_seconds, 30.0, 5.0))
+        timeout = (5.0, timeout_seconds, 30.0, 5.0)
+        self._client = (
+            get_client(url=url, api_key=None, timeout=timeout)
+            if ssl_context is None
+            else _tls_client(url, ssl_context, timeout)
+        )
         self._list_timeout = list_timeout_seconds
         self._describe = describe
 
@@ -122,6 +130,12 @@ class LangGraphServerProvider:
                 yield part.event, part.data
 
         return drive(parts, translator, executor=self.executor_type.value)
+
+
+def _tls_client(url: str, context: ssl.SSLContext, timeout: tuple[float, float, float, float]) -> LangGraphClient:
+    """The official client over a transport that presents the app's certificate (mTLS)."""
+    transport = httpx.AsyncHTTPTransport(retries=5, verify=context)
+    return LangGraphClient(httpx.AsyncClient(base_url=url, transport=transport, timeout=httpx.Timeout(timeout)))
 
 
 def _first_line(exc: BaseException) -> str:

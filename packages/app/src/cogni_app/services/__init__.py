@@ -11,6 +11,13 @@ from cogni_app.services.agents import AgentList, AgentsService
 from cogni_app.services.chat import STREAMED, ChatService, ChatStarted, outcome_of
 from cogni_app.services.chat_types import ChatCommand, ChatPolicy, RunIds
 from cogni_app.services.console import ConsoleService, ServerAccess
+from cogni_app.services.deletion import (
+    DeletionPolicy,
+    DeletionService,
+    DeletionStarted,
+    DeletionUnavailable,
+    UnknownDeletion,
+)
 from cogni_app.services.errors import AgentsUnavailable, ChatRunRefused, GraphNotFound, RunFailedEarly
 from cogni_app.services.operator import Grant, IssuedKey, OperatorService
 
@@ -24,6 +31,7 @@ class AppServices:
     accounts: AccountService
     operator: OperatorService
     console: ConsoleService
+    deletion: DeletionService
 
 
 __all__ = [
@@ -40,6 +48,10 @@ __all__ = [
     "ChatService",
     "ChatStarted",
     "ConsoleService",
+    "DeletionPolicy",
+    "DeletionService",
+    "DeletionStarted",
+    "DeletionUnavailable",
     "Grant",
     "GraphNotFound",
     "IssuedKey",
@@ -48,5 +60,6 @@ __all__ = [
     "RunFailedEarly",
     "RunIds",
     "ServerAccess",
+    "UnknownDeletion",
     "outcome_of",
 ]
