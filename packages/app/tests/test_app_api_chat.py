@@ -79,7 +79,7 @@ def app() -> Iterator[App]:
             "COGNI_EXECUTOR": "inproc",
             "COGNI_ADMIN_TOKEN": ADMIN,
             "COGNI_RECONCILE_DELAY_SECONDS": "0.5",
-            "LITELLM_TIMEOUT_SECONDS": "3",  # the graphs' LLM client timeout: a hung upstream is a timeout
+            "LITELLM_TIMEOUT_SECONDS": "10",  # a hung upstream is a timeout (3 s failed real calls under load)
         }
         proc = ManagedProcess(
             [sys.executable, "-m", "cogni_app", "serve", "--port", str(port)], env=env, name="cogni-app"
