@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import psycopg
 import pytest
 from prometheus_client import REGISTRY
 
@@ -21,9 +20,8 @@ from cogni_app.db import AppDatabase
 from cogni_app.executors import GraphFinal, GraphRunResult
 from cogni_app.reconcile import Reconciler, SinkTableSource
 from cogni_app.relay import Relay
-from cogni_litellm_sink.mapping import SpendRow
-from cogni_litellm_sink.schema import UPSERT
 from testsupport import free_port
+from testsupport.spend_log import spend_row, write_spend_rows
 
 pytestmark = pytest.mark.integration
 
@@ -53,17 +51,9 @@ def unreachable_source() -> SinkTableSource:
 
 
 def write_call(url: str, call_id: str, account: str, run_id: str) -> None:
+    """One $0.000004 call of `account`'s run, ended two seconds ago, as the sink writes it."""
     ended = datetime.now(UTC) - timedelta(seconds=2)
-    row = SpendRow(
-        call_id=call_id, provider_response_id=f"chatcmpl-{call_id}", end_user=account, spend=Decimal("0.000004"),
-        prompt_tokens=12, completion_tokens=8, total_tokens=20, model="gpt-4o-mini-2024-07-18",
-        model_group="gpt-4o-mini", status="success", error_code=None,
-        spend_logs_metadata={"run_id": run_id, "attempt": 0, "billing_account_id": account,
-                             "executor_type": "langgraph_server", "graph_id": "langgraph:chat"},
-        request_tags=[], start_time=ended - timedelta(seconds=1), end_time=ended,
-    )  # fmt: skip
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(UPSERT.encode(), row.values())
+    write_spend_rows(url, spend_row(call_id, account, run_id, start_time=ended - timedelta(seconds=1), end_time=ended))
 
 
 async def wait_until(check: Callable[[], Awaitable[bool]], limit: float = 10.0) -> None:
