@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from cogni_app.api import account, admin, agents, chat
 from cogni_app.api.errors import install_error_handlers
 from cogni_app.api.runtime import AppRuntime
+from cogni_app.api.tracing import instrument as instrument_tracing
 from cogni_app.config import AppSettings
 from cogni_app.wiring import open_services
 
@@ -35,6 +36,7 @@ def create_app(settings: AppSettings | None = None, *, run_migrations: bool = Tr
     app.include_router(agents.router)
     app.include_router(account.router)
     app.include_router(admin.router)
+    instrument_tracing(app)  # the request span, continuing the client's traceparent (tracing on only)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

@@ -16,6 +16,7 @@ from psycopg.errors import ForeignKeyViolation
 from psycopg.types.json import Jsonb
 
 from cogni_ai_core import UsageFact, charge_idempotency_key, price_usage, validate_markup
+from cogni_ai_core.observability import traced, usage_fact_attributes
 from cogni_app import metrics
 from cogni_app.billing.errors import InsufficientCredits, UnknownAccount
 from cogni_app.billing.types import LEDGER_CHARGE_REASON, CommitResult
@@ -63,6 +64,7 @@ class Ledger:
         group = pricing_model(fact)
         return self.is_free_model(group) or (group != fact.model and self.is_free_model(fact.model))
 
+    @traced("ledger.commit", lambda self, fact, **kw: usage_fact_attributes(fact, kw.get("provenance")))
     async def commit_usage_fact(
         self, fact: UsageFact, *, provenance: Provenance, ingress_request_id: str | None = None
     ) -> CommitResult:

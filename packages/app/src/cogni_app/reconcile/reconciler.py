@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from cogni_ai_core import ExecutorType, SourceSystem, UsageFact
+from cogni_ai_core.observability import traced
 from cogni_app import metrics
 from cogni_app.billing import Ledger, UnknownAccount
 from cogni_app.reconcile.facts import account_of, fact_from_record, is_billable
@@ -48,6 +49,7 @@ class Reconciler:
         self.settle_seconds = settle_seconds
         """A sweep leaves calls younger than this to the stream (0: bill whatever is there)."""
 
+    @traced("reconcile.run", lambda self, account, run_id: {"cogni.run_id": run_id})
     async def reconcile_run(self, billing_account_id: str, run_id: str) -> int:
         """Bill the run's calls that have no receipt; returns the number of receipts created."""
         try:
@@ -65,6 +67,7 @@ class Reconciler:
         missing = await self._missing(pending)
         return await self._commit(missing)
 
+    @traced("reconcile.sweep")
     async def sweep(self, *, lookback: timedelta = timedelta(hours=1)) -> int:
         """Bill every recent call of a known account that has no receipt; sets `cogni_unbilled_calls`."""
         try:
