@@ -10,19 +10,56 @@ Propagation is W3C ``traceparent``/``tracestate`` (the API's default, ``OTEL_PRO
 
 from __future__ import annotations
 
+import contextvars
 import functools
+import hashlib
 import os
 import threading
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
 _ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 _EXPORTERS = frozenset({"otlp", "console", "none"})
 _lock = threading.Lock()
 _configured: bool | None = None
+_next_span_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("cogni_next_span_id", default=None)
+
+
+class StableIds(RandomIdGenerator):
+    """Random ids, except for a span opened inside ``next_span_id(id)``: that one gets ``id``.
+
+    So a span can be named before it exists: a run attempt's span id is derived from (run, attempt),
+    and the next attempt (on another instance, after a crash that never exported the first one's
+    span) links to it, and to the child spans the first attempt did export.
+    """
+
+    def generate_span_id(self) -> int:
+        wanted = _next_span_id.get()
+        if wanted is not None:
+            _next_span_id.set(None)
+            return wanted
+        return super().generate_span_id()
+
+
+def stable_span_id(*parts: str) -> int:
+    """A 64-bit span id derived from ``parts`` (never the invalid 0)."""
+    value = int.from_bytes(hashlib.blake2b(":".join(parts).encode(), digest_size=8).digest(), "big")
+    return value or 1
+
+
+@contextmanager
+def next_span_id(span_id: int) -> Iterator[None]:
+    """The next span opened in this context gets ``span_id`` (with our provider; others ignore it)."""
+    token = _next_span_id.set(span_id)
+    try:
+        yield
+    finally:
+        _next_span_id.reset(token)
 
 
 class TracingConfigError(ValueError):
@@ -74,7 +111,8 @@ def configure_tracing(service_name: str) -> bool:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
         resource = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME") or service_name})
-        provider = TracerProvider(resource=resource)  # the sampler comes from OTEL_TRACES_SAMPLER
+        # the sampler comes from OTEL_TRACES_SAMPLER
+        provider = TracerProvider(resource=resource, id_generator=StableIds())
         for name in names:
             exporter: SpanExporter
             if name == "otlp":

@@ -23,7 +23,15 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
-from cogni_ai_core.observability import bind_ids, extract_context, inject_carrier, tracer, tracing_enabled
+from cogni_ai_core.observability import (
+    bind_ids,
+    extract_context,
+    inject_carrier,
+    next_span_id,
+    stable_span_id,
+    tracer,
+    tracing_enabled,
+)
 
 _tracer = tracer("cogni_server.runs")
 LITELLM_USAGE_KEY = "litellm"  # where the graphs' LLM client keeps the call's usage (response_metadata)
@@ -190,11 +198,18 @@ def observe(run: Mapping[str, Any], carrier: Mapping[str, str] | None) -> Iterat
             queue = _tracer.start_span("run.queue", context=parent, start_time=min(queued, now), attributes=attributes)
             queue.end(end_time=now)
         links = []
-        if attempt > 1 and parent is not None:  # a retry: say which attempt this is, linked to what it continues
-            links.append(
-                Link(trace.get_current_span(parent).get_span_context(), {"cogni.retry_of_attempt": attempt - 1})
+        if attempt > 1 and parent is not None:  # a retry: linked to the attempt before it (see StableIds)
+            previous = trace.SpanContext(
+                trace_id=trace.get_current_span(parent).get_span_context().trace_id,
+                span_id=stable_span_id(run_id, str(attempt - 1)),
+                is_remote=True,
+                trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
             )
-        with _tracer.start_as_current_span("run.execute", context=parent, attributes=attributes, links=links) as span:
+            links.append(Link(previous, {"cogni.link": "previous_attempt", "cogni.run.attempt": attempt - 1}))
+        with (
+            next_span_id(stable_span_id(run_id, str(attempt))),
+            _tracer.start_as_current_span("run.execute", context=parent, attributes=attributes, links=links) as span,
+        ):
             spans = GraphSpans(trace.set_span_in_context(span))
             token = _graph_spans.set(spans)
             try:
