@@ -37,8 +37,8 @@ def serve(
     from cogni_ai_core.observability import shutdown_tracing
     from cogni_app.app import create_app
 
-    settings = _settings(AppSettings)
     _observability(log_level)
+    settings = _settings(AppSettings)
     try:
         uvicorn.run(
             create_app(settings, run_migrations=migrate),
