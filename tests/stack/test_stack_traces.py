@@ -1,6 +1,6 @@
-"""One chat is one trace: the app, the Agent Server and the run on its worker, exporting over OTLP to a
-receiver in the test, configured only by the standard ``OTEL_*`` variables; the real LiteLLM proxy
-answers the LLM calls. What an operator following a chat sees: every span in the client's trace, in
+"""One chat is one trace: the app, the Agent Server API and a separate worker process that runs the chat,
+exporting over OTLP to a receiver in the test, configured only by the standard ``OTEL_*`` variables; the
+real LiteLLM proxy answers the LLM calls. What an operator following a chat sees: every span in the client's trace, in
 the right parent/child order (app request > executor call > server request > queue / execution > node
 > LLM call), the LLM span naming LiteLLM's call id, which is also the receipt's and the spend log's,
 whose metadata names the trace. And the processes' log lines are JSON carrying the ids, no secrets.
@@ -26,6 +26,7 @@ from testsupport.otlp import OtlpReceiver, ReceivedSpan, otlp_receiver
 pytestmark = [pytest.mark.stack, pytest.mark.proxy, pytest.mark.integration]
 ADMIN = "trace-admin-" + "k" * 32
 SECRET = "trace-jwt-" + "s" * 40
+REDIS = "redis://127.0.0.1:6379/0"
 CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
 CLIENT_SPAN = "b7ad6b7169203331"
 MESSAGE = "call core__get_current_time then write a poem about lighthouses"
@@ -39,6 +40,7 @@ class Traced:
     otlp: OtlpReceiver
     app: ManagedProcess
     server: ManagedProcess
+    worker: ManagedProcess
 
 
 @pytest.fixture(scope="module")
@@ -49,18 +51,27 @@ def traced() -> Iterator[Traced]:
         fresh_database("cogni_trace_srv") as server_db,
         fresh_database("cogni_trace_app") as app_db,
     ):
-        server_port, app_port = free_port(), free_port()
+        server_port, worker_port, app_port = free_port(), free_port(), free_port()
+        server_env = {**llm.env(), "LANGGRAPH_DATABASE_URL": server_db, "REDIS_URL": REDIS, "COGNI_AUTH_MODE": "jwt",
+                      "COGNI_JWT_SECRET": SECRET, "COGNI_JWT_AUDIENCE": "cogni-agent-server",
+                      "COGNI_LOG_FORMAT": "json"}  # fmt: skip
+        serve = [sys.executable, "-m", "cogni_server", "serve", "--config", "packages/graphs/langgraph.json"]
+        # as deployed: the API creates runs, a separate worker process claims and executes them, so the
+        # run's spans reach the chat's trace only through the carrier stored in the run's settings
         server = ManagedProcess(
-            [sys.executable, "-m", "cogni_server", "serve", "--config", "packages/graphs/langgraph.json",
-             "--port", str(server_port)],
-            env={**llm.env(), **otlp.env("cogni-server"), "LANGGRAPH_DATABASE_URL": server_db,
-                 "COGNI_AUTH_MODE": "jwt", "COGNI_JWT_SECRET": SECRET, "COGNI_JWT_AUDIENCE": "cogni-agent-server",
-                 "COGNI_LOG_FORMAT": "json"},
+            [*serve, "--port", str(server_port), "--no-workers"],
+            env={**server_env, **otlp.env("cogni-server")},
             name="agent-server",
-        )  # fmt: skip
+        )
+        worker = ManagedProcess(
+            [*serve, "--port", str(worker_port), "--workers-only"],
+            env={**server_env, **otlp.env("cogni-worker")},
+            name="agent-worker",
+        )
         app = None
         try:
             server.wait_http(f"http://127.0.0.1:{server_port}/ok", timeout=60)
+            worker.wait_http(f"http://127.0.0.1:{worker_port}/ok", timeout=60)
             app = ManagedProcess(
                 [sys.executable, "-m", "cogni_app", "serve", "--port", str(app_port)],
                 env={**llm.env(), **otlp.env("cogni-app"), "DATABASE_URL": app_db,
@@ -71,10 +82,11 @@ def traced() -> Iterator[Traced]:
             )  # fmt: skip
             app.wait_http(f"http://127.0.0.1:{app_port}/healthz", timeout=60)
             with httpx.Client(base_url=f"http://127.0.0.1:{app_port}", timeout=60.0) as http:
-                yield Traced(llm=llm, app_db=app_db, http=http, otlp=otlp, app=app, server=server)
+                yield Traced(llm=llm, app_db=app_db, http=http, otlp=otlp, app=app, server=server, worker=worker)
         finally:
             if app is not None:
                 app.stop()
+            worker.stop()
             server.stop()
 
 
@@ -152,7 +164,8 @@ def test_one_chat_is_one_trace_from_the_app_through_the_server_to_each_llm_call(
 
     queue = _one(spans, lambda s: s.name == "run.queue", "queue span")
     execute = _one(spans, lambda s: s.name == "run.execute", "execution span")
-    assert parent(queue) is stream and parent(execute) is stream
+    assert parent(queue) is stream and parent(execute) is stream  # across processes: the run's carrier
+    assert {queue.service, execute.service} == {"cogni-worker"}
     assert queue.end_ns <= execute.start_ns + 5_000_000  # queued, then executed
     assert execute.attributes["cogni.thread_id"] and execute.attributes["cogni.run.attempt"] == 1
 
@@ -197,7 +210,7 @@ def test_log_lines_are_json_with_the_ids_and_no_secrets(traced: Traced) -> None:
     assert line["trace_id"] == CLIENT_TRACE and line["request_id"] == "req-trace-1"
     assert line["tenant"] == account_id and line["thread_id"] and line["level"] == "info"
 
-    for process in (traced.app, traced.server):
+    for process in (traced.app, traced.server, traced.worker):
         text = process.output()
         assert key not in text and SECRET not in text and "lighthouses" not in text
         lines = [raw for raw in text.splitlines() if raw.strip()]
