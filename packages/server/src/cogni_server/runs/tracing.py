@@ -49,8 +49,9 @@ class GraphSpans(BaseCallbackHandler):
     run_inline = True
     raise_error = False
 
-    def __init__(self, root: Context) -> None:
+    def __init__(self, root: Context, tracer: trace.Tracer | None = None) -> None:
         self._root = root
+        self._tracer = tracer or _tracer
         self._spans: dict[UUID, Span] = {}
         self._owner: dict[UUID, Span | None] = {}  # LangChain run -> the nearest span at or above it
 
@@ -70,7 +71,7 @@ class GraphSpans(BaseCallbackHandler):
     ) -> None:
         node = (metadata or {}).get("langgraph_node")
         if node and kwargs.get("name") == node:  # the node itself, not a runnable inside it
-            span = _tracer.start_span(
+            span = self._tracer.start_span(
                 f"graph.node {node}",
                 context=self._parent(parent_run_id),
                 attributes={
@@ -107,7 +108,7 @@ class GraphSpans(BaseCallbackHandler):
         node = (metadata or {}).get("langgraph_node")
         if node:
             attributes["langgraph.node"] = str(node)
-        span = _tracer.start_span(
+        span = self._tracer.start_span(
             f"llm.call {model}" if model else "llm.call",
             context=self._parent(parent_run_id),
             kind=SpanKind.CLIENT,
