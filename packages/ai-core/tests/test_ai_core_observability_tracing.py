@@ -66,3 +66,38 @@ def test_which_variables_turn_tracing_on(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "zipkin")
     with pytest.raises(TracingConfigError, match="zipkin"):
         tracing_requested()
+
+
+TRACED_PROBE = """
+import asyncio
+from cogni_ai_core.observability import configure_tracing, shutdown_tracing, traced
+configure_tracing("probe")
+
+def broken(*args, **kwargs):
+    raise KeyError("nothing to describe")
+
+@traced("ledger.commit", broken)
+async def commit(amount):
+    return amount * 2
+
+print("RESULT", asyncio.run(commit(21)))
+shutdown_tracing()
+"""
+
+
+@pytest.mark.parametrize("exporter", ["console", "none"])
+def test_a_traced_call_returns_its_result_even_when_its_attributes_cannot_be_computed(exporter: str) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run(
+        [sys.executable, "-c", TRACED_PROBE],
+        env={**clean, "OTEL_TRACES_EXPORTER": exporter},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "RESULT 42" in done.stdout
+    if exporter == "console":  # the span is there, marked, and the charge went through
+        assert '"name": "ledger.commit"' in done.stdout and '"cogni.attributes_error": true' in done.stdout
+    else:
+        assert "ledger.commit" not in done.stdout

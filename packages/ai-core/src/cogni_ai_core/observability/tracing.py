@@ -190,7 +190,10 @@ def traced(
                 return await func(*args, **kwargs)
             with own.start_as_current_span(name) as span:
                 if attributes is not None:
-                    span.set_attributes(dict(attributes(*args, **kwargs)))
+                    try:
+                        span.set_attributes(dict(attributes(*args, **kwargs)))
+                    except Exception:  # describing the call must never fail the call (a charge, a pass)
+                        span.set_attribute("cogni.attributes_error", True)
                 return await func(*args, **kwargs)
 
         return wrapper

@@ -64,7 +64,7 @@ class Ledger:
         group = pricing_model(fact)
         return self.is_free_model(group) or (group != fact.model and self.is_free_model(fact.model))
 
-    @traced("ledger.commit", lambda self, fact, **kw: usage_fact_attributes(fact, kw.get("provenance")))
+    @traced("ledger.commit", lambda self, *a, **kw: usage_fact_attributes(kw.get("fact") or a[0], kw.get("provenance")))
     async def commit_usage_fact(
         self, fact: UsageFact, *, provenance: Provenance, ingress_request_id: str | None = None
     ) -> CommitResult:

@@ -49,7 +49,7 @@ class Reconciler:
         self.settle_seconds = settle_seconds
         """A sweep leaves calls younger than this to the stream (0: bill whatever is there)."""
 
-    @traced("reconcile.run", lambda self, account, run_id: {"cogni.run_id": run_id})
+    @traced("reconcile.run", lambda self, *a, **kw: {"cogni.run_id": str(kw.get("run_id", a[-1] if a else ""))})
     async def reconcile_run(self, billing_account_id: str, run_id: str) -> int:
         """Bill the run's calls that have no receipt; returns the number of receipts created."""
         try:
