@@ -14,6 +14,7 @@ from cogni_app.api.body_limit import BodyLimit
 from cogni_app.api.console import mount_console
 from cogni_app.api.errors import install_error_handlers
 from cogni_app.api.runtime import AppRuntime
+from cogni_app.api.tracing import instrument as instrument_tracing
 from cogni_app.config import AppSettings
 from cogni_app.wiring import open_services
 
@@ -39,6 +40,7 @@ def create_app(settings: AppSettings | None = None, *, run_migrations: bool = Tr
     app.include_router(account.router)
     app.include_router(admin.router)
     mount_console(app)
+    instrument_tracing(app)  # the request span, continuing the client's traceparent (tracing on only)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

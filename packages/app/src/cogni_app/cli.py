@@ -34,16 +34,34 @@ def serve(
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Run the chat API (POST /v1/chat, /v1/agents, /v1/models, /v1/activity, /v1/admin/*, /metrics)."""
+    from cogni_ai_core.observability import shutdown_tracing
     from cogni_app.app import create_app
 
+    _observability(log_level)
     settings = _settings(AppSettings)
-    uvicorn.run(
-        create_app(settings, run_migrations=migrate),
-        host=host,
-        port=port,
-        log_level=log_level,
-        timeout_graceful_shutdown=30,
-    )
+    try:
+        uvicorn.run(
+            create_app(settings, run_migrations=migrate),
+            host=host,
+            port=port,
+            log_level=log_level,
+            log_config=None,  # uvicorn's loggers go through our structured handler (configure_logging)
+            timeout_graceful_shutdown=30,
+        )
+    finally:
+        shutdown_tracing()  # the last requests' spans are exported before we go
+
+
+def _observability(level: str) -> None:
+    """Structured logs (COGNI_LOG_FORMAT) and, when OTEL_* asks for them, traces; a bad value stops here."""
+    from cogni_ai_core.observability import LogConfigError, TracingConfigError, configure_logging, configure_tracing
+
+    try:
+        configure_logging("cogni-app", level=level)
+        configure_tracing("cogni-app")
+    except (LogConfigError, TracingConfigError) as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command("migrate")

@@ -27,6 +27,7 @@ from cogni_server.api.custom_http import ConfigurableHeaders, compose, cors_opti
 from cogni_server.api.middleware import BodyLimit, Metrics
 from cogni_server.api.openapi_security import install_openapi_security
 from cogni_server.api.responses import JSONResponse
+from cogni_server.api.tracing import instrument as instrument_tracing
 from cogni_server.bootstrap import authenticator_for, running_server
 from cogni_server.config import Settings
 from cogni_server.graphs import GraphRegistry
@@ -92,6 +93,7 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         app.add_middleware(ConfigurableHeaders, selection=http.configurable_headers)
     app.add_middleware(Metrics)
     install_openapi_security(app, authenticator)  # langgraph.json auth.openapi
+    instrument_tracing(app)  # the request span, continuing the caller's traceparent (tracing on only)
     return compose(app, custom, http, cors)
 
 

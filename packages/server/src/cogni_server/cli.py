@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import ssl
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +44,18 @@ def _database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
     typer.echo(f"LANGGRAPH_DATABASE_URL not set: starting embedded Postgres in {data_dir}", err=True)
     embedded = EmbeddedPostgres()
     return embedded.start(data_dir), embedded
+
+
+def _observability(level: str) -> None:
+    """Structured logs (COGNI_LOG_FORMAT) and, when OTEL_* asks for them, traces; a bad value stops here."""
+    from cogni_ai_core.observability import LogConfigError, TracingConfigError, configure_logging, configure_tracing
+
+    try:
+        configure_logging("cogni-server", level=level)
+        configure_tracing("cogni-server")
+    except (LogConfigError, TracingConfigError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _check_redis(settings: Settings) -> None:
@@ -114,9 +124,7 @@ def serve(
         overrides["serve_api"] = False
         overrides["run_workers"] = True
     settings = settings.model_copy(update=overrides)
-    logging.basicConfig(
-        level=settings.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    _observability(settings.log_level)
     if not settings.config_path.exists():
         typer.echo(f"error: langgraph.json not found at {settings.config_path} (use --config)", err=True)
         raise typer.Exit(2)
@@ -133,6 +141,7 @@ def serve(
             host=settings.host,
             port=settings.port,
             log_level="warning",
+            log_config=None,  # uvicorn's loggers go through our structured handler (configure_logging)
             access_log=False,
             timeout_graceful_shutdown=int(settings.drain_seconds) + 1,
             **_tls_options(settings),
@@ -142,6 +151,9 @@ def serve(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     finally:
+        from cogni_ai_core.observability import shutdown_tracing
+
+        shutdown_tracing()  # the last requests' spans are exported before we go
         if embedded is not None:
             embedded.stop()
 

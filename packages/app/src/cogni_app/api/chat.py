@@ -19,6 +19,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
 
 from cogni_ai_core import AiEvent, InvalidGraphId, InvalidStateKey, parse_graph_id, validate_state_key
+from cogni_ai_core.observability import current_trace_id
 from cogni_app.api.deps import Principal, Runtime
 from cogni_app.api.encode import run_headers
 from cogni_app.api.metrics import CHAT_REQUESTS
@@ -97,7 +98,7 @@ async def chat(
         graph_id=body.graph_id,
         model=body.model,
         request_id=_request_id(x_request_id),
-        trace_id=_trace_id(traceparent),
+        trace_id=current_trace_id() or _trace_id(traceparent),  # tracing on: this request's trace
     )
     try:
         started = await runtime.services.chat.start(command)

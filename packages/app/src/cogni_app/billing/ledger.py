@@ -16,6 +16,7 @@ from psycopg.errors import ForeignKeyViolation
 from psycopg.types.json import Jsonb
 
 from cogni_ai_core import Charge, UsageFact, charge_idempotency_key, price_usage, validate_markup
+from cogni_ai_core.observability import traced, usage_fact_attributes
 from cogni_app import metrics
 from cogni_app.billing.corrections import charge_correction, known_cost
 from cogni_app.billing.errors import InsufficientCredits, UnknownAccount
@@ -74,6 +75,7 @@ class Ledger:
         group = pricing_model(fact)
         return self.is_free_model(group) or (group != fact.model and self.is_free_model(fact.model))
 
+    @traced("ledger.commit", lambda self, *a, **kw: usage_fact_attributes(kw.get("fact") or a[0], kw.get("provenance")))
     async def commit_usage_fact(
         self, fact: UsageFact, *, provenance: Provenance, ingress_request_id: str | None = None
     ) -> CommitResult:

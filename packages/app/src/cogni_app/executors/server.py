@@ -14,8 +14,9 @@ graph; a graph it does not know is described by the assistant's own name, descri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any, cast
 
 import httpx
@@ -27,6 +28,7 @@ from cogni_ai_core import ExecutorType, parse_graph_id
 from cogni_app.executors.catalog import AgentCatalogUnavailable, AgentDescriptor, catalog_descriptor
 from cogni_app.executors.driver import drive
 from cogni_app.executors.port import GraphRunRequest, GraphRunResult
+from cogni_app.executors.tracing import executor_span, request_context
 from cogni_app.executors.translate import StreamTranslator
 from cogni_app.service_auth import ServiceTokenMinter
 
@@ -108,9 +110,21 @@ class LangGraphServerProvider:
         run_config = request.run_config(self.executor_type)
         translator = StreamTranslator(request, executor_type=self.executor_type, provider_thread_id=thread_id)
         client = self._client
+        parent = request_context()  # the chat request's trace, continued by the server and the run
+        span_attributes = {
+            "cogni.run_id": request.run.run_id,
+            "cogni.graph_id": request.graph_id,
+            "server.url": self.url,
+        }
 
         async def parts() -> AsyncIterator[tuple[str, Any]]:
-            headers = {"Authorization": f"Bearer {self._tokens.mint(request.billing_account_id)}"}
+            with executor_span("executor.run_graph", parent, span_attributes) as trace_headers:
+                async with contextlib.aclosing(_parts(trace_headers)) as inner:
+                    async for part in inner:
+                        yield part
+
+        async def _parts(trace_headers: dict[str, str]) -> AsyncGenerator[tuple[str, Any]]:
+            headers = {"Authorization": f"Bearer {self._tokens.mint(request.billing_account_id)}", **trace_headers}
             await client.threads.create(
                 thread_id=thread_id,
                 if_exists="do_nothing",

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from cogni_ai_core import ExecutorType, SourceSystem, UsageFact
+from cogni_ai_core.observability import traced
 from cogni_app import metrics
 from cogni_app.billing import Ledger, UnknownAccount
 from cogni_app.reconcile.cursor import ReconcileCursors
@@ -68,6 +69,7 @@ class Reconciler:
         self.last_sweep: SweepReport | None = None
         """The latest sweep (running or finished), for the operator console."""
 
+    @traced("reconcile.run", lambda self, *a, **kw: {"cogni.run_id": str(kw.get("run_id", a[-1] if a else ""))})
     async def reconcile_run(self, billing_account_id: str, run_id: str) -> int:
         """Bill the run's calls that have no receipt; returns the number of receipts created."""
         try:
@@ -85,6 +87,7 @@ class Reconciler:
         missing = await self._missing(pending)
         return await self._commit(missing)
 
+    @traced("reconcile.sweep")
     async def sweep(self, *, trigger: str = "interval") -> int:
         """Bill every call after the durable cursor, however old, then advance the cursor.
 

@@ -102,6 +102,10 @@ class ChatService:
             state_key=ids.state_key,
             input_messages=[{"role": "user", "content": command.message}],
         )
+        # this request's (and its relay task's) log lines carry the run's ids from here on
+        structlog.contextvars.bind_contextvars(
+            request_id=ids.request_id, tenant=command.billing_account_id, run_id=ids.run_id, thread_id=request.thread_id
+        )
         try:
             result = self._executor.run_graph(request)
         except UnknownGraph as exc:

@@ -31,6 +31,7 @@ from pydantic import Field, SecretStr
 from cogni_ai_core import LlmCallUsage
 from cogni_graphs.llm.capture import RESPONSE_COST_HEADER, build_call_usage, parse_cost, usage_fields, usage_metadata
 from cogni_graphs.llm.errors import from_openai_error
+from cogni_graphs.llm.tracing import with_trace_headers
 
 log = logging.getLogger(__name__)
 LITELLM_METADATA_KEY = "litellm"
@@ -170,7 +171,7 @@ class LiteLLMChatModel(BaseChatModel):
         body = self._body(messages, stop, kwargs)
         try:
             raw = await self._openai().chat.completions.with_raw_response.create(
-                **body, extra_headers=self.extra_headers
+                **body, extra_headers=with_trace_headers(self.extra_headers, run_manager)
             )
             completion = raw.parse()
         except openai.OpenAIError as exc:
@@ -232,7 +233,7 @@ class LiteLLMChatModel(BaseChatModel):
         response_model: str | None = None
         try:
             async with self._openai().chat.completions.with_streaming_response.create(
-                **body, extra_headers=self.extra_headers
+                **body, extra_headers=with_trace_headers(self.extra_headers, run_manager)
             ) as response:
                 headers = response.headers
                 stream = await response.parse()

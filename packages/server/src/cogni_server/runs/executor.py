@@ -31,6 +31,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from cogni_server import metrics
 from cogni_server.graphs import GraphRegistry
+from cogni_server.runs import tracing as run_tracing
 from cogni_server.runs.inputs import build_command, run_config
 from cogni_server.runs.lifecycle import RunLifecycle, RunTracker
 from cogni_server.runs.protocol import run_v3
@@ -108,12 +109,16 @@ class Executor:
         return True
 
     async def execute(self, run: dict[str, Any], worker_id: str) -> None:
-        run_id = str(run["run_id"])
         try:
             settings = load_run_settings(run["kwargs"])
         except UnknownRunSettings as exc:
             await self._refuse(run, worker_id, exc)
             return
+        with run_tracing.observe(run, settings.trace_carrier):  # log lines carry the run's ids; spans if tracing
+            await self._execute(run, settings, worker_id)
+
+    async def _execute(self, run: dict[str, Any], settings: RunSettings, worker_id: str) -> None:
+        run_id = str(run["run_id"])
         started = time.perf_counter()
         lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._leases[run_id] = lost
@@ -351,7 +356,7 @@ class Executor:
     async def _stream(
         self, run: dict[str, Any], settings: RunSettings, publish: Any, tracker: RunTracker | None = None
     ) -> ChunkRouter | RunTracker:
-        config = run_config(run, settings)
+        config = run_tracing.with_graph_spans(run_config(run, settings))
         async with self._graph(run, config, "threads.create_run", settings.context or None) as graph:
             return await self._stream_graph(graph, config, run, settings, publish, tracker)
 

@@ -46,10 +46,15 @@ class RunSettings(BaseModel):
     webhook: str | None = None
     feedback_keys: list[str] | None = None
     protocol: bool = False  # started through the thread-streaming commands: executes in v3 mode
+    # the creating request's W3C trace context (traceparent, tracestate), continued by whichever worker
+    # runs it; stored only when tracing is on (see cogni_server.runs.tracing)
+    trace_carrier: dict[str, str] | None = None
 
 
 def dump_run_settings(settings: RunSettings) -> dict[str, Any]:
     """The JSON stored in ``runs.kwargs`` (and shown to clients as the run's ``kwargs``)."""
+    if settings.trace_carrier is None:  # rows of untraced runs stay as they were
+        return settings.model_dump(exclude={"trace_carrier"})
     return settings.model_dump()
 
 

@@ -12,6 +12,7 @@ import contextlib
 import uuid
 from typing import Any
 
+from cogni_ai_core.observability import inject_carrier
 from cogni_server import metrics
 from cogni_server.auth import NoAuth
 from cogni_server.auth.custom import current_user, user_configurable
@@ -110,6 +111,9 @@ def new_run(
         settings = settings.model_copy(update={"config": with_user(settings.config, user_configurable(user))})
     if protocol:  # a run of the thread-streaming commands: executes in v3 mode
         settings = settings.model_copy(update={"protocol": True})
+    carrier = inject_carrier()  # the creating request's trace, continued by the worker (empty: tracing off)
+    if carrier:
+        settings = settings.model_copy(update={"trace_carrier": carrier})
     return NewRun(
         run_id=uuid7(),
         thread_id=uuid.uuid4() if thread_id is None else thread_id,
