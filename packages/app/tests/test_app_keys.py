@@ -124,6 +124,8 @@ def test_a_revoked_key_is_refused_on_its_very_next_request(app: App) -> None:
     assert refused.status_code == 401, refused.text
     assert refused.json()["error"] == "unauthorized"
     assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+    chat = app.http.post("/v1/chat", json={"message": "hi"}, headers={"Authorization": f"Bearer {doomed}"})
+    assert chat.status_code == 401  # every route that takes an API key, a chat included
     assert app.as_user(kept).json()["billingAccountId"] == account  # the account's other key is untouched
     again = app.admin("POST", f"/v1/admin/api-keys/{key_id}/revoke")  # idempotent: the first time stays
     assert again.status_code == 200 and again.json()["revokedAt"] == revoked.json()["revokedAt"]
