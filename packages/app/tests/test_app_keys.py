@@ -41,6 +41,7 @@ class App:
     def issue(self, account: str, label: str) -> str:
         response = self.admin("POST", f"/v1/admin/accounts/{account}/api-keys", json={"label": label})
         assert response.status_code == 201, response.text
+        assert response.headers["cache-control"] == "no-store"  # no cache on the way keeps the key
         return str(response.json()["apiKey"])
 
     def keys(self, account: str) -> list[dict[str, Any]]:
@@ -140,6 +141,7 @@ def test_rotation_refuses_the_old_secret_at_once_and_the_new_one_works(app: App)
     key_id = app.key_id(account, old)
     response = app.admin("POST", f"/v1/admin/api-keys/{key_id}/rotate")
     assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
     rotated = response.json()
     new = rotated["apiKey"]
     assert new != old and new.startswith(rotated["keyPrefix"])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -63,9 +63,10 @@ async def grant_credits(account_id: str, body: GrantCredits, runtime: Runtime) -
 
 
 @router.post("/accounts/{account_id}/api-keys", status_code=201)
-async def create_api_key(account_id: str, body: CreateApiKey, runtime: Runtime) -> dict[str, Any]:
+async def create_api_key(account_id: str, body: CreateApiKey, runtime: Runtime, response: Response) -> dict[str, Any]:
     """A new virtual key and an API key on it; the plaintext key is shown this once only."""
     issued = await runtime.services.operator.issue_api_key(account_id, body.label)
+    response.headers.update(keys.NO_STORE)
     vkey = issued.virtual_key
     return {"billingAccountId": account_id, "virtualKeyId": vkey.id, "label": vkey.label, "apiKey": issued.api_key}
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from cogni_app.api.deps import Runtime
 from cogni_app.billing import ApiKeyRecord
 
 admin_router = APIRouter()
+
+NO_STORE = {"Cache-Control": "no-store"}
+"""On an answer that carries a key: no cache on the way may keep it."""
 
 
 def key_body(key: ApiKeyRecord) -> dict[str, Any]:
@@ -43,7 +46,8 @@ async def revoke_api_key(key_id: str, runtime: Runtime) -> dict[str, Any]:
 
 
 @admin_router.post("/api-keys/{key_id}/rotate")
-async def rotate_api_key(key_id: str, runtime: Runtime) -> dict[str, Any]:
+async def rotate_api_key(key_id: str, runtime: Runtime, response: Response) -> dict[str, Any]:
     """A new secret for the same key id and label, shown this once; the old secret is refused at once."""
     rotated = await runtime.services.keys.rotate(key_id)
+    response.headers.update(NO_STORE)
     return {**key_body(rotated.key), "apiKey": rotated.api_key}
