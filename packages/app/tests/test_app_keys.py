@@ -212,3 +212,9 @@ def test_the_cli_lists_rotates_and_revokes_what_the_running_app_checks(app: App)
         assert missing.returncode == 1 and args[1] in missing.stderr, missing.stderr
     again = keys_cli(app.db, "rotate", key["id"])
     assert again.returncode == 1 and "revoked" in again.stderr
+
+
+def test_the_cli_on_a_database_never_migrated_says_so() -> None:
+    with fresh_database("cogni_app_keys_bare") as bare:
+        done = keys_cli(bare, "list", "some-account")
+    assert done.returncode == 2 and "cogni-app migrate" in done.stderr, done.stderr

@@ -76,7 +76,11 @@ def migrate_command() -> None:
 
 def _with_keys(action: Callable[[KeyService], Awaitable[Any]]) -> Any:
     """Run one key action on the database; a missing account or key id, or a revoked key to rotate, is a clear
-    error and exit code 1 (what the operator routes answer 404 and 409)."""
+    error and exit code 1 (what the operator routes answer 404 and 409); a database that cannot be reached or
+    is not migrated, exit code 2."""
+    from psycopg.errors import UndefinedTable
+    from psycopg_pool import PoolTimeout
+
     from cogni_app.billing import ApiKeys, RevokedApiKey, UnknownAccount, UnknownApiKeyId
     from cogni_app.db import AppDatabase
     from cogni_app.services import KeyService
@@ -97,6 +101,12 @@ def _with_keys(action: Callable[[KeyService], Awaitable[Any]]) -> Any:
     except (UnknownAccount, UnknownApiKeyId, RevokedApiKey) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    except PoolTimeout:
+        typer.echo("error: cannot connect to DATABASE_URL", err=True)
+        raise typer.Exit(2) from None
+    except UndefinedTable:
+        typer.echo("error: the app database is not migrated: run `cogni-app migrate`", err=True)
+        raise typer.Exit(2) from None
 
 
 def _print(body: Any) -> None:
