@@ -234,7 +234,7 @@ def test_a_users_data_deletion_leaves_only_accounting_rows_without_content(stack
     assert asked.status_code == 202, asked.text
     token = asked.json()["statusToken"]
     assert asked.json()["requestedBy"] == "user" and token.startswith("cogni_del_")
-    assert stack.http.get("/v1/models", headers={"Authorization": f"Bearer {alice.api_key}"}).status_code == 403
+    assert stack.http.get("/v1/models", headers={"Authorization": f"Bearer {alice.api_key}"}).status_code == 401
 
     def done() -> dict[str, Any] | None:
         status = stack.http.get("/v1/account/data/deletion", headers={"Authorization": f"Bearer {token}"})

@@ -174,7 +174,7 @@ def test_get_agents_lists_the_servers_agents_for_an_api_key(agent_server: str, m
             "defaultAgentId": "langgraph:chat",
         }
         assert http.get("/v1/agents").status_code == 401
-        assert http.get("/v1/agents", headers={"Authorization": "Bearer nope"}).status_code == 403
+        assert http.get("/v1/agents", headers={"Authorization": "Bearer nope"}).status_code == 401
 
 
 def test_get_agents_with_the_server_down_is_503_naming_the_namespace(model_info: str) -> None:

@@ -174,8 +174,8 @@ def test_bad_requests_get_clear_statuses(app: App, body: dict[str, Any], status:
 
 def test_authentication(app: App) -> None:
     assert app.http.post("/v1/chat", json={"message": "x"}).status_code == 401
-    forbidden = app.http.post("/v1/chat", json={"message": "x"}, headers={"Authorization": "Bearer nope"})
-    assert forbidden.status_code == 403
+    unknown = app.http.post("/v1/chat", json={"message": "x"}, headers={"Authorization": "Bearer nope"})
+    assert unknown.status_code == 401 and unknown.json()["error"] == "unauthorized"
     assert app.http.post("/v1/admin/accounts", json={"name": "x"}).status_code == 401
     wrong = app.http.post("/v1/admin/accounts", json={"name": "x"}, headers={"Authorization": "Bearer " + "b" * 40})
     assert wrong.status_code == 403

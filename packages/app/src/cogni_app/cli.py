@@ -1,17 +1,29 @@
-"""`cogni-app`: serve the chat API, or migrate the app database."""
+"""`cogni-app`: serve the chat API, migrate the app database, manage API keys."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import TypeVar
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import structlog
 import typer
 import uvicorn
 from pydantic import ValidationError
 
 from cogni_app.config import AppSettings, DatabaseSettings
 
+if TYPE_CHECKING:
+    from cogni_app.services import KeyService
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Cogni app runtime: chat API and billing.")
+keys_app = typer.Typer(
+    no_args_is_help=True,
+    help="API keys (DATABASE_URL): list without secrets, revoke, rotate. Output is the operator routes' JSON.",
+)
+app.add_typer(keys_app, name="keys")
 
 
 Settings = TypeVar("Settings", bound=DatabaseSettings)
@@ -78,6 +90,71 @@ def migrate_command() -> None:
 
     asyncio.run(run())
     typer.echo("app database is up to date")
+
+
+def _with_keys(action: Callable[[KeyService], Awaitable[Any]]) -> Any:
+    """Run one key action on the database; a missing account or key id, or a revoked key to rotate, is a clear
+    error and exit code 1 (what the operator routes answer 404 and 409); a database that cannot be reached or
+    is not migrated, exit code 2."""
+    from psycopg.errors import UndefinedTable
+    from psycopg_pool import PoolTimeout
+
+    from cogni_app.billing import ApiKeys, RevokedApiKey, UnknownAccount, UnknownApiKeyId
+    from cogni_app.db import AppDatabase
+    from cogni_app.services import KeyService
+
+    settings = _settings(DatabaseSettings)
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout is the JSON answer
+
+    async def run() -> Any:
+        db = AppDatabase(settings.database_url, min_size=1, max_size=1)
+        await db.open()
+        try:
+            return await action(KeyService(ApiKeys(db)))
+        finally:
+            await db.close()
+
+    try:
+        return asyncio.run(run())
+    except (UnknownAccount, UnknownApiKeyId, RevokedApiKey) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except PoolTimeout:
+        typer.echo("error: cannot connect to DATABASE_URL", err=True)
+        raise typer.Exit(2) from None
+    except UndefinedTable:
+        typer.echo("error: the app database is not migrated: run `cogni-app migrate`", err=True)
+        raise typer.Exit(2) from None
+
+
+def _print(body: Any) -> None:
+    typer.echo(json.dumps(body, indent=2))
+
+
+@keys_app.command("list")
+def keys_list(account_id: str = typer.Argument(..., help="The billing account's id.")) -> None:
+    """The account's API keys, revoked ones included: id, label, prefix, created, revoked. Never the secret."""
+    from cogni_app.api.keys import key_body
+
+    keys = _with_keys(lambda service: service.list_keys(account_id))
+    _print({"billingAccountId": account_id, "apiKeys": [key_body(k) for k in keys]})
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str = typer.Argument(..., help="The key's id (from `keys list`).")) -> None:
+    """Revoke a key: the app refuses it from its next request on (idempotent)."""
+    from cogni_app.api.keys import key_body
+
+    _print(key_body(_with_keys(lambda service: service.revoke(key_id))))
+
+
+@keys_app.command("rotate")
+def keys_rotate(key_id: str = typer.Argument(..., help="The key's id (from `keys list`).")) -> None:
+    """A new secret for the key (same id and label), printed this once; the old secret is refused at once."""
+    from cogni_app.api.keys import key_body
+
+    rotated = _with_keys(lambda service: service.rotate(key_id))
+    _print({**key_body(rotated.key), "apiKey": rotated.api_key})
 
 
 @app.callback()

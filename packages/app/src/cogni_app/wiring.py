@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 
-from cogni_app.billing import Accounts, CreditHolds, Ledger
+from cogni_app.billing import Accounts, ApiKeys, CreditHolds, Ledger
 from cogni_app.billing.reads import BillingReads
 from cogni_app.config import AppSettings
 from cogni_app.db import AppDatabase, migrate, postgres_checkpointer, setup_checkpoints
@@ -30,6 +30,7 @@ from cogni_app.services import (
     ConsoleService,
     DeletionPolicy,
     DeletionService,
+    KeyService,
     OperatorService,
 )
 from cogni_app.tls import client_ssl_context
@@ -159,6 +160,7 @@ async def open_services(settings: AppSettings, *, run_migrations: bool = True) -
                 reconcile_interval_seconds=settings.cogni_reconcile_interval_seconds,
             ),
             deletion=deletion,
+            keys=KeyService(ApiKeys(db)),
         )
         await deletion.resume_all()  # jobs an earlier process left unfinished
         if settings.cogni_reconcile_interval_seconds > 0:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from cogni_app.api import deletion
+from cogni_app.api import deletion, keys
 from cogni_app.api.deps import Operator, Runtime
 from cogni_app.api.encode import jsonable
 
@@ -63,9 +63,10 @@ async def grant_credits(account_id: str, body: GrantCredits, runtime: Runtime) -
 
 
 @router.post("/accounts/{account_id}/api-keys", status_code=201)
-async def create_api_key(account_id: str, body: CreateApiKey, runtime: Runtime) -> dict[str, Any]:
+async def create_api_key(account_id: str, body: CreateApiKey, runtime: Runtime, response: Response) -> dict[str, Any]:
     """A new virtual key and an API key on it; the plaintext key is shown this once only."""
     issued = await runtime.services.operator.issue_api_key(account_id, body.label)
+    response.headers.update(keys.NO_STORE)
     vkey = issued.virtual_key
     return {"billingAccountId": account_id, "virtualKeyId": vkey.id, "label": vkey.label, "apiKey": issued.api_key}
 
@@ -85,3 +86,4 @@ async def reconcile_run(
 
 
 router.include_router(deletion.admin_router)  # an account's data deletion by an operator (api/deletion.py)
+router.include_router(keys.admin_router)  # list, revoke, rotate API keys (api/keys.py)

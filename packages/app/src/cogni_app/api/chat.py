@@ -1,6 +1,6 @@
 """`POST /v1/chat`: parse and authorise, hand the message to the chat use case, stream its AiEvents as SSE.
 
-Before the stream starts, failures are HTTP statuses (400, 402, 403, 404, 408, 409, 429, 503; see
+Before the stream starts, failures are HTTP statuses (400, 401, 402, 404, 408, 409, 429, 503; see
 errors.py); the use case awaits the first event so that a run that fails at once still gets a status.
 After that, failures are `error` then `done` events. The run is owned by the relay, not by this request.
 """

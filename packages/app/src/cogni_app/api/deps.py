@@ -32,7 +32,7 @@ def bearer_token(request: Request) -> str:
 
 
 async def get_principal(request: Request, runtime: Runtime) -> ApiKeyPrincipal:
-    """The account an API key speaks for; an unknown or revoked key is 403 (UnknownApiKey, see errors.py)."""
+    """The account an API key speaks for; an unknown or revoked key is 401 (UnknownApiKey, see errors.py)."""
     return await runtime.services.accounts.authenticate(bearer_token(request))
 
 

@@ -15,7 +15,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cogni_ai_core import AiExecutionErrorCode
 from cogni_app.api.encode import agent_body, run_headers
-from cogni_app.billing import InsufficientCredits, InvalidGrant, UnknownAccount, UnknownApiKey
+from cogni_app.billing import (
+    InsufficientCredits,
+    InvalidGrant,
+    RevokedApiKey,
+    UnknownAccount,
+    UnknownApiKey,
+    UnknownApiKeyId,
+)
 from cogni_app.models import UnknownModel
 from cogni_app.services import AgentsUnavailable, DeletionUnavailable, GraphNotFound, RunFailedEarly, UnknownDeletion
 
@@ -55,6 +62,8 @@ DOMAIN_ERRORS: tuple[type[Exception], ...] = (
     AgentsUnavailable,
     DeletionUnavailable,
     UnknownDeletion,
+    UnknownApiKeyId,
+    RevokedApiKey,
 )
 
 
@@ -74,8 +83,13 @@ def api_error(exc: Exception) -> ApiError:
         return ApiError(404, "not_found", str(exc), headers=run_headers(exc.ids))
     if isinstance(exc, RunFailedEarly):
         return ApiError(STATUS_OF_CODE[exc.code], exc.code, str(exc), headers=run_headers(exc.ids))
-    if isinstance(exc, UnknownApiKey):
-        return ApiError(403, "forbidden", "unknown or revoked API key")
+    if isinstance(exc, UnknownApiKey):  # RFC 6750: a revoked or unknown bearer token is 401 invalid_token
+        return ApiError(
+            401,
+            "unauthorized",
+            "unknown or revoked API key",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
     if isinstance(exc, UnknownAccount):
         return ApiError(404, "not_found", str(exc))
     if isinstance(exc, InvalidGrant):
@@ -87,8 +101,10 @@ def api_error(exc: Exception) -> ApiError:
         )
     if isinstance(exc, DeletionUnavailable):
         return ApiError(503, "deletion_unavailable", str(exc))
-    if isinstance(exc, UnknownDeletion):
+    if isinstance(exc, UnknownDeletion | UnknownApiKeyId):
         return ApiError(404, "not_found", str(exc))
+    if isinstance(exc, RevokedApiKey):
+        return ApiError(409, "key_revoked", str(exc))
     raise TypeError(f"{type(exc).__name__} is not a domain error the API maps") from exc
 
 

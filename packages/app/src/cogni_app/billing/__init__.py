@@ -1,7 +1,15 @@
 """Billing: accounts, the charge ledger, preflight estimates."""
 
 from cogni_app.billing.accounts import Accounts
-from cogni_app.billing.errors import InsufficientCredits, InvalidGrant, UnknownAccount, UnknownApiKey
+from cogni_app.billing.api_keys import ApiKeyRecord, ApiKeys
+from cogni_app.billing.errors import (
+    InsufficientCredits,
+    InvalidGrant,
+    RevokedApiKey,
+    UnknownAccount,
+    UnknownApiKey,
+    UnknownApiKeyId,
+)
 from cogni_app.billing.estimate import estimate_credits
 from cogni_app.billing.holds import CreditHolds, Hold
 from cogni_app.billing.ledger import Ledger, Provenance
@@ -11,6 +19,8 @@ __all__ = [
     "Account",
     "Accounts",
     "ApiKeyPrincipal",
+    "ApiKeyRecord",
+    "ApiKeys",
     "CommitResult",
     "CreditHolds",
     "Hold",
@@ -18,8 +28,10 @@ __all__ = [
     "InvalidGrant",
     "Ledger",
     "Provenance",
+    "RevokedApiKey",
     "UnknownAccount",
     "UnknownApiKey",
+    "UnknownApiKeyId",
     "VirtualKey",
     "estimate_credits",
 ]

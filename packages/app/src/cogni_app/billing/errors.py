@@ -1,4 +1,4 @@
-"""Billing's domain errors; `cogni_app.api.errors` maps each to its HTTP status (402, 404, 403, 400)."""
+"""Billing's domain errors; `cogni_app.api.errors` maps each to its HTTP status (402, 404, 401, 409, 400)."""
 
 
 class InsufficientCredits(Exception):
@@ -15,7 +15,15 @@ class UnknownAccount(Exception):
 
 
 class UnknownApiKey(UnknownAccount):
-    """A presented API key that is unknown or revoked: it speaks for no account (HTTP 403)."""
+    """A presented API key that is unknown or revoked: it speaks for no account (HTTP 401)."""
+
+
+class UnknownApiKeyId(Exception):
+    """No API key with this id (HTTP 404 on the operator's key routes)."""
+
+
+class RevokedApiKey(Exception):
+    """An operation a revoked key cannot take, such as a rotation (HTTP 409): revocation is final."""
 
 
 class InvalidGrant(ValueError):

@@ -19,6 +19,7 @@ from cogni_app.services.deletion import (
     UnknownDeletion,
 )
 from cogni_app.services.errors import AgentsUnavailable, ChatRunRefused, GraphNotFound, RunFailedEarly
+from cogni_app.services.keys import KeyService, RotatedKey
 from cogni_app.services.operator import Grant, IssuedKey, OperatorService
 
 
@@ -32,6 +33,7 @@ class AppServices:
     operator: OperatorService
     console: ConsoleService
     deletion: DeletionService
+    keys: KeyService
 
 
 __all__ = [
@@ -55,8 +57,10 @@ __all__ = [
     "Grant",
     "GraphNotFound",
     "IssuedKey",
+    "KeyService",
     "ModelMenu",
     "OperatorService",
+    "RotatedKey",
     "RunFailedEarly",
     "RunIds",
     "ServerAccess",
