@@ -2,6 +2,7 @@
 
     uv run python -m bench --start langhost --start aegra011 --start floor
     uv run python -m bench capacity --streams 2000      (idle streams: see bench/capacity.py)
+    uv run python -m bench soak --minutes 30            (memory and fds under mixed traffic: bench/soak.py)
 
 starts the mock model, then, one target at a time (so they never compete for the CPU), our server
 on a fresh Postgres database, each requested peer from its cached venv, and the in-process floor;
@@ -192,6 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench import capacity
 
         return capacity.main(argv[1:])
+    if argv[:1] == ["soak"]:
+        from bench import soak
+
+        return soak.main(argv[1:])
     args = parse_args(argv)
     try:
         targets = plan(args)
