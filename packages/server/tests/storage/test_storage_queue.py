@@ -213,3 +213,28 @@ async def test_create_on_a_missing_or_foreign_thread(pool: AsyncConnectionPool[A
         foreign.owner = "someone-else"
         with pytest.raises(NotFound):
             await runs.create(conn, foreign, worker_id=None, lease_seconds=LEASE)
+
+
+async def test_a_creator_that_waited_for_the_threads_lock_sees_the_run_started_meanwhile(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    """Found by the soak (bench/soak.py): concurrent `runs.wait` on one thread answered 500 now and then
+    (UniqueViolation on runs_one_running_per_thread). A creator blocked on the thread's lock while another
+    started a run must queue its run behind it, not try to start it too."""
+    tid = await make_thread(pool)
+    async with pool.connection() as holder:
+        async with holder.transaction():
+            await holder.execute("SELECT 1 FROM threads WHERE thread_id = %s FOR UPDATE", (tid,))
+            first = await runs.create(holder, new_run(tid), worker_id="w-1", lease_seconds=LEASE)
+            assert first.started
+
+            async def second() -> runs.Created:
+                async with pool.connection() as conn:
+                    return await runs._create_locked(conn, new_run(tid), worker_id="w-2", lease_seconds=LEASE)
+
+            waiting = asyncio.create_task(second())
+            await asyncio.sleep(0.5)
+            assert not waiting.done()  # blocked on the thread's lock until the first creator commits
+        created = await waiting
+    assert not created.started and created.run["status"] == "pending"
+    assert await status(pool, first.run["run_id"]) == "running"
