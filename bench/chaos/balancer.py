@@ -60,7 +60,8 @@ class Balancer:
 
     # -- lifecycle (a thread with its own event loop) --------------------------------------------
     def start(self) -> Balancer:
-        config = uvicorn.Config(self, host="127.0.0.1", port=self.port, lifespan="off", log_level="warning")
+        # "critical": a cut stream (below) is expected here, not worth uvicorn's error line each time.
+        config = uvicorn.Config(self, host="127.0.0.1", port=self.port, lifespan="off", log_level="critical")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="chaos-balancer", daemon=True)
         self._thread.start()

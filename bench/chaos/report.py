@@ -11,8 +11,8 @@ from bench.stats import percentile
 START_MARKER = "<!-- chaos-table:start -->"
 END_MARKER = "<!-- chaos-table:end -->"
 HEADERS = (
-    "fault", "runs", "acked", "lost", "duplicated", "unbilled (app alone)", "unbilled after reconcile",
-    "orphan receipts", "charged = spend log", "billing lag p50 / p99 (s)", "notes",
+    "fault", "runs", "acked", "client saw error", "lost", "duplicated", "unbilled (app alone)",
+    "unbilled after reconcile", "orphan receipts", "charged = spend log", "billing lag p50 / p99 (s)", "notes",
 )  # fmt: skip
 
 
@@ -56,6 +56,7 @@ def rows(results: list[BatchResult]) -> list[list[str]]:
                 fault,
                 str(sum(v.runs for v in verdicts)),
                 str(sum(v.acknowledged for v in verdicts)),
+                str(sum(b.client_errors for b in batch)),
                 str(sum(v.lost for v in verdicts)),
                 str(sum(v.duplicated for v in verdicts)),
                 str(sum(b.unbilled_before_reconcile for b in batch)),
