@@ -150,6 +150,11 @@ def run_batch(topology: Topology, fault: str, runs: int, rng: random.Random, lab
         notes=batch.notes,
         client_done=sum(c.saw_done for c in chats),
         client_errors=sum(bool(c.client_error) or c.saw_error for c in chats),
+        client_view=[
+            f"{c.state_key}: status {c.status} run {c.run_id} events {c.events[-3:]} {c.client_error or ''}"
+            for c in chats
+            if c.client_error or c.saw_error or not c.acknowledged
+        ],
     )
 
 
@@ -177,6 +182,8 @@ def run_campaign(
             )
             for line in v.evidence[:20]:
                 print(f"[chaos]     {line}", flush=True)
+            for line in result.client_view[:6]:
+                print(f"[chaos]     client: {line}", flush=True)
             results.append(result)
     return results
 

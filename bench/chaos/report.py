@@ -27,6 +27,7 @@ class BatchResult:
     notes: list[str] = field(default_factory=list)
     client_done: int = 0
     client_errors: int = 0
+    client_view: list[str] = field(default_factory=list)  # what the clients that saw a failure saw
 
 
 def _lag(lags: list[float]) -> str:
