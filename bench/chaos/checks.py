@@ -55,6 +55,7 @@ class Verdict:
     expected: int
     balance_drift: int
     llm_calls: int
+    ran_unacknowledged: int = 0
     lags_s: list[float] = field(default_factory=list)
     evidence: list[str] = field(default_factory=list)
 
@@ -120,6 +121,14 @@ def judge(
             lost += 1
             evidence.append(f"lost: chat {chat.state_key} run {chat.run_id}: server runs {thread_runs}")
 
+    # Not a failed invariant, but what a user would notice: told the chat failed, yet the run went on.
+    ran_unacknowledged = 0
+    for chat in chats:
+        thread_runs = runs_by_thread.get(thread_of[chat.state_key], [])
+        if not chat.acknowledged and any(r["status"] == "success" for r in thread_runs):
+            ran_unacknowledged += 1
+            evidence.append(f"not acknowledged (status {chat.status}) but its server run succeeded: {chat.state_key}")
+
     calls_charged: dict[str, int] = {}
     orphan = mismatched = 0
     lags: list[float] = []
@@ -162,6 +171,7 @@ def judge(
         expected=expected,
         balance_drift=drift,
         llm_calls=len(rows),
+        ran_unacknowledged=ran_unacknowledged,
         lags_s=lags,
         evidence=evidence,
     )

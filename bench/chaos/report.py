@@ -11,7 +11,7 @@ from bench.stats import percentile
 START_MARKER = "<!-- chaos-table:start -->"
 END_MARKER = "<!-- chaos-table:end -->"
 HEADERS = (
-    "fault", "runs", "acked", "client saw error", "lost", "duplicated", "unbilled (app alone)",
+    "fault", "runs", "acked", "client saw error", "not acked, ran", "lost", "duplicated", "unbilled (app alone)",
     "unbilled after reconcile", "orphan receipts", "charged = spend log", "billing lag p50 / p99 (s)", "notes",
 )  # fmt: skip
 
@@ -58,6 +58,7 @@ def rows(results: list[BatchResult]) -> list[list[str]]:
                 str(sum(v.runs for v in verdicts)),
                 str(sum(v.acknowledged for v in verdicts)),
                 str(sum(b.client_errors for b in batch)),
+                str(sum(v.ran_unacknowledged for v in verdicts)),
                 str(sum(v.lost for v in verdicts)),
                 str(sum(v.duplicated for v in verdicts)),
                 str(sum(b.unbilled_before_reconcile for b in batch)),
