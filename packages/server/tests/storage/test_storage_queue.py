@@ -238,3 +238,40 @@ async def test_a_creator_that_waited_for_the_threads_lock_sees_the_run_started_m
         created = await waiting
     assert not created.started and created.run["status"] == "pending"
     assert await status(pool, first.run["run_id"]) == "running"
+
+
+async def test_starting_a_run_never_deadlocks_with_a_finishing_one(pool: AsyncConnectionPool[Any]) -> None:
+    """Found by the soak: `deadlock detected` (503 on runs.wait, retried end writes) under concurrent runs on
+    one thread. The fast path waited for the thread's lock, then inserted a running run on a snapshot taken
+    before the wait, so its unique check waited for a finishing run that was itself waiting for the lock."""
+    tid = await make_thread(pool)
+    finished_run = uuid7()
+    async with pool.connection() as holder, holder.transaction():
+        await holder.execute("SELECT 1 FROM threads WHERE thread_id = %s FOR NO KEY UPDATE", (tid,))
+
+        async def start() -> runs.Created:
+            async with pool.connection() as conn:
+                return await runs.create(conn, new_run(tid), worker_id="w-new", lease_seconds=LEASE)
+
+        starting = asyncio.create_task(start())  # its statement's snapshot is taken now; it waits for the lock
+        await asyncio.sleep(0.3)
+        async with pool.connection() as other:  # a run started meanwhile (not through the thread's lock)
+            await other.execute(
+                "INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, owner, status, worker_id,"
+                " lease_expires_at) VALUES (%s, %s, %s, 'g', %s, 'running', 'w-old', now() + interval '30 s')",
+                (finished_run, tid, uuid.uuid4(), TENANT),
+            )
+
+        async def finish() -> bool:
+            async with pool.connection() as conn:
+                return await runs.finish(
+                    conn, finished_run, "w-old", status="success", thread_status="idle", values={},
+                    interrupts={}, error=None, update_state=False,
+                )  # fmt: skip
+
+        finishing = asyncio.create_task(finish())  # updates its run, then waits for the thread's lock
+        await asyncio.sleep(0.3)
+    async with asyncio.timeout(15):
+        created, finished = await asyncio.gather(starting, finishing)
+    assert finished
+    assert created.run["status"] in ("pending", "running")

@@ -36,9 +36,13 @@ _MARK_THREAD_BUSY = (  # a run refreshes the thread's TTL (storage.thread_ttl)
     " expires_at = CASE WHEN ttl_minutes IS NULL THEN expires_at ELSE now() + ttl_minutes * interval '1 minute' END"
     " WHERE thread_id IN (SELECT thread_id FROM ins)"
 )
-# Fast path: the thread exists, is the caller's and has nothing in flight -> insert already running.
+# Fast path: the thread exists, is the caller's, is not locked and has nothing in flight -> insert already
+# running. SKIP LOCKED: a statement that waited for the lock would check "nothing in flight" on the snapshot
+# it took before waiting, insert a second running run and wait for a finishing run's transaction, which
+# itself waits for the thread's lock (a deadlock). A contended thread takes the general path instead.
 CREATE_STARTED = (
-    "WITH t AS (SELECT thread_id FROM threads WHERE thread_id = %(thread_id)s AND owner = %(owner)s FOR UPDATE),"
+    "WITH t AS (SELECT thread_id FROM threads WHERE thread_id = %(thread_id)s AND owner = %(owner)s"
+    " FOR UPDATE SKIP LOCKED),"
     " src AS (SELECT t.thread_id FROM t WHERE NOT EXISTS (SELECT 1 FROM runs r"
     " WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))),"
     f" ins AS ({_INSERT_RUN}), upd AS ({_MARK_THREAD_BUSY}) SELECT * FROM ins"
