@@ -3,6 +3,7 @@
     uv run python -m bench --start langhost --start aegra011 --start floor
     uv run python -m bench capacity --streams 2000      (idle streams: see bench/capacity.py)
     uv run python -m bench profile                      (py-spy breakdown of a run: see bench/profile.py)
+    uv run python -m bench soak --minutes 30            (memory and fds under mixed traffic: bench/soak.py)
 
 starts the mock model, then, one target at a time (so they never compete for the CPU), our server
 on a fresh Postgres database, each requested peer from its cached venv, and the in-process floor;
@@ -197,6 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench import profile
 
         return profile.main(argv[1:])
+    if argv[:1] == ["soak"]:
+        from bench import soak
+
+        return soak.main(argv[1:])
     args = parse_args(argv)
     try:
         targets = plan(args)

@@ -213,3 +213,65 @@ async def test_create_on_a_missing_or_foreign_thread(pool: AsyncConnectionPool[A
         foreign.owner = "someone-else"
         with pytest.raises(NotFound):
             await runs.create(conn, foreign, worker_id=None, lease_seconds=LEASE)
+
+
+async def test_a_creator_that_waited_for_the_threads_lock_sees_the_run_started_meanwhile(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    """Found by the soak (bench/soak.py): concurrent `runs.wait` on one thread answered 500 now and then
+    (UniqueViolation on runs_one_running_per_thread). A creator blocked on the thread's lock while another
+    started a run must queue its run behind it, not try to start it too."""
+    tid = await make_thread(pool)
+    async with pool.connection() as holder:
+        async with holder.transaction():
+            await holder.execute("SELECT 1 FROM threads WHERE thread_id = %s FOR UPDATE", (tid,))
+            first = await runs.create(holder, new_run(tid), worker_id="w-1", lease_seconds=LEASE)
+            assert first.started
+
+            async def second() -> runs.Created:
+                async with pool.connection() as conn:
+                    return await runs._create_locked(conn, new_run(tid), worker_id="w-2", lease_seconds=LEASE)
+
+            waiting = asyncio.create_task(second())
+            await asyncio.sleep(0.5)
+            assert not waiting.done()  # blocked on the thread's lock until the first creator commits
+        created = await waiting
+    assert not created.started and created.run["status"] == "pending"
+    assert await status(pool, first.run["run_id"]) == "running"
+
+
+async def test_starting_a_run_never_deadlocks_with_a_finishing_one(pool: AsyncConnectionPool[Any]) -> None:
+    """Found by the soak: `deadlock detected` (503 on runs.wait, retried end writes) under concurrent runs on
+    one thread. The fast path waited for the thread's lock, then inserted a running run on a snapshot taken
+    before the wait, so its unique check waited for a finishing run that was itself waiting for the lock."""
+    tid = await make_thread(pool)
+    finished_run = uuid7()
+    async with pool.connection() as holder, holder.transaction():
+        await holder.execute("SELECT 1 FROM threads WHERE thread_id = %s FOR NO KEY UPDATE", (tid,))
+
+        async def start() -> runs.Created:
+            async with pool.connection() as conn:
+                return await runs.create(conn, new_run(tid), worker_id="w-new", lease_seconds=LEASE)
+
+        starting = asyncio.create_task(start())  # its statement's snapshot is taken now; it waits for the lock
+        await asyncio.sleep(0.3)
+        async with pool.connection() as other:  # a run started meanwhile (not through the thread's lock)
+            await other.execute(
+                "INSERT INTO runs (run_id, thread_id, assistant_id, graph_id, owner, status, worker_id,"
+                " lease_expires_at) VALUES (%s, %s, %s, 'g', %s, 'running', 'w-old', now() + interval '30 s')",
+                (finished_run, tid, uuid.uuid4(), TENANT),
+            )
+
+        async def finish() -> bool:
+            async with pool.connection() as conn:
+                return await runs.finish(
+                    conn, finished_run, "w-old", status="success", thread_status="idle", values={},
+                    interrupts={}, error=None, update_state=False,
+                )  # fmt: skip
+
+        finishing = asyncio.create_task(finish())  # updates its run, then waits for the thread's lock
+        await asyncio.sleep(0.3)
+    async with asyncio.timeout(15):
+        created, finished = await asyncio.gather(starting, finishing)
+    assert finished
+    assert created.run["status"] in ("pending", "running")

@@ -36,9 +36,13 @@ _MARK_THREAD_BUSY = (  # a run refreshes the thread's TTL (storage.thread_ttl)
     " expires_at = CASE WHEN ttl_minutes IS NULL THEN expires_at ELSE now() + ttl_minutes * interval '1 minute' END"
     " WHERE thread_id IN (SELECT thread_id FROM ins)"
 )
-# Fast path: the thread exists, is the caller's and has nothing in flight -> insert already running.
+# Fast path: the thread exists, is the caller's, is not locked and has nothing in flight -> insert already
+# running. SKIP LOCKED: a statement that waited for the lock would check "nothing in flight" on the snapshot
+# it took before waiting, insert a second running run and wait for a finishing run's transaction, which
+# itself waits for the thread's lock (a deadlock). A contended thread takes the general path instead.
 CREATE_STARTED = (
-    "WITH t AS (SELECT thread_id FROM threads WHERE thread_id = %(thread_id)s AND owner = %(owner)s FOR UPDATE),"
+    "WITH t AS (SELECT thread_id FROM threads WHERE thread_id = %(thread_id)s AND owner = %(owner)s"
+    " FOR UPDATE SKIP LOCKED),"
     " src AS (SELECT t.thread_id FROM t WHERE NOT EXISTS (SELECT 1 FROM runs r"
     " WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))),"
     f" ins AS ({_INSERT_RUN}), upd AS ({_MARK_THREAD_BUSY}) SELECT * FROM ins"
@@ -48,10 +52,13 @@ CREATE_RUN = (
     f"WITH src AS (SELECT %(thread_id)s::uuid AS thread_id), ins AS ({_INSERT_RUN}),"
     f" upd AS ({_MARK_THREAD_BUSY}) SELECT * FROM ins"
 )
-LOCK_THREAD_WITH_INFLIGHT = (
-    "SELECT t.thread_id, (SELECT coalesce(array_agg(r.run_id::text || ':' || r.status), '{}')"
-    " FROM runs r WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running')) AS inflight"
-    " FROM threads t WHERE t.thread_id = %s AND t.owner = %s FOR UPDATE"
+# Two statements, not one: a statement that waited for the lock still reads with the snapshot it took
+# before waiting, so it would miss a run the lock holder just committed (and then try to start a second
+# running run on the thread: UniqueViolation). The second statement's snapshot is taken after the lock.
+LOCK_THREAD = "SELECT t.thread_id FROM threads t WHERE t.thread_id = %s AND t.owner = %s FOR UPDATE"
+INFLIGHT_RUNS = (
+    "SELECT coalesce(array_agg(r.run_id::text || ':' || r.status), '{}') AS inflight"
+    " FROM runs r WHERE r.thread_id = %s AND r.status IN ('pending', 'running')"
 )
 INSERT_BUSY_THREAD = (
     "INSERT INTO threads (thread_id, owner, metadata, status, ttl_minutes, ttl_strategy, expires_at)"
@@ -169,8 +176,13 @@ async def create(conn: Conn, new: NewRun, *, worker_id: str | None, lease_second
         fast = await _create_started(conn, new, worker_id, lease_seconds)
         if fast is not None:
             return Created(run=fast, started=True)
+    return await _create_locked(conn, new, worker_id=worker_id, lease_seconds=lease_seconds)
+
+
+async def _create_locked(conn: Conn, new: NewRun, *, worker_id: str | None, lease_seconds: float) -> Created:
+    """The general path: lock (or create) the thread, apply the multitask strategy, insert."""
     async with conn.transaction():
-        cur = await conn.execute(LOCK_THREAD_WITH_INFLIGHT, (new.thread_id, new.owner))
+        cur = await conn.execute(LOCK_THREAD, (new.thread_id, new.owner))
         row = await cur.fetchone()
         inflight: list[tuple[str, str]] = []
         if row is None:
@@ -185,7 +197,9 @@ async def create(conn: Conn, new: NewRun, *, worker_id: str | None, lease_second
             except UniqueViolation:
                 raise NotFound(f"thread {new.thread_id} not found") from None  # another tenant's id
         else:
-            inflight = [tuple(item.split(":", 1)) for item in row["inflight"]]
+            cur = await conn.execute(INFLIGHT_RUNS, (new.thread_id,))
+            found = await cur.fetchone()
+            inflight = [tuple(item.split(":", 1)) for item in (found["inflight"] if found else [])]
         to_cancel: list[str] = []
         cancelled: list[str] = []
         if inflight:
