@@ -16,7 +16,7 @@ function stepCell(step) {
   const zero = counts.length - touched.length;
   return h("div", { class: "step" }, badge(step.status),
     touched.length ? h("ul", { class: "counts" }, touched.map(([name, n]) => h("li", {}, h("code", {}, name), ` ${fmt.num(n)}`))) : "",
-    zero ? h("div", { class: "hint muted" }, touched.length ? `+${zero} more at 0` : `${zero} tables, nothing to delete`) : "",
+    zero ? h("div", { class: "hint muted" }, `${touched.length ? "+" : "nothing: "}${zero} table${zero === 1 ? "" : "s"} at 0`) : "",
     step.reason ? h("div", { class: "hint muted" }, step.reason) : "");
 }
 
