@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from cogni_app.deletion.jobs import TRY_LOCK
 from tests.console.conftest import ADMIN, ConsoleStack
 from testsupport.asgi import serve_asgi
 
@@ -280,10 +281,15 @@ def test_a_deletion_started_from_the_page_completes_and_shows_its_counts(
     expect(button).to_be_disabled()
     assert stack.admin("GET", f"/v1/admin/accounts/{account}/data/deletion").status_code == 404
     form.locator("input[name=confirm]").fill(account)
-    button.click()
-    expect(page.get_by_test_id("deletion-note")).to_contain_text(f"deletion of {account} started")
-    row = page.get_by_test_id("deletions-table").locator("tbody tr", has_text=account)
+    with psycopg.connect(console_stack.app_db, autocommit=True) as worker:  # holds the job: it stays in progress
+        assert worker.execute(TRY_LOCK, (account,)).fetchone() == (True,)
+        button.click()
+        expect(page.get_by_test_id("deletion-note")).to_contain_text(f"deletion of {account} started")
+        row = page.get_by_test_id("deletions-table").locator("tbody tr", has_text=account)
+        expect(row.locator(".badge").first).to_have_text("in_progress")
+        expect(page.get_by_test_id("deletions-refresh")).to_contain_text("refreshing")
     expect(row.locator(".badge").first).to_have_text("done")  # the list refreshed itself until the job ended
+    expect(page.get_by_test_id("deletions-refresh")).not_to_contain_text("refreshing")
     expect(row).to_contain_text("3 / 3")
     expect(row).to_contain_text("threads 1")  # the Agent Server's purge
     expect(row).to_contain_text("runs 1")
