@@ -1,6 +1,7 @@
 """The whole stack for the console's browser tests: mock LLM + LiteLLM proxy + sink, an Agent Server that
-serves the real graphs plus an interrupting and a slow fixture graph and allows the app's origin (CORS),
-and `cogni-app serve` with the console; plus Debian's Chromium driven by Playwright."""
+serves the real graphs plus an interrupting and a slow fixture graph and allows the app's origin (CORS)
+and webhooks to loopback, and `cogni-app serve` with the console (able to purge a tenant on the server);
+plus Debian's Chromium driven by Playwright."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from testsupport.llm_stack import LlmStack, running_llm_stack
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "console-admin-" + "k" * 32
 SECRET = "console-jwt-" + "s" * 40
+SERVER_OPERATOR = "console-server-operator-" + "o" * 32  # the app's server purge (data deletions)
 GRAPHS = ROOT / "packages" / "graphs" / "src" / "cogni_graphs"
 FIXTURES = ROOT / "packages" / "server" / "tests" / "fixtures" / "project" / "server_fixture_graphs.py"
 
@@ -66,14 +68,17 @@ def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleS
             [sys.executable, "-m", "cogni_server", "serve", "--config", str(project), "--port", str(server_port)],
             env={**llm.env(), "LANGGRAPH_DATABASE_URL": server_db, "COGNI_AUTH_MODE": "jwt",
                  "COGNI_JWT_SECRET": SECRET, "COGNI_JWT_AUDIENCE": "cogni-agent-server",
-                 "COGNI_CORS_ALLOW_ORIGINS": app_url, "REDIS_URL": "", "COGNI_POLL_SECONDS": "0.2"},
+                 "COGNI_CORS_ALLOW_ORIGINS": app_url, "REDIS_URL": "", "COGNI_POLL_SECONDS": "0.2",
+                 "COGNI_OPERATOR_TOKEN": SERVER_OPERATOR, "COGNI_WEBHOOK_ALLOWED_DOMAINS": "127.0.0.1",
+                 "COGNI_WEBHOOK_POLL_SECONDS": "0.2"},
             name="console-agent-server",
         )  # fmt: skip
         app = ManagedProcess(  # starts alongside the server: it reaches the server only per run
             [sys.executable, "-m", "cogni_app", "serve", "--port", str(app_port)],
             env={**llm.env(), "DATABASE_URL": app_db, "LANGGRAPH_SERVER_URL": server_url,
                  "COGNI_EXECUTOR": "server", "COGNI_JWT_SECRET": SECRET, "COGNI_ADMIN_TOKEN": ADMIN,
-                 "COGNI_RECONCILE_DELAY_SECONDS": "0.2", "COGNI_RECONCILE_INTERVAL_SECONDS": "0"},
+                 "COGNI_RECONCILE_DELAY_SECONDS": "0.2", "COGNI_RECONCILE_INTERVAL_SECONDS": "0",
+                 "COGNI_SERVER_OPERATOR_TOKEN": SERVER_OPERATOR, "COGNI_DELETION_RETRY_SECONDS": "0.5"},
             name="console-app",
         )  # fmt: skip
         try:

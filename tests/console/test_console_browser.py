@@ -4,7 +4,9 @@ What an operator would notice: a wrong token is refused; the overview counts tod
 server's runs; an account shows the balance left after a chat and its receipts (stream, later
 reconcile); a tenant's threads are listed and filtered; a running run streams live on its page; an
 interrupted run is answered from the page and finishes; the reconcile button bills lost usage once;
-crons are listed. Each page is screenshotted (see docs/console.md).
+crons are listed; a run's webhook outcome shows on its thread; a data deletion started from the page (once
+the account id is typed again) completes and shows what each step deleted. Each page is screenshotted
+(see docs/console.md).
 """
 
 from __future__ import annotations
@@ -19,8 +21,14 @@ import psycopg
 import pytest
 from langgraph_sdk import get_sync_client
 from playwright.sync_api import Browser, Page, expect
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
+from cogni_app.deletion.jobs import TRY_LOCK
 from tests.console.conftest import ADMIN, ConsoleStack
+from testsupport.asgi import serve_asgi
 
 pytestmark = [pytest.mark.integration, pytest.mark.stack, pytest.mark.proxy]
 CREDITS = 50_000_000
@@ -235,3 +243,64 @@ def test_crons_are_listed(page: Page, console_stack: ConsoleStack, data: dict[st
     expect(page.get_by_test_id("crons-table")).to_contain_text(data["cron"])
     expect(page.get_by_test_id("crons-table")).to_contain_text("0 0 1 1 *")
     page.screenshot(path=str(shots / "crons.png"), full_page=True)
+
+
+def test_a_deletion_started_from_the_page_completes_and_shows_its_counts(
+    page: Page, console_stack: ConsoleStack, shots: Path
+) -> None:
+    stack = console_stack
+    created = stack.admin("POST", "/v1/admin/accounts", json={"name": "Leaving Ltd", "initialCredits": 1_000})
+    account = created.json()["id"]
+    stack.admin("POST", f"/v1/admin/accounts/{account}/api-keys", json={"label": "last"})
+    client = server_client(stack, account)
+
+    async def gone(_: Request) -> JSONResponse:  # the customer's endpoint is gone: fails at once, no retry
+        return JSONResponse({"detail": "gone"}, status_code=410)
+
+    with serve_asgi(Starlette(routes=[Route("/hook", gone, methods=["POST"])]), lifespan="off") as hook:
+        thread = client.threads.create(metadata={"graph_id": "slow"})["thread_id"]
+        run = client.runs.create(thread, "slow", input={"steps": 1, "delay": 0}, webhook=f"{hook}/hook")
+        client.runs.join(thread, run["run_id"])
+        deadline = time.monotonic() + 20
+        while "webhook_delivery" not in client.runs.get(thread, run["run_id"])["metadata"]:
+            assert time.monotonic() < deadline, "the server recorded no webhook outcome on the run"
+            time.sleep(0.1)
+    login(page, stack, hash_=f"#/threads/{account}/{thread}")
+    webhook = page.get_by_test_id("run-webhook")
+    expect(webhook).to_contain_text("failed")
+    expect(webhook).to_contain_text("1 attempt")
+    expect(webhook.locator(".error")).to_have_text("last error: HTTP 410")
+    page.screenshot(path=str(shots / "run-webhook.png"), full_page=True)
+
+    page.goto(f"{stack.app_url}/console/#/accounts/{account}")
+    page.get_by_test_id("account-delete").click()
+    form = page.get_by_test_id("deletion-start")
+    expect(form.locator("input[name=accountId]")).to_have_value(account)
+    button = form.get_by_role("button", name="Delete this account's data")
+    form.locator("input[name=confirm]").fill(account[:-1])
+    expect(button).to_be_disabled()
+    assert stack.admin("GET", f"/v1/admin/accounts/{account}/data/deletion").status_code == 404
+    form.locator("input[name=confirm]").fill(account)
+    with psycopg.connect(console_stack.app_db, autocommit=True) as worker:  # holds the job: it stays in progress
+        assert worker.execute(TRY_LOCK, (account,)).fetchone() == (True,)
+        button.click()
+        expect(page.get_by_test_id("deletion-note")).to_contain_text(f"deletion of {account} started")
+        row = page.get_by_test_id("deletions-table").locator("tbody tr", has_text=account)
+        expect(row.locator(".badge").first).to_have_text("in_progress")
+        expect(page.get_by_test_id("deletions-refresh")).to_contain_text("refreshing")
+    expect(row.locator(".badge").first).to_have_text("done")  # the list refreshed itself until the job ended
+    expect(page.get_by_test_id("deletions-refresh")).not_to_contain_text("refreshing")
+    expect(row).to_contain_text("3 / 3")
+    expect(row).to_contain_text("threads 1")  # the Agent Server's purge
+    expect(row).to_contain_text("runs 1")
+    expect(row).to_contain_text("api_keys 1")  # the app's own rows
+    expect(row).to_contain_text("operator")
+    job = stack.admin("GET", f"/v1/admin/accounts/{account}/data/deletion").json()
+    assert job["status"] == "done" and job["steps"]["server"]["counts"]["threads"] == 1
+    page.get_by_test_id("deletions-filter").locator("select[name=status]").select_option("in_progress")
+    page.get_by_test_id("deletions-filter").locator("button").click()
+    expect(page.get_by_test_id("deletions-table")).not_to_contain_text(account)
+    page.get_by_test_id("deletions-filter").locator("select[name=status]").select_option("done")
+    page.get_by_test_id("deletions-filter").locator("button").click()
+    expect(page.get_by_test_id("deletions-table")).to_contain_text(account)
+    page.screenshot(path=str(shots / "deletions.png"), full_page=True)

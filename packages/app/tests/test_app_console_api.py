@@ -5,6 +5,7 @@ a spend-log call without a receipt exactly once. The browser side is tests/conso
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -114,6 +115,8 @@ def test_an_account_shows_its_keys_without_secrets(app: App) -> None:
         ("/console/api/accounts/no-such-account", {}, 404, "no-such-account"),
         ("/console/api/accounts/no-such-account/receipts", {}, 404, "no-such-account"),
         ("/console/api/config", {"tenant": "no-such-account"}, 404, "no-such-account"),
+        ("/console/api/deletions", {"status": "gone"}, 400, "status"),
+        ("/console/api/deletions", {"limit": 201}, 400, "limit"),
     ],
 )
 def test_bad_requests_are_clear(app: App, path: str, params: dict[str, Any], status: int, needle: str) -> None:
@@ -133,6 +136,12 @@ def test_only_the_operator_gets_data(app: App) -> None:
     wrong = {"Authorization": "Bearer " + "w" * 40}
     assert app.http.get("/console/api/accounts", headers=wrong).status_code == 403
     assert app.http.post("/console/api/reconcile/run", headers=wrong).status_code == 403
+    assert app.http.get("/console/api/deletions").status_code == 401
+    account = app.account("not-deleted")
+    ask = {"accountId": account, "confirm": account}
+    assert app.http.post("/console/api/deletions", json=ask).status_code == 401
+    assert app.http.post("/console/api/deletions", json=ask, headers=wrong).status_code == 403
+    assert app.get(f"/v1/admin/accounts/{account}/data/deletion").status_code == 404  # nothing started
     page = app.http.get("/console/")  # the page itself holds no data
     assert page.status_code == 200 and "/console/static/js/main.js" in page.text
     csp = page.headers["content-security-policy"]  # the page may reach the app and the Agent Server only
@@ -185,3 +194,54 @@ def test_run_now_bills_a_spend_log_call_without_receipt_once(app: App) -> None:
     again = app.post("/console/api/reconcile/run").json()["lastSweep"]
     assert call_id not in [d["callId"] for d in again["differences"]]
     assert app.get(f"/console/api/accounts/{account}/receipts").json()["total"] == 1
+
+
+def deletion_done(app: App, account: str, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while (job := app.get(f"/v1/admin/accounts/{account}/data/deletion").json())["status"] != "done":
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+    return job
+
+
+def test_deletions_start_only_when_confirmed_and_are_listed_filtered_and_paged(app: App) -> None:
+    before = app.get("/console/api/deletions").json()["total"]
+    first, second, third = (app.account(f"deletion {i}") for i in range(3))
+    key = app.post(f"/v1/admin/accounts/{first}/api-keys", json={"label": "gone"}).json()["apiKey"]
+
+    mismatch = app.post("/console/api/deletions", json={"accountId": first, "confirm": second})
+    assert mismatch.status_code == 400 and "confirm" in mismatch.json()["message"]
+    assert app.get(f"/v1/admin/accounts/{first}/data/deletion").status_code == 404  # nothing started
+    assert app.http.get("/v1/activity", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    unknown = app.post("/console/api/deletions", json={"accountId": "no-such-account", "confirm": "no-such-account"})
+    assert unknown.status_code == 404 and "no-such-account" in unknown.text
+
+    for account in (first, second, third):
+        started = app.post("/console/api/deletions", json={"accountId": account, "confirm": account})
+        assert started.status_code == 202, started.text
+        body = started.json()
+        assert (body["billingAccountId"], body["requestedBy"]) == (account, "operator")
+        assert body["statusToken"].startswith("cogni_del_")
+        deletion_done(app, account)
+    assert app.http.get("/v1/activity", headers={"Authorization": f"Bearer {key}"}).status_code == 403
+
+    listed = app.get("/console/api/deletions", params={"limit": 2}).json()
+    assert (listed["total"], listed["limit"], listed["offset"]) == (before + 3, 2, 0)
+    assert [j["billingAccountId"] for j in listed["items"]] == [third, second]  # newest request first
+    rest = app.get("/console/api/deletions", params={"limit": 2, "offset": 2}).json()
+    [job] = [j for j in rest["items"] if j["billingAccountId"] == first]
+    assert job["status"] == "done" and job["requestedBy"] == "operator" and job["completedAt"]
+    assert job["passes"] == 1 and job["lastError"] is None and "statusToken" not in job
+    assert job["steps"]["server"]["status"] == "skipped"  # graphs run in the app here
+    assert job["steps"]["app"] == {"status": "done", "counts": {**job["steps"]["app"]["counts"], "api_keys": 1}}
+    assert job["steps"]["app"]["counts"]["virtual_keys"] == 1 and job["steps"]["spend_log"]["status"] == "done"
+    past = app.get("/console/api/deletions", params={"offset": before + 10}).json()
+    assert past["items"] == [] and past["total"] == before + 3
+
+    done = app.get("/console/api/deletions", params={"status": "done", "limit": 200}).json()
+    assert {first, second, third} <= {j["billingAccountId"] for j in done["items"]}
+    assert {j["status"] for j in done["items"]} == {"done"}
+    running = app.get("/console/api/deletions", params={"status": "in_progress", "limit": 200}).json()
+    assert all(j["status"] == "in_progress" for j in running["items"]) and running["total"] == len(running["items"])
+    assert not {first, second, third} & {j["billingAccountId"] for j in running["items"]}
+    assert done["total"] + running["total"] == before + 3

@@ -15,7 +15,7 @@ from cogni_app.billing import Accounts, ApiKeys, CreditHolds, Ledger
 from cogni_app.billing.reads import BillingReads
 from cogni_app.config import AppSettings
 from cogni_app.db import AppDatabase, migrate, postgres_checkpointer, setup_checkpoints
-from cogni_app.deletion import DeletionJobs, ServerPurgeClient, SpendLogScrubber
+from cogni_app.deletion import DeletionJobs, DeletionReads, ServerPurgeClient, SpendLogScrubber
 from cogni_app.executors import ExecutorRouter, GraphProvider, InProcProvider, LangGraphServerProvider
 from cogni_app.models import ModelAllowlist
 from cogni_app.reconcile import LiteLLMSpendLogsApiSource, Reconciler, SinkTableSource, SpendLogSource
@@ -153,6 +153,7 @@ async def open_services(settings: AppSettings, *, run_migrations: bool = True) -
             operator=OperatorService(accounts=accounts, ledger=ledger, reconciler=reconciler),
             console=ConsoleService(
                 reads=BillingReads(db),
+                deletion_reads=DeletionReads(db),
                 accounts=accounts,
                 reconciler=reconciler,
                 tokens=service_tokens(settings),

@@ -31,7 +31,8 @@ def deletion_body(record: DeletionRecord) -> dict[str, Any]:
     }
 
 
-def _started(started: DeletionStarted) -> JSONResponse:
+def started_response(started: DeletionStarted) -> JSONResponse:
+    """202 with the job; its status token only when the job is new (shown this once)."""
     body = deletion_body(started.record)
     if started.status_token is not None:
         body["statusToken"] = started.status_token
@@ -42,7 +43,7 @@ def _started(started: DeletionStarted) -> JSONResponse:
 async def delete_my_data(runtime: Runtime, principal: Principal) -> JSONResponse:
     """Delete the calling account's data: its API keys stop working now, the job runs on (202)."""
     started = await runtime.services.deletion.request(principal.billing_account_id, requested_by="user")
-    return _started(started)
+    return started_response(started)
 
 
 @router.get("/v1/account/data/deletion")
@@ -61,7 +62,7 @@ async def my_deletion(request: Request, runtime: Runtime) -> dict[str, Any]:
 async def delete_account_data(account_id: str, runtime: Runtime) -> JSONResponse:
     """An operator deletes an account's data (a finished job runs again: late rows are caught)."""
     started = await runtime.services.deletion.request(account_id, requested_by="operator")
-    return _started(started)
+    return started_response(started)
 
 
 @admin_router.get("/accounts/{account_id}/data/deletion")

@@ -81,7 +81,7 @@ class DeletionRecord:
         return self.steps.get(step, {}).get("status") in ("done", "skipped")
 
 
-def _record(row: dict[str, Any]) -> DeletionRecord:
+def record_from_row(row: dict[str, Any]) -> DeletionRecord:
     return DeletionRecord(
         billing_account_id=str(row["billing_account_id"]),
         status=str(row["status"]),
@@ -126,7 +126,7 @@ class DeletionJobs:
             cur = await conn.execute(SELECT_JOB_FOR_UPDATE, (account_id,))
             existing = await cur.fetchone()
             if existing is not None and existing["status"] == "in_progress":
-                return _record(existing), None
+                return record_from_row(existing), None
             token: str | None = None
             if existing is None:
                 token = STATUS_TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -138,19 +138,19 @@ class DeletionJobs:
                 cur = await conn.execute(REOPEN_JOB, (requested_by, steps, account_id))
             row = await cur.fetchone()
         assert row is not None
-        return _record(row), token
+        return record_from_row(row), token
 
     async def get(self, account_id: str) -> DeletionRecord | None:
         async with self.db.pool.connection() as conn:
             cur = await conn.execute(SELECT_JOB, (account_id,))
             row = await cur.fetchone()
-        return _record(row) if row else None
+        return record_from_row(row) if row else None
 
     async def by_status_token(self, token: str) -> DeletionRecord | None:
         async with self.db.pool.connection() as conn:
             cur = await conn.execute(SELECT_JOB_BY_TOKEN, (hash_status_token(token),))
             row = await cur.fetchone()
-        return _record(row) if row else None
+        return record_from_row(row) if row else None
 
     async def open_accounts(self) -> list[str]:
         async with self.db.pool.connection() as conn:

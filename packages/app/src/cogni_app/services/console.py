@@ -15,6 +15,7 @@ from typing import Any
 
 from cogni_app.billing import Accounts
 from cogni_app.billing.reads import BillingReads, Page
+from cogni_app.deletion import DeletionPage, DeletionReads
 from cogni_app.reconcile import Reconciler
 from cogni_app.service_auth import ServiceTokenMinter
 
@@ -36,6 +37,7 @@ class ConsoleService:
         self,
         *,
         reads: BillingReads,
+        deletion_reads: DeletionReads,
         accounts: Accounts,
         reconciler: Reconciler,
         tokens: ServiceTokenMinter | None,
@@ -43,6 +45,7 @@ class ConsoleService:
         reconcile_interval_seconds: float,
     ) -> None:
         self._reads = reads
+        self._deletion_reads = deletion_reads
         self._accounts = accounts
         self._reconciler = reconciler
         self._tokens = tokens
@@ -103,6 +106,10 @@ class ConsoleService:
         with contextlib.suppress(Exception):  # recorded in last_sweep.error and counted by the reconciler
             await self._reconciler.sweep(trigger="operator")
         return self.reconcile_status()
+
+    async def deletions(self, *, status: str | None, limit: int, offset: int) -> DeletionPage:
+        """Deletion jobs, newest request first (status `in_progress` or `done`)."""
+        return await self._deletion_reads.jobs(status=status, limit=limit, offset=offset)
 
     async def _exists(self, account_id: str) -> None:
         await self._accounts.get_account(account_id)

@@ -8,9 +8,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
+from cogni_app.api.deletion import deletion_body, started_response
 from cogni_app.api.deps import Operator, Runtime
 from cogni_app.api.encode import jsonable
+from cogni_app.api.errors import ApiError
 from cogni_app.billing.reads import Page
 
 router = APIRouter(prefix="/console/api", dependencies=[Operator], tags=["console"])
@@ -18,6 +23,15 @@ router = APIRouter(prefix="/console/api", dependencies=[Operator], tags=["consol
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0)]
 ProvenanceFilter = Literal["response", "stream", "reconcile"]
+DeletionStatusFilter = Literal["in_progress", "done"]
+
+
+class StartDeletion(BaseModel):
+    """`confirm` repeats `accountId`: the page makes the operator type it, the route checks it."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    account_id: str = Field(min_length=1, max_length=200)
+    confirm: str = Field(max_length=200)
 
 
 def _paged(page: Page, limit: int, offset: int) -> dict[str, Any]:
@@ -99,3 +113,23 @@ async def reconcile_status(runtime: Runtime) -> dict[str, Any]:
 async def reconcile_now(runtime: Runtime) -> dict[str, Any]:
     """Sweep the spend log now (as the periodic job does) and answer the sweep's report."""
     return jsonable(await runtime.services.console.reconcile_now())
+
+
+@router.get("/deletions")
+async def deletions(
+    runtime: Runtime,
+    status: DeletionStatusFilter | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """Data-deletion jobs, newest request first: steps with their counts, who asked, passes, last error."""
+    page = await runtime.services.console.deletions(status=status, limit=limit, offset=offset)
+    return {"items": [deletion_body(r) for r in page.items], "total": page.total, "limit": limit, "offset": offset}
+
+
+@router.post("/deletions", status_code=202)
+async def start_deletion(body: StartDeletion, runtime: Runtime) -> JSONResponse:
+    """The operator deletes an account's data (as DELETE /v1/admin/accounts/{id}/data), once confirmed."""
+    if body.confirm != body.account_id:
+        raise ApiError(400, "invalid_request", "confirm must repeat accountId exactly to start its data deletion")
+    return started_response(await runtime.services.deletion.request(body.account_id, requested_by="operator"))

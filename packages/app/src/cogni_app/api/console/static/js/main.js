@@ -7,8 +7,9 @@ import * as accounts from "./pages/accounts.js";
 import * as runs from "./pages/runs.js";
 import * as reconcile from "./pages/reconcile.js";
 import * as crons from "./pages/crons.js";
+import * as deletions from "./pages/deletions.js";
 
-const PAGES = { overview, accounts, runs, threads: runs, reconcile, crons };
+const PAGES = { overview, accounts, runs, threads: runs, reconcile, crons, deletions };
 const $ = (id) => document.getElementById(id);
 let current = null; // the page's cleanup (timers, streams)
 

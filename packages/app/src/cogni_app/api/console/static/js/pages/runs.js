@@ -70,6 +70,15 @@ function messages(values) {
       (m.tool_calls && m.tool_calls.length ? `→ ${m.tool_calls.map((c) => c.name).join(", ")}` : ""))));
 }
 
+/** The server records a run's webhook outcome in `metadata.webhook_delivery` (docs/server.md). */
+function webhookCell(run) {
+  const d = run.metadata && run.metadata.webhook_delivery;
+  if (!d) return "—";
+  return h("div", { "data-testid": "run-webhook" }, badge(d.status),
+    ` ${fmt.num(d.attempts)} attempt${d.attempts === 1 ? "" : "s"}`,
+    d.error ? h("div", { class: "error" }, `last error: ${d.error}`) : (d.response_status ? ` · HTTP ${d.response_status}` : ""));
+}
+
 async function renderThread(root, tenant, tid, query) {
   const stop = new AbortController();
   const thread = await server(tenant, `/threads/${tid}`);
@@ -136,6 +145,7 @@ async function renderThread(root, tenant, tid, query) {
         { title: "Run", get: (r) => h("code", {}, r.run_id) },
         { title: "Status", get: (r) => badge(r.status) },
         { title: "Created", get: (r) => fmt.time(r.created_at) },
+        { title: "Webhook", get: webhookCell },
         { title: "", get: (r) => (["pending", "running"].includes(r.status)
           ? h("button", { class: "secondary", onclick: () => pump(`/threads/${tid}/runs/${r.run_id}/stream`) }, "Watch live") : "") },
       ], runs, { empty: "No runs match." }),
