@@ -223,7 +223,7 @@ def test_deletions_start_only_when_confirmed_and_are_listed_filtered_and_paged(a
         assert (body["billingAccountId"], body["requestedBy"]) == (account, "operator")
         assert body["statusToken"].startswith("cogni_del_")
         deletion_done(app, account)
-    assert app.http.get("/v1/activity", headers={"Authorization": f"Bearer {key}"}).status_code == 403
+    assert app.http.get("/v1/activity", headers={"Authorization": f"Bearer {key}"}).status_code == 401
 
     listed = app.get("/console/api/deletions", params={"limit": 2}).json()
     assert (listed["total"], listed["limit"], listed["offset"]) == (before + 3, 2, 0)
