@@ -147,3 +147,53 @@ def row_from_callback_kwargs(kwargs: Mapping[str, Any], *, status: str) -> Spend
         start_time=_time(kwargs.get("start_time")),
         end_time=_time(kwargs.get("end_time")),
     )
+
+
+def _field(source: Any, name: str) -> Any:
+    """`source.name` or `source[name]`: LiteLLM hands objects and dicts alike."""
+    if isinstance(source, Mapping):
+        return source.get(name)
+    return getattr(source, name, None)
+
+
+def usage_of(response: Any) -> Any:
+    """The `usage` a response or stream chunk carries (None when it carries none)."""
+    usage = _field(response, "usage")
+    return usage if usage else None
+
+
+def row_before_response(
+    request_data: Mapping[str, Any], response: Any, usage: Any, cost: Any, *, now: datetime | None = None
+) -> SpendRow:
+    """The row written before the client sees a call's cost, from the proxy's request data and response.
+
+    It carries what the reconciler bills by (call id, end user, spend, tokens, the spend-logs
+    metadata); LiteLLM's success callback later upserts the complete row under the same call id.
+    """
+    call_id = _text(request_data.get("litellm_call_id"))
+    if call_id is None:
+        raise ValueError("request data has no litellm_call_id")
+    metadata = request_data.get("metadata") or request_data.get("litellm_metadata") or {}
+    if not isinstance(metadata, Mapping):
+        metadata = {}
+    logging_obj = request_data.get("litellm_logging_obj")
+    prompt = _int(_field(usage, "prompt_tokens"))
+    completion = _int(_field(usage, "completion_tokens"))
+    tags = metadata.get("tags")
+    return SpendRow(
+        call_id=call_id,
+        provider_response_id=_text(_field(response, "id")),
+        end_user=_text(request_data.get("user")),
+        spend=_decimal(cost),
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=_int(_field(usage, "total_tokens")) or prompt + completion,
+        model=_text(_field(response, "model")),
+        model_group=_text(metadata.get("model_group")) or _text(request_data.get("model")),
+        status="success",
+        error_code=None,
+        spend_logs_metadata=_metadata(metadata.get("spend_logs_metadata")),
+        request_tags=list(tags) if isinstance(tags, list | tuple) else [],
+        start_time=_time(getattr(logging_obj, "start_time", None)),
+        end_time=now or datetime.now(UTC),
+    )
