@@ -134,7 +134,7 @@ def test_response_is_released_only_after_its_row_is_committed(
     thread = threading.Thread(target=call, daemon=True)
     thread.start()
     try:
-        assert not responded.wait(HOLD_SECONDS), "the client had the response (and its cost) while its row could not be written"
+        assert not responded.wait(HOLD_SECONDS), "the client had the response (its cost) while no row could be written"
     finally:
         table_lock.rollback()
     assert done.wait(30) and "error" not in seen, seen.get("error")

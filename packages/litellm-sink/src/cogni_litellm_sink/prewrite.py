@@ -61,7 +61,7 @@ class PreWriter:
                 await _close(conn)
             return False
         self.written += 1
-        self._give_back(conn)
+        await self._give_back(conn)
         return True
 
     async def _take(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
@@ -80,11 +80,11 @@ class PreWriter:
             await conn.execute(DDL)
         return conn
 
-    def _give_back(self, conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+    async def _give_back(self, conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
         if len(self._idle) < self._max_idle and not conn.closed:
             self._idle.append(conn)
         else:
-            asyncio.ensure_future(_close(conn))
+            await _close(conn)
 
 
 async def _close(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
