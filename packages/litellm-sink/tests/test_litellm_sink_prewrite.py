@@ -9,6 +9,8 @@ sat in the background writer's queue (a `kill -9` then lost it).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import uuid
 from collections.abc import Iterator
@@ -20,8 +22,10 @@ import pytest
 from openai import OpenAI
 from psycopg.rows import dict_row
 
+from cogni_litellm_sink.proxy import LiteLLMProxy
 from cogni_litellm_sink.schema import DDL, LOCK_KEY, TABLE
-from testsupport.llm_stack import LlmStack
+from testsupport import free_port, fresh_database
+from testsupport.llm_stack import LlmStack, running_mock_llm, spend_rows
 
 pytestmark = [pytest.mark.proxy, pytest.mark.integration]
 
@@ -144,3 +148,32 @@ def test_response_is_released_only_after_its_row_is_committed(
     assert (row["status"], row["end_user"], row["spend_logs_metadata"]) == ("success", "acct-1", metadata)
     assert row["provider_response_id"] == seen["completion"].id
     assert row["total_tokens"] == seen["completion"].usage.total_tokens
+
+
+def test_kill_9_right_after_the_usage_chunk_keeps_the_row() -> None:
+    """The chaos campaign's case: the proxy dies the moment the client has the cost."""
+    with running_mock_llm() as mock_url, fresh_database("cogni_sink") as db_url:
+        proxy = LiteLLMProxy(free_port(), mock_url, db_url).start()
+        try:
+            client = OpenAI(base_url=f"{proxy.base_url}/v1", api_key=proxy.master_key, max_retries=0, timeout=60)
+            raw = client.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": "Stream this to me please"}],
+                user="acct-1",
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            usage = None
+            for chunk in raw.parse():
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                    assert proxy.process is not None
+                    os.killpg(proxy.process.pid, signal.SIGKILL)
+                    break
+            assert usage is not None
+            proxy.process.wait(timeout=15)
+        finally:
+            proxy.stop()
+        rows = spend_rows(db_url)
+        assert [r["call_id"] for r in rows] == [raw.headers["x-litellm-call-id"]]
+        assert rows[0]["spend"] == Decimal(str(usage.model_dump()["cost"])) > 0
