@@ -373,3 +373,33 @@ async def test_cancelling_a_pending_run_never_deadlocks_with_an_interrupting_cre
     assert cancelled == []  # nothing left pending to cancel
     assert await status(pool, pending["run_id"]) == "interrupted"
     assert await status(pool, created.run["run_id"]) == "pending"
+
+
+async def test_a_sweep_giving_up_never_deadlocks_with_a_thread_delete(pool: AsyncConnectionPool[Any]) -> None:
+    """The sweeper gave up a lapsed run (its row) and then marked the thread `error`; a thread delete holds
+    the thread and waits for the run's row. The sweep now locks the threads of lapsed runs first."""
+    tid = await make_thread(pool)
+    run_id = await start_running(pool, tid, "dead-worker")
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE runs SET attempt = 3, lease_expires_at = now() - interval '1 s' WHERE run_id = %s", (run_id,)
+        )
+    async with pool.connection() as holder, holder.transaction():
+        await holder.execute("SELECT 1 FROM threads WHERE thread_id = %s FOR NO KEY UPDATE", (tid,))
+
+        async def delete() -> None:
+            async with pool.connection() as conn:
+                await threads.delete(conn, TENANT, tid)
+
+        async def sweep() -> list[dict[str, Any]]:
+            async with pool.connection() as conn:
+                return await queue.sweep(conn, max_attempts=3)
+
+        deleting = asyncio.create_task(delete())  # first in line for the thread's lock
+        await asyncio.sleep(0.3)
+        sweeping = asyncio.create_task(sweep())
+        await asyncio.sleep(0.3)
+    async with asyncio.timeout(15):
+        _, swept = await asyncio.gather(deleting, sweeping)
+    assert run_id not in {s["run_id"] for s in swept}  # gone with its thread before the sweep reached it
+    assert await status(pool, run_id) is None
