@@ -403,3 +403,23 @@ async def test_a_sweep_giving_up_never_deadlocks_with_a_thread_delete(pool: Asyn
         _, swept = await asyncio.gather(deleting, sweeping)
     assert run_id not in {s["run_id"] for s in swept}  # gone with its thread before the sweep reached it
     assert await status(pool, run_id) is None
+
+
+async def test_a_finish_that_waited_for_the_thread_sees_the_run_queued_meanwhile(
+    pool: AsyncConnectionPool[Any],
+) -> None:
+    """FINISH summarises the thread (`busy` while anything is in flight). It used to wait for the
+    thread's lock inside its statement, whose snapshot predates a run queued meanwhile: `idle` with a
+    pending run. The lock is now a statement of its own, and FINISH's snapshot is taken after it."""
+    tid = await make_thread(pool)
+    run_id = await start_running(pool, tid, "w-old")
+    async with pool.connection() as creator:
+        async with creator.transaction():
+            await creator.execute(runs.LOCK_THREAD, (tid, TENANT))
+            finishing = asyncio.create_task(finish_run(pool, run_id, "w-old"))
+            await asyncio.sleep(0.5)
+            queued = await runs.create(creator, new_run(tid), worker_id=None, lease_seconds=LEASE)
+        async with asyncio.timeout(15):
+            assert await finishing
+        assert queued.run["status"] == "pending"
+        assert (await threads.get(creator, TENANT, tid))["status"] == "busy"
