@@ -32,12 +32,19 @@ REQUEUE = (
     "UPDATE runs SET status = 'pending', attempt = attempt + 1, worker_id = NULL, lease_expires_at = NULL,"
     " updated_at = now() WHERE run_id = ANY(%s::uuid[]) AND worker_id = %s AND status = 'running'"
 )
+# The threads of lapsed runs, locked before the runs (the lock order of storage/runs.py: a give-up marks
+# its thread, and a thread delete holding the thread's lock waits for the run's row).
+LOCK_THREADS_OF_LAPSED = (
+    "SELECT t.thread_id FROM threads t WHERE t.thread_id IN (SELECT r.thread_id FROM runs r"
+    " WHERE r.status = 'running' AND r.lease_expires_at < now()) ORDER BY t.thread_id FOR NO KEY UPDATE OF t"
+)
+# Only runs of the threads locked above: one whose lease lapsed meanwhile waits for the next sweep.
 SWEEP_LAPSED = (
     "UPDATE runs SET status = CASE WHEN attempt >= %(max)s THEN 'error' ELSE 'pending' END,"
     " attempt = CASE WHEN attempt >= %(max)s THEN attempt ELSE attempt + 1 END,"
     " worker_id = NULL, lease_expires_at = NULL, updated_at = now()"
     " WHERE run_id IN (SELECT run_id FROM runs WHERE status = 'running' AND lease_expires_at < now()"
-    " FOR UPDATE SKIP LOCKED) RETURNING run_id, thread_id, status, attempt"
+    " AND thread_id = ANY(%(threads)s::uuid[]) FOR UPDATE SKIP LOCKED) RETURNING run_id, thread_id, status, attempt"
 )
 MARK_THREAD_ERROR = "UPDATE threads SET status = 'error', updated_at = now() WHERE thread_id = %s"
 
@@ -69,7 +76,11 @@ async def requeue(conn: Conn, run_ids: list[str], worker_id: str) -> int:
 async def sweep(conn: Conn, max_attempts: int) -> list[dict[str, Any]]:
     """Re-queue runs whose lease lapsed (their worker died); give up after ``max_attempts``."""
     async with conn.transaction():
-        cur = await conn.execute(SWEEP_LAPSED, {"max": max_attempts})
+        cur = await conn.execute(LOCK_THREADS_OF_LAPSED)
+        locked = [r["thread_id"] for r in await cur.fetchall()]
+        if not locked:
+            return []
+        cur = await conn.execute(SWEEP_LAPSED, {"max": max_attempts, "threads": locked})
         rows = [dict(r) for r in await cur.fetchall()]
         for r in rows:
             if r["status"] == "error":

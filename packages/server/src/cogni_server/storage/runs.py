@@ -81,7 +81,17 @@ CANCEL_PENDING = (
     " WHERE run_id = ANY(%s::uuid[]) AND status = 'pending' RETURNING run_id, thread_id"
 )
 INFLIGHT_TEMPLATE = "SELECT run_id, thread_id, status FROM runs WHERE {where}"
-# The fenced finish: the run update and the thread summary commit together, in one round trip.
+# One lock order for every transaction that locks a thread and its runs: the thread's row first, then
+# run rows. Creation, the thread-stream seq and thread deletes (cascading to runs) lock the thread first;
+# a statement that locked a run and then waited for its thread closed a cycle with them (`deadlock
+# detected`). NO KEY UPDATE: what an UPDATE of threads takes anyway, so foreign-key checks of inserts
+# into runs and checkpoints are not blocked. A separate statement, so the next one's snapshot is taken
+# after the wait (it sees runs committed meanwhile).
+LOCK_THREAD_OF_RUNS = (
+    "SELECT t.thread_id FROM threads t WHERE t.thread_id IN (SELECT r.thread_id FROM runs r"
+    " WHERE r.run_id = ANY(%s::uuid[])) ORDER BY t.thread_id FOR NO KEY UPDATE OF t"
+)
+# The fenced finish: the run update and the thread summary commit together, after LOCK_THREAD_OF_RUNS.
 FINISH = (
     "WITH r AS (UPDATE runs SET status = %(run_status)s, worker_id = NULL, lease_expires_at = NULL,"
     " updated_at = now() WHERE run_id = %(run)s AND worker_id = %(worker)s AND status = 'running'"
@@ -276,6 +286,7 @@ async def delete(conn: Conn, owner: str, thread_id: uuid.UUID, run_id: uuid.UUID
 async def cancel_pending(conn: Conn, run_ids: list[str], action: str) -> list[dict[str, Any]]:
     """Cancel runs still waiting in the queue; returns the rows cancelled (the rest are running)."""
     async with conn.transaction():
+        await conn.execute(LOCK_THREAD_OF_RUNS, (run_ids,))  # the thread first (lock order)
         cur = await conn.execute(ROLLBACK_PENDING if action == "rollback" else CANCEL_PENDING, (run_ids,))
         rows = [dict(r) for r in await cur.fetchall()]
         for thread_id in {r["thread_id"] for r in rows}:
@@ -311,26 +322,32 @@ async def finish(
     error: dict[str, Any] | None,
     update_state: bool,
 ) -> bool:
-    """Mark the run done and summarise the thread, fenced by the lease owner. False if we lost it."""
-    cur = await conn.execute(
-        FINISH,
-        {
-            "run": run_id,
-            "worker": worker_id,
-            "run_status": status,
-            "status": thread_status,
-            "values": Jsonb(values),
-            "interrupts": Jsonb(interrupts),
-            "error": Jsonb(error) if error is not None else None,
-            "upd": update_state,
-        },
-    )
-    return await cur.fetchone() is not None
+    """Mark the run done and summarise the thread, fenced by the lease owner. False if we lost it.
+
+    The thread's row is locked first (LOCK_THREAD_OF_RUNS); both statements go out in one pipeline.
+    """
+    async with conn.pipeline(), conn.transaction():
+        await conn.execute(LOCK_THREAD_OF_RUNS, ([run_id],))
+        cur = await conn.execute(
+            FINISH,
+            {
+                "run": run_id,
+                "worker": worker_id,
+                "run_status": status,
+                "status": thread_status,
+                "values": Jsonb(values),
+                "interrupts": Jsonb(interrupts),
+                "error": Jsonb(error) if error is not None else None,
+                "upd": update_state,
+            },
+        )
+        return await cur.fetchone() is not None
 
 
 async def delete_cancelled(conn: Conn, run_id: uuid.UUID | str, worker_id: str) -> uuid.UUID | None:
     """Rollback: the run disappears (its checkpoints are deleted by the caller)."""
     async with conn.transaction():
+        await conn.execute(LOCK_THREAD_OF_RUNS, ([run_id],))  # the thread first (lock order)
         cur = await conn.execute(DELETE_OWN_RUN, (run_id, worker_id))
         row = await cur.fetchone()
         if row is None:
