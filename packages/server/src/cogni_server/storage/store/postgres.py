@@ -21,7 +21,11 @@ from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
 
 SETUP_LOCK_KEY = 0x73746F72  # "stor": serialises the store's own migrations across instances
-TAKE_SETUP_LOCK = "SELECT pg_advisory_lock(%s)"
+# Polled, never waited on inside the statement: a statement waiting for an advisory lock holds a
+# snapshot, and the holder's set-up (CREATE INDEX CONCURRENTLY waits for every older snapshot) would
+# wait for the waiter: instances started together hung at start-up (as the checkpointer's did).
+TRY_SETUP_LOCK = "SELECT pg_try_advisory_lock(%s) AS locked"
+LOCK_POLL_SECONDS = 0.1
 RELEASE_SETUP_LOCK = "SELECT pg_advisory_unlock(%s)"
 PGVECTOR_STATUS = (
     "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector') AS available,"
@@ -64,7 +68,7 @@ async def open_postgres_store(
     store = CogniPostgresStore(pool, index=index, ttl=ttl)  # type: ignore[arg-type]
     try:
         async with pool.connection() as conn:
-            await conn.execute(TAKE_SETUP_LOCK, (SETUP_LOCK_KEY,))
+            await _take_setup_lock(conn)
             try:
                 if index is not None:
                     await _check_vector_support(conn, int(index["dims"]))
@@ -75,6 +79,15 @@ async def open_postgres_store(
         await store.aclose()
         raise
     return store
+
+
+async def _take_setup_lock(conn: Any) -> None:
+    """Poll the store's set-up lock (see TRY_SETUP_LOCK for why it is never waited on in a statement)."""
+    while True:
+        row = await (await conn.execute(TRY_SETUP_LOCK, (SETUP_LOCK_KEY,))).fetchone()
+        if row["locked"]:
+            return
+        await asyncio.sleep(LOCK_POLL_SECONDS)  # idle between tries: no snapshot held
 
 
 async def _check_vector_support(conn: Any, dims: int) -> None:
