@@ -3,6 +3,8 @@
 # median through the official client and the server's CPU per run, three alternating rounds.
 #   bash bench/ab.sh /path/to/old-checkout /path/to/new-checkout [runs]
 # Each server runs on its own fresh database (dropped at the end), in-memory broker, auth off.
+# AB_ONLY="sequential concurrent tokens" measures those too (default: sequential); the bench's whole
+# row is printed (median, p99, failures, runs/s @32, tok/s, stream tok/s, ttft).
 set -euo pipefail
 OLD=$(cd "$1" && pwd); NEW=$(cd "$2" && pwd); RUNS=${3:-200}
 cd "$(dirname "$0")/.."
@@ -26,8 +28,12 @@ done
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }  # user + system clock ticks (1/100 s) of the server
 for round in 1 2 3; do for n in old new; do
   a=$(cpu "${PID[$n]}")
-  median=$(uv run --frozen python -m bench --no-ours --peer "x=http://127.0.0.1:${PORT[$n]}" --only sequential \
-    --runs "$RUNS" --warmup 20 2>&1 | grep -E "^\| x " | cut -d'|' -f3)
+  only=(); for m in ${AB_ONLY:-sequential}; do only+=(--only "$m"); done
+  row=$(uv run --frozen python -m bench --no-ours --peer "x=http://127.0.0.1:${PORT[$n]}" "${only[@]}" \
+    --runs "$RUNS" --warmup 20 2>&1 | grep -E "^\| x " | head -1)
   b=$(cpu "${PID[$n]}")
-  echo "round $round $n median_ms=$median server_cpu_ms_per_run=$(echo "scale=2; ($b-$a)*10/($RUNS+20)" | bc)"
+  median=$(echo "$row" | cut -d'|' -f3)
+  cpu_line=""; [ "${AB_ONLY:-sequential}" = sequential ] && \
+    cpu_line=" server_cpu_ms_per_run=$(echo "scale=2; ($b-$a)*10/($RUNS+20)" | bc)"
+  echo "round $round $n median_ms=$median$cpu_line row:$row"
 done; done

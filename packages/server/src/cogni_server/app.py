@@ -42,13 +42,16 @@ def api_routers(http: HttpConfig) -> list[APIRouter]:
     As on the reference server, thread runs (``/threads/{id}/runs...``) and crons belong to the runs
     family; the thread-streaming protocol (``/threads/{id}/commands``, its streams) to threads.
     """
-    families: list[tuple[bool, list[APIRouter]]] = [
-        (http.disable_assistants, [assistants.router]),
-        (http.disable_threads, [threads.router, thread_stream.router, thread_ws.router]),
-        (http.disable_runs, [crons.router, runs.router]),
-        (http.disable_store, [store.router]),
+    families: list[tuple[bool, APIRouter]] = [  # the order requests are matched in: the run path first
+        (http.disable_threads, threads.router),
+        (http.disable_runs, runs.router),
+        (http.disable_runs, crons.router),
+        (http.disable_threads, thread_stream.router),
+        (http.disable_threads, thread_ws.router),
+        (http.disable_assistants, assistants.router),
+        (http.disable_store, store.router),
     ]
-    return [router for disabled, routers in families if not disabled for router in routers]
+    return [router for disabled, router in families if not disabled]
 
 
 def create_app(settings: Settings, database_url: str) -> Starlette:

@@ -65,7 +65,7 @@ async def test_starting_a_run_never_deadlocks_with_a_finishing_one(pool: AsyncCo
                 (finished_run, tid, uuid.uuid4(), TENANT),
             )
 
-        async def finish() -> bool:
+        async def finish() -> runs.Finished | None:
             async with pool.connection() as conn:
                 return await runs.finish(
                     conn, finished_run, "w-old", status="success", thread_status="idle", values={},
@@ -92,7 +92,7 @@ async def start_running(pool: AsyncConnectionPool[Any], tid: uuid.UUID, worker: 
     return run_id
 
 
-async def finish_run(pool: AsyncConnectionPool[Any], run_id: uuid.UUID, worker: str) -> bool:
+async def finish_run(pool: AsyncConnectionPool[Any], run_id: uuid.UUID, worker: str) -> runs.Finished | None:
     async with pool.connection() as conn:
         return await runs.finish(
             conn, run_id, worker, status="success", thread_status="idle", values={"done": True},

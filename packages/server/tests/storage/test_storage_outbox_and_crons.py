@@ -54,7 +54,7 @@ async def test_finish_writes_the_outbox_row_in_the_same_statement(pool: AsyncCon
         assert await runs.finish(
             conn, new.run_id, "w2", status="success", thread_status="idle", values={"v": 1},
             interrupts={}, error=None, update_state=True,
-        ) is False  # fmt: skip
+        ) is None  # fmt: skip
         assert await outbox(pool, new.run_id) == []  # a worker that lost the lease writes nothing
         assert await runs.finish(
             conn, new.run_id, "w1", status="error", thread_status="error", values={"v": 2},

@@ -122,6 +122,25 @@ async def test_finish_is_fenced_by_the_lease_owner(pool: AsyncConnectionPool[Any
     assert thread["status"] == "idle" and thread["values"] == {"v": 1}
 
 
+async def test_finish_says_whether_a_run_of_the_thread_waits(pool: AsyncConnectionPool[Any]) -> None:
+    """The executor wakes the workers after a run's end only when this says so (issue 9: no claim
+    round trip after every run), so a run queued behind another must be reported."""
+    args: dict[str, Any] = dict(
+        status="success", thread_status="idle", values={}, interrupts={}, error=None, update_state=True
+    )
+    alone, queued = await make_thread(pool), await make_thread(pool)
+    only = await enqueue(pool, alone)
+    first = await enqueue(pool, queued)
+    await claim(pool, "w")  # one running run per thread: the second of `queued` stays pending
+    second = await enqueue(pool, queued)
+    async with pool.connection() as conn:
+        ended_alone = await runs.finish(conn, only["run_id"], "w", **args)
+        ended_first = await runs.finish(conn, first["run_id"], "w", **args)
+    assert ended_alone is not None and not ended_alone.thread_busy
+    assert ended_first is not None and ended_first.thread_busy
+    assert await status(pool, second["run_id"]) == "pending"
+
+
 async def test_requeue_gives_back_only_own_runs_with_a_new_attempt(pool: AsyncConnectionPool[Any]) -> None:
     run = await enqueue(pool, await make_thread(pool))
     await claim(pool, "drainer")

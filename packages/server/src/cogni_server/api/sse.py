@@ -1,7 +1,9 @@
 """SSE and keep-alive JSON responses fed by the broker.
 
 A pump task copies broker events into a queue so the response can emit ``: heartbeat`` comments on
-idle connections without cancelling the subscription mid-read.
+idle connections without cancelling the subscription mid-read. Events already queued when the
+response writes are written together, as one chunk (a fast run's tokens cost one ASGI send per
+batch, not per event; the bytes on the wire are the same).
 
 The queue is bounded (``SSE_QUEUE_EVENTS``): when a client reads slower than the run publishes, the
 pump stops reading the broker until the client catches up (backpressure), so a slow client costs a
@@ -24,12 +26,14 @@ log = logging.getLogger("cogni_server.api")
 
 _END = object()
 SSE_QUEUE_EVENTS = 256  # events buffered per connection between the broker and a slow client
+SSE_BATCH_EVENTS = 64  # events written in one chunk at most
 
 
 async def _pumped(
     source: AsyncIterator[StreamEvent], heartbeat: float, idle_stop: float | None
-) -> AsyncIterator[StreamEvent | None]:
-    """Yield events, or None when ``heartbeat`` seconds pass without one; stop after ``idle_stop``."""
+) -> AsyncIterator[list[StreamEvent] | None]:
+    """Yield the events queued so far (at least one), or None when ``heartbeat`` seconds pass
+    without one; stop after ``idle_stop``."""
     queue: asyncio.Queue[object] = asyncio.Queue(maxsize=SSE_QUEUE_EVENTS)
 
     async def pump() -> None:
@@ -57,11 +61,18 @@ async def _pumped(
                 yield None
                 continue
             idle = 0.0
+            batch: list[StreamEvent] = []
+            while item is not _END:
+                batch.append(item)  # type: ignore[arg-type]
+                if len(batch) >= SSE_BATCH_EVENTS or queue.empty():
+                    break
+                item = queue.get_nowait()
+            if batch:
+                yield batch
             if item is _END:
                 if task.done() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
                 return
-            yield item  # type: ignore[misc]
     finally:
         task.cancel()
         with contextlib.suppress(BaseException):
@@ -85,11 +96,14 @@ def sse_response(
     async def body() -> AsyncIterator[bytes]:
         finished = False
         try:
-            async for event in _pumped(source, heartbeat, idle_stop):
-                if event is None:
+            async for batch in _pumped(source, heartbeat, idle_stop):
+                if batch is None:
                     yield HEARTBEAT
-                else:
+                elif len(batch) == 1:
+                    event = batch[0]
                     yield encode_sse(event.event, event.data, event.id if event.resumable else None)
+                else:
+                    yield b"".join(encode_sse(e.event, e.data, e.id if e.resumable else None) for e in batch)
             finished = True
         except BrokerUnavailable as exc:  # past COGNI_BROKER_OUTAGE_SECONDS: say so, then end
             log.warning("stream ended: %s", exc)

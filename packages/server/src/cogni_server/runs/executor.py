@@ -218,6 +218,7 @@ class Executor:
         run_id = str(run["run_id"])
         owns_stream = False
         ended = False
+        wake = True  # unless the end is known to leave nothing claimable on the run's thread
         try:
             if outcome.status == "retry":
 
@@ -228,10 +229,10 @@ class Executor:
                 metrics.RUNS_REQUEUED.inc(n)
             else:
 
-                async def record(conn: Conn) -> tuple[bool, bool]:
+                async def record(conn: Conn) -> tuple[bool, bool, bool]:
                     return await self._record_end(conn, run, settings, worker_id, outcome)
 
-                owns_stream, ended = await with_retries(
+                owns_stream, ended, wake = await with_retries(
                     self.pool, record, what=f"recording the end of run {run_id}", limit=END_RETRY_SECONDS
                 )
                 if ended and tracker is not None and self.lifecycle is not None:
@@ -259,23 +260,24 @@ class Executor:
                     await self.broker.end(run_id)
                 except Exception:
                     log.warning("run %s: could not close its stream", run_id, exc_info=True)
-            with contextlib.suppress(Exception):
-                await self.broker.notify_run_pending()
+            if wake:  # a run of the thread waits for this one (a free slot wakes the pool: worker.py)
+                with contextlib.suppress(Exception):
+                    await self.broker.notify_run_pending()
             if outcome.status != "retry":
                 metrics.RUNS_FINISHED.labels(outcome.status).inc()
             metrics.RUN_SECONDS.observe(time.perf_counter() - started)
 
     async def _record_end(
         self, conn: Conn, run: dict[str, Any], settings: RunSettings, worker_id: str, outcome: Outcome
-    ) -> tuple[bool, bool]:
+    ) -> tuple[bool, bool, bool]:
         """Write the run's end, fenced by the lease: (whether the run's stream is ours to close,
-        whether its end is recorded by us). Safe to repeat after a write whose commit is unknown
-        (its connection died)."""
+        whether its end is recorded by us, whether the queue may have work for a worker now).
+        Safe to repeat after a write whose commit is unknown (its connection died)."""
         run_id, thread_id = str(run["run_id"]), str(run["thread_id"])
         if outcome.rolled_back:
             deleted = await run_repo.delete_cancelled(conn, run_id, worker_id)
             await checkpoint_repo.delete_run(conn, thread_id, run_id)
-            return True, deleted is not None
+            return True, deleted is not None, True
         finished = await run_repo.finish(
             conn,
             run_id,
@@ -292,20 +294,20 @@ class Executor:
             if status in run_repo.INFLIGHT:
                 # Our lease lapsed and another worker owns the run now: its stream is theirs.
                 log.warning("run %s: lease lost before finishing; result discarded", run_id)
-                return False, False
+                return False, False, True
             if status is None:
                 if not await thread_repo.exists_any(conn, run["thread_id"]):
                     # The thread was deleted mid-run: drop checkpoints written after the delete.
                     await checkpoint_repo.delete_thread(conn, thread_id)
-                return True, False
+                return True, False, True
             if status != outcome.status:  # ended by someone else (the sweeper gave up on it)
-                return True, False
+                return True, False, True
             # already ended as we would have: an earlier try of this write committed before its
             # connection died
         if settings.temporary:
             await thread_repo.delete_any(conn, run["thread_id"])
             await checkpoint_repo.delete_thread(conn, thread_id)
-        return True, True
+        return True, True, finished is None or finished.thread_busy
 
     async def _refuse(self, run: dict[str, Any], worker_id: str, exc: UnknownRunSettings) -> None:
         """A run whose stored settings this release cannot read ends in error, saying why."""
@@ -313,7 +315,7 @@ class Executor:
         log.error("run %s: %s", run_id, exc)
         error = {"error": "UnknownRunSettings", "message": str(exc)}
 
-        async def record(conn: Conn) -> bool:
+        async def record(conn: Conn) -> run_repo.Finished | None:
             return await run_repo.finish(
                 conn,
                 run_id,

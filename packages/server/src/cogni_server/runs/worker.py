@@ -116,8 +116,12 @@ class WorkerPool:
         except Exception:
             log.exception("run %s crashed in the executor", run_id)
         finally:
+            was_full = len(self._active) + self._reserved >= self.capacity
             self._active.pop(run_id, None)
             metrics.RUNS_ACTIVE.set(len(self._active))
+            if was_full and not self._stopping:  # runs may be waiting for this slot: claim now
+                with contextlib.suppress(Exception):
+                    await self.broker.notify_run_pending()
 
     # -- background loops ----------------------------------------------------------------------
     def start(self) -> None:

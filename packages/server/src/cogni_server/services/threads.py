@@ -38,6 +38,9 @@ async def create(
     async with AsyncExitStack() as graph_in_use:  # a factory's graph stays open until seeded
         seed = await supersteps_service.parse(ctx, supersteps, meta, graph_in_use, tenant) if supersteps else None
         tid = thread_id or uuid.uuid4()
+        if thread_ttl is None and seed is None:  # one statement, autocommit: no BEGIN/COMMIT round trips
+            async with ctx.pool.connection() as conn:
+                return await thread_repo.create(conn, owner=tenant, thread_id=tid, metadata=meta, if_exists=if_exists)
         async with ctx.pool.connection() as conn, conn.transaction():
             created = thread_id is None or not await thread_repo.exists(conn, tenant, tid)
             thread = await thread_repo.create(conn, owner=tenant, thread_id=tid, metadata=meta, if_exists=if_exists)

@@ -102,7 +102,7 @@ FINISH = (
     " interrupts = CASE WHEN %(upd)s THEN %(interrupts)s ELSE t.interrupts END,"
     " error = %(error)s, updated_at = now(),"
     " state_updated_at = CASE WHEN %(upd)s THEN now() ELSE t.state_updated_at END"
-    " FROM r WHERE t.thread_id = r.thread_id RETURNING t.thread_id"
+    " FROM r WHERE t.thread_id = r.thread_id RETURNING t.status"
 )
 DELETE_OWN_RUN = "DELETE FROM runs WHERE run_id = %s AND worker_id = %s RETURNING thread_id"
 REFRESH_THREAD_STATUS = (
@@ -310,6 +310,14 @@ async def inflight(
     return [dict(r) for r in await cur.fetchall()]
 
 
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A run's end as recorded; ``thread_busy``: another run of its thread is pending or running, so
+    the queue has work the end just made claimable (the worker is woken only then)."""
+
+    thread_busy: bool
+
+
 async def finish(
     conn: Conn,
     run_id: uuid.UUID | str,
@@ -321,8 +329,8 @@ async def finish(
     interrupts: dict[str, Any],
     error: dict[str, Any] | None,
     update_state: bool,
-) -> bool:
-    """Mark the run done and summarise the thread, fenced by the lease owner. False if we lost it.
+) -> Finished | None:
+    """Mark the run done and summarise the thread, fenced by the lease owner. None if we lost it.
 
     The thread's row is locked first (LOCK_THREAD_OF_RUNS); both statements go out in one pipeline.
     """
@@ -341,7 +349,8 @@ async def finish(
                 "upd": update_state,
             },
         )
-        return await cur.fetchone() is not None
+        row = await cur.fetchone()
+    return None if row is None else Finished(thread_busy=row["status"] == "busy")
 
 
 async def delete_cancelled(conn: Conn, run_id: uuid.UUID | str, worker_id: str) -> uuid.UUID | None:
