@@ -80,7 +80,13 @@ async def purge_tenant(
     _check_tenant(tenant)
     wait = ctx.settings.purge_stop_seconds if stop_seconds is None else stop_seconds
     patience = 0.0 if resume_only else wait + OWNER_WAIT_MARGIN_SECONDS
-    async with purge_repo.owned(ctx.pool, tenant, wait_seconds=patience) as ownership:
+
+    def busy() -> None:
+        log.info(
+            "purge of tenant %r: another process is working on it; waiting up to %gs for its pass", tenant, patience
+        )
+
+    async with purge_repo.owned(ctx.pool, tenant, wait_seconds=patience, on_busy=busy) as ownership:
         async with ctx.pool.connection() as conn:
             job = await purge_repo.get_job(conn, tenant)
         if not ownership.mine:

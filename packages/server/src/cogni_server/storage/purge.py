@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -180,13 +180,19 @@ class Ownership:
 
 
 @asynccontextmanager
-async def owned(pool: AsyncConnectionPool[Any], tenant: str, *, wait_seconds: float = 0.0) -> AsyncIterator[Ownership]:
+async def owned(
+    pool: AsyncConnectionPool[Any],
+    tenant: str,
+    *,
+    wait_seconds: float = 0.0,
+    on_busy: Callable[[], None] | None = None,
+) -> AsyncIterator[Ownership]:
     """Whether this process may work on the tenant's purge now: a session lock on a connection held
     for the whole pass. A crash (even ``kill -9``) closes the connection, so the lock never outlives
     its owner and the next call or the sweeper takes over at once.
 
-    Held by another process: polled for up to ``wait_seconds`` (no connection is held between tries,
-    no statement waits), then ``mine`` is False."""
+    Held by another process: ``on_busy`` is called once, the lock is polled for up to ``wait_seconds``
+    (no connection is held between tries, no statement waits), then ``mine`` is False."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
     waited = False
@@ -202,6 +208,8 @@ async def owned(pool: AsyncConnectionPool[Any], tenant: str, *, wait_seconds: fl
                 return
         if loop.time() >= deadline:
             break
+        if not waited and on_busy is not None:
+            on_busy()
         waited = True
         await asyncio.sleep(OWNER_POLL_SECONDS)
     yield Ownership(mine=False, waited=waited)
