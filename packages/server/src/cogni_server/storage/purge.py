@@ -176,7 +176,7 @@ async def table_exists(conn: Conn, table: str) -> bool:
 @dataclass(frozen=True)
 class Ownership:
     mine: bool  # this process may work on the tenant's purge now
-    waited: bool  # another process held it first (its pass ended while this one waited, or not)
+    waited: bool  # another process held it at first: this call waited for that process's pass
 
 
 @asynccontextmanager
