@@ -248,6 +248,7 @@ def purge_cmd(
     if not settings.config_path.exists():
         typer.echo(f"error: langgraph.json not found at {settings.config_path} (use --config)", err=True)
         raise typer.Exit(2)
+    _observability(settings.log_level)  # progress and waits are logged to stderr; the result goes to stdout
     _check_redis(settings)
     url, embedded = _database_url(settings)
 

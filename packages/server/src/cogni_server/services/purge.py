@@ -15,7 +15,8 @@ firing or the tenant's own API calls cannot write anything back. One pass:
 
 Only one process works on a tenant's purge at a time (a session lock that dies with its owner, see
 ``storage.purge.owned``); every step is idempotent, so a pass interrupted anywhere is simply
-repeated. Counts add up over all passes.
+repeated. Counts add up over all passes. A caller that finds another process at work waits for its
+pass and answers with the record it leaves (``purge_tenant``): concurrent callers get one answer.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import contextlib
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from cogni_server.errors import Invalid
 from cogni_server.services.context import ServerContext
@@ -35,6 +37,7 @@ from cogni_server.storage.store import tenant_label
 log = logging.getLogger("cogni_server.purge")
 
 POLL_SECONDS = 0.25  # how often a pass looks whether the cancelled runs have stopped
+OWNER_WAIT_MARGIN_SECONDS = 10.0  # a caller waits for another process's pass: its stop window and this
 MAX_TENANT_LENGTH = 1024
 
 
@@ -60,27 +63,52 @@ def _all_tables(counts: Counter[str]) -> dict[str, int]:
     return {table: int(counts.get(table, 0)) for table in purge_repo.TENANT_TABLES}
 
 
-async def purge_tenant(ctx: ServerContext, tenant: str, *, stop_seconds: float | None = None) -> PurgeResult:
+async def purge_tenant(
+    ctx: ServerContext, tenant: str, *, stop_seconds: float | None = None, resume_only: bool = False
+) -> PurgeResult:
     """Run one pass of the tenant's purge (starting the job if needed) and say where it stands.
 
-    Another process working on it right now: its progress so far, ``in_progress``.
+    Another process working on it right now: this call waits for its pass (up to the stop window and
+    ``OWNER_WAIT_MARGIN_SECONDS``). If the purge is done then, that is the answer: the same record and
+    counts as the other caller's, and no second pass. If it is still in progress, this call carries
+    on with a pass of its own. Still busy when the wait ends: ``in_progress`` with the counts so far.
+
+    ``resume_only`` (the sweeper): never waits, and only carries on a purge still in progress once it
+    holds the lock (its list of unfinished purges may be stale: a purge done meanwhile is not run
+    again, so a tenant that started afresh keeps its new data).
     """
     _check_tenant(tenant)
     wait = ctx.settings.purge_stop_seconds if stop_seconds is None else stop_seconds
-    async with purge_repo.owned(ctx.pool, tenant) as mine:
-        if not mine:
-            async with ctx.pool.connection() as conn:
-                job = await purge_repo.get_job(conn, tenant)
-            counts = Counter({k: int(v) for k, v in ((job or {}).get("counts") or {}).items()})
-            return PurgeResult(tenant, "in_progress", _all_tables(counts))
+    patience = 0.0 if resume_only else wait + OWNER_WAIT_MARGIN_SECONDS
+
+    def busy() -> None:
+        log.info(
+            "purge of tenant %r: another process is working on it; waiting up to %gs for its pass", tenant, patience
+        )
+
+    async with purge_repo.owned(ctx.pool, tenant, wait_seconds=patience, on_busy=busy) as ownership:
+        async with ctx.pool.connection() as conn:
+            job = await purge_repo.get_job(conn, tenant)
+        if not ownership.mine:
+            return PurgeResult(tenant, "in_progress", _all_tables(_counts_of(job)))
+        if job is not None and job["status"] == "done" and (ownership.waited or resume_only):
+            log.info("purge of tenant %r: done by another process meanwhile", tenant)
+            return PurgeResult(tenant, "done", _all_tables(_counts_of(job)))
+        if job is None and resume_only:
+            return PurgeResult(tenant, "in_progress", _all_tables(Counter()))
         async with ctx.pool.connection() as conn:
             job = await purge_repo.start_job(conn, tenant, tenant_label(tenant))
-        counts = Counter({k: int(v) for k, v in (job.get("counts") or {}).items()})
+        counts = _counts_of(job)
         done = await _pass(ctx, tenant, counts, wait)
         async with ctx.pool.connection() as conn:
             await purge_repo.end_pass(conn, tenant, dict(counts), done=done)
     log.info("purge of tenant %r: %s %s", tenant, "done" if done else "in progress", dict(counts))
     return PurgeResult(tenant, "done" if done else "in_progress", _all_tables(counts))
+
+
+def _counts_of(job: dict[str, Any] | None) -> Counter[str]:
+    raw = (job or {}).get("counts") or {}
+    return Counter({str(k): int(v) for k, v in raw.items()})
 
 
 async def purge_status(ctx: ServerContext, tenant: str) -> PurgeResult | None:
@@ -90,8 +118,7 @@ async def purge_status(ctx: ServerContext, tenant: str) -> PurgeResult | None:
         job = await purge_repo.get_job(conn, tenant)
     if job is None:
         return None
-    counts = Counter({k: int(v) for k, v in (job.get("counts") or {}).items()})
-    return PurgeResult(tenant, str(job["status"]), _all_tables(counts))
+    return PurgeResult(tenant, str(job["status"]), _all_tables(_counts_of(job)))
 
 
 async def _pass(ctx: ServerContext, tenant: str, counts: Counter[str], wait: float) -> bool:
@@ -183,7 +210,7 @@ class PurgeSweeper:
             tenants = await purge_repo.unfinished(conn)
         done = 0
         for tenant in tenants:
-            result = await purge_tenant(self.ctx, tenant)
+            result = await purge_tenant(self.ctx, tenant, resume_only=True)
             done += result.status == "done"
         return done
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -53,6 +54,10 @@ OTHER_TABLES: dict[str, str] = {
 
 FENCE_SQLSTATE = "P0C01"  # raised by cogni_purge_refuse() (migration 0004)
 LOCK_CLASS = 0x70726700  # "prg": pg_try_advisory_lock(LOCK_CLASS, hashtext(tenant)) = the purge's owner
+# "prgw": the fenced writes hold it shared on their tenant or store label (migration 0005); a purge's
+# start holds it exclusively, so it waits for the writes in flight and the writes after it see the job
+WRITES_LOCK_CLASS = 0x70726777
+OWNER_POLL_SECONDS = 0.1  # how often a caller looks whether another process's pass has ended
 BATCH = 500  # threads (with their runs and checkpoints) per transaction
 
 # -- the job -----------------------------------------------------------------------------------
@@ -69,6 +74,10 @@ FINISH_JOB = (
 )
 END_PASS = "UPDATE tenant_purges SET counts = %s, passes = passes + 1, updated_at = now() WHERE tenant = %s"
 UNFINISHED = "SELECT tenant FROM tenant_purges WHERE status = 'in_progress' ORDER BY updated_at LIMIT %s"
+LOCK_WRITES = (
+    "SELECT pg_advisory_xact_lock(%(class)s, hashtext(%(tenant)s)),"
+    " pg_advisory_xact_lock(%(class)s, hashtext(%(label)s))"
+)
 TRY_LOCK = "SELECT pg_try_advisory_lock(%s, hashtext(%s)) AS locked"
 UNLOCK = "SELECT pg_advisory_unlock(%s, hashtext(%s))"
 
@@ -164,26 +173,58 @@ async def table_exists(conn: Conn, table: str) -> bool:
 
 
 # -- the job -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Ownership:
+    mine: bool  # this process may work on the tenant's purge now
+    waited: bool  # another process held it at first: this call waited for that process's pass
+
+
 @asynccontextmanager
-async def owned(pool: AsyncConnectionPool[Any], tenant: str) -> AsyncIterator[bool]:
+async def owned(
+    pool: AsyncConnectionPool[Any],
+    tenant: str,
+    *,
+    wait_seconds: float = 0.0,
+    on_busy: Callable[[], None] | None = None,
+) -> AsyncIterator[Ownership]:
     """Whether this process may work on the tenant's purge now: a session lock on a connection held
     for the whole pass. A crash (even ``kill -9``) closes the connection, so the lock never outlives
-    its owner and the next call or the sweeper takes over at once."""
-    async with pool.connection() as conn:
-        cur = await conn.execute(TRY_LOCK, (LOCK_CLASS, tenant))
-        row = await cur.fetchone()
-        locked = bool(row and row["locked"])
-        try:
-            yield locked
-        finally:
-            if locked:
-                await conn.execute(UNLOCK, (LOCK_CLASS, tenant))
+    its owner and the next call or the sweeper takes over at once.
+
+    Held by another process: ``on_busy`` is called once, the lock is polled for up to ``wait_seconds``
+    (no connection is held between tries, no statement waits), then ``mine`` is False."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    waited = False
+    while True:
+        async with pool.connection() as conn:
+            cur = await conn.execute(TRY_LOCK, (LOCK_CLASS, tenant))
+            row = await cur.fetchone()
+            if row and row["locked"]:
+                try:
+                    yield Ownership(mine=True, waited=waited)
+                finally:
+                    await conn.execute(UNLOCK, (LOCK_CLASS, tenant))
+                return
+        if loop.time() >= deadline:
+            break
+        if not waited and on_busy is not None:
+            on_busy()
+        waited = True
+        await asyncio.sleep(OWNER_POLL_SECONDS)
+    yield Ownership(mine=False, waited=waited)
 
 
 async def start_job(conn: Conn, tenant: str, store_label: str) -> dict[str, Any]:
-    """Record the purge as in progress (the fence is up from the commit on); returns the job."""
-    cur = await conn.execute(START_JOB, (tenant, store_label))
-    row = await cur.fetchone()
+    """Record the purge as in progress (the fence is up from the commit on); returns the job.
+
+    First the tenant's writes in flight are waited for (they hold the writes lock shared until they
+    commit, migration 0005): the pass that follows sees every row they wrote, and every write after
+    the commit is refused."""
+    async with conn.transaction():
+        await conn.execute(LOCK_WRITES, {"class": WRITES_LOCK_CLASS, "tenant": tenant, "label": store_label})
+        cur = await conn.execute(START_JOB, (tenant, store_label))
+        row = await cur.fetchone()
     assert row is not None
     return dict(row)
 
