@@ -1,15 +1,11 @@
-"""Execute one claimed run: stream the graph, publish wire events, honour cancellation, record the end.
-
-The database is updated before the broker stream ends, so a client that sees the stream close and
-asks for the run already reads its final status.
+"""Execute one claimed run: stream the graph, publish wire events, honour cancellation; the end is
+recorded by ``runs.ending``.
 
 Every way an attempt can go wrong still ends it (issue 12):
 - a failure outside the graph (the broker unreachable past its outage limit on the first event)
   ends the run in ``error``, never leaves it ``running``;
 - a transient database error inside the graph (a checkpoint write on a connection that died) gives
   the run back to the queue for another attempt (up to ``COGNI_MAX_ATTEMPTS``) instead of failing it;
-- the end is written with retries on transient errors; if it still cannot be written the row is
-  left to the sweeper (the heartbeat no longer renews it), which retries the run;
 - a run whose lease another worker took (``abandon``) stops without finishing: row and stream
   belong to the new owner;
 - cancelled (the drain), the graph is stopped and awaited before the run is handed back.
@@ -21,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from langgraph._internal._constants import CONFIG_KEY_RUNTIME
@@ -29,43 +24,20 @@ from langgraph.errors import GraphInterrupt
 from langgraph.runtime import Runtime
 from psycopg_pool import AsyncConnectionPool
 
-from cogni_server import metrics
 from cogni_server.graphs import GraphRegistry
 from cogni_server.runs import tracing as run_tracing
+from cogni_server.runs.ending import Outcome, RunEnding
 from cogni_server.runs.inputs import build_command, run_config
 from cogni_server.runs.lifecycle import RunLifecycle, RunTracker
 from cogni_server.runs.protocol import run_v3
 from cogni_server.runs.settings import RunSettings, UnknownRunSettings, load_run_settings
 from cogni_server.runs.stream_modes import ChunkRouter, langgraph_modes, split_ns
 from cogni_server.serde import dumps, to_jsonable
-from cogni_server.storage import checkpoints as checkpoint_repo
-from cogni_server.storage import queue as queue_repo
-from cogni_server.storage import runs as run_repo
-from cogni_server.storage import threads as thread_repo
-from cogni_server.storage.pool import Conn, is_transient, with_retries
+from cogni_server.storage.pool import is_transient
 from cogni_server.storage.store import StoreBackend
 from cogni_server.streaming import StreamBroker
 
 log = logging.getLogger("cogni_server.runs")
-
-END_RETRY_SECONDS = 60.0  # how long the end of a run is retried through a database outage
-
-
-@dataclass
-class Outcome:
-    status: str  # success | error | interrupted | timeout | retry (back to the queue, next attempt)
-    thread_status: str
-    values: Any
-    interrupts: dict[str, Any]
-    error: dict[str, Any] | None
-    rolled_back: bool = False
-    cancelled: str | None = None  # the control action that stopped the run (thread-stream lifecycle)
-
-
-class RunCancelled(Exception):
-    def __init__(self, action: str) -> None:
-        super().__init__(action)
-        self.action = action
 
 
 async def _stop(task: asyncio.Future[Any]) -> None:
@@ -97,6 +69,7 @@ class Executor:
         self.run_timeout = run_timeout  # seconds per attempt; 0 = no limit
         self.lifecycle = lifecycle  # the thread-streaming event log's root lifecycle (None: off)
         self.max_attempts = max_attempts
+        self.ending = RunEnding(pool=pool, broker=broker, lifecycle=lifecycle)
         self._leases: dict[str, asyncio.Future[None]] = {}  # runs whose graph is executing here
 
     def abandon(self, run_id: str) -> bool:
@@ -112,7 +85,7 @@ class Executor:
         try:
             settings = load_run_settings(run["kwargs"])
         except UnknownRunSettings as exc:
-            await self._refuse(run, worker_id, exc)
+            await self.ending.refuse(run, worker_id, exc)
             return
         with run_tracing.observe(run, settings.trace_carrier):  # log lines carry the run's ids; spans if tracing
             await self._execute(run, settings, worker_id)
@@ -136,7 +109,7 @@ class Executor:
         if outcome is None:
             log.warning("run %s: its lease is no longer ours; stopped without finishing it", run_id)
             return
-        end = asyncio.ensure_future(self._end(run, settings, worker_id, outcome, started, tracker))
+        end = asyncio.ensure_future(self.ending.end(run, settings, worker_id, outcome, started, tracker))
         try:
             await asyncio.shield(end)
         except asyncio.CancelledError:  # the drain: a run half-ended (row done, stream open) helps nobody
@@ -204,143 +177,6 @@ class Executor:
             log.warning("run %s: transient database error (%s); the run is retried", run["run_id"], exc)
             return Outcome("retry", "busy", None, {}, None)
         return Outcome("error", "error", None, {}, {"error": type(exc).__name__, "message": str(exc)})
-
-    async def _end(
-        self,
-        run: dict[str, Any],
-        settings: RunSettings,
-        worker_id: str,
-        outcome: Outcome,
-        started: float,
-        tracker: RunTracker | None,
-    ) -> None:
-        """Record the outcome (or give the run back for a retry), then close the streams if they are ours."""
-        run_id = str(run["run_id"])
-        owns_stream = False
-        ended = False
-        wake = True  # unless the end is known to leave nothing claimable on the run's thread
-        try:
-            if outcome.status == "retry":
-
-                async def requeue(conn: Conn) -> int:
-                    return await queue_repo.requeue(conn, [run_id], worker_id)
-
-                n = await with_retries(self.pool, requeue, what=f"re-queueing run {run_id}", limit=END_RETRY_SECONDS)
-                metrics.RUNS_REQUEUED.inc(n)
-            else:
-
-                async def record(conn: Conn) -> tuple[bool, bool, bool]:
-                    return await self._record_end(conn, run, settings, worker_id, outcome)
-
-                owns_stream, ended, wake = await with_retries(
-                    self.pool, record, what=f"recording the end of run {run_id}", limit=END_RETRY_SECONDS
-                )
-                if ended and tracker is not None and self.lifecycle is not None:
-                    # The thread stream's terminal, queued right after the commit (before another run of
-                    # the thread can be claimed and begin), so each run's events stay contiguous.
-                    try:
-                        self.lifecycle.finish(
-                            tracker,
-                            status=outcome.status,
-                            error=outcome.error,
-                            cancelled=outcome.cancelled,
-                            interrupts=outcome.interrupts,
-                        )
-                    except Exception:
-                        ended = False
-                        log.exception("run %s: could not write its thread-stream terminal", run_id)
-        except Exception:
-            log.exception("run %s: could not record its end; the sweeper retries it once its lease lapses", run_id)
-        finally:
-            if ended and self.lifecycle is not None:
-                with contextlib.suppress(Exception):  # written before the v1 stream ends
-                    await self.lifecycle.log.flush()
-            if owns_stream:
-                try:
-                    await self.broker.end(run_id)
-                except Exception:
-                    log.warning("run %s: could not close its stream", run_id, exc_info=True)
-            if wake:  # a run of the thread waits for this one (a free slot wakes the pool: worker.py)
-                with contextlib.suppress(Exception):
-                    await self.broker.notify_run_pending()
-            if outcome.status != "retry":
-                metrics.RUNS_FINISHED.labels(outcome.status).inc()
-            metrics.RUN_SECONDS.observe(time.perf_counter() - started)
-
-    async def _record_end(
-        self, conn: Conn, run: dict[str, Any], settings: RunSettings, worker_id: str, outcome: Outcome
-    ) -> tuple[bool, bool, bool]:
-        """Write the run's end, fenced by the lease: (whether the run's stream is ours to close,
-        whether its end is recorded by us, whether the queue may have work for a worker now).
-        Safe to repeat after a write whose commit is unknown (its connection died)."""
-        run_id, thread_id = str(run["run_id"]), str(run["thread_id"])
-        if outcome.rolled_back:
-            deleted = await run_repo.delete_cancelled(conn, run_id, worker_id)
-            await checkpoint_repo.delete_run(conn, thread_id, run_id)
-            return True, deleted is not None, True
-        finished = await run_repo.finish(
-            conn,
-            run_id,
-            worker_id,
-            status=outcome.status,
-            thread_status=outcome.thread_status,
-            values=outcome.values,
-            interrupts=outcome.interrupts,
-            error=outcome.error,
-            update_state=outcome.values is not None,
-        )
-        if not finished:
-            status = await run_repo.status_of(conn, run_id)
-            if status in run_repo.INFLIGHT:
-                # Our lease lapsed and another worker owns the run now: its stream is theirs.
-                log.warning("run %s: lease lost before finishing; result discarded", run_id)
-                return False, False, True
-            if status is None:
-                if not await thread_repo.exists_any(conn, run["thread_id"]):
-                    # The thread was deleted mid-run: drop checkpoints written after the delete.
-                    await checkpoint_repo.delete_thread(conn, thread_id)
-                return True, False, True
-            if status != outcome.status:  # ended by someone else (the sweeper gave up on it)
-                return True, False, True
-            # already ended as we would have: an earlier try of this write committed before its
-            # connection died
-        if settings.temporary:
-            await thread_repo.delete_any(conn, run["thread_id"])
-            await checkpoint_repo.delete_thread(conn, thread_id)
-        return True, True, finished is None or finished.thread_busy
-
-    async def _refuse(self, run: dict[str, Any], worker_id: str, exc: UnknownRunSettings) -> None:
-        """A run whose stored settings this release cannot read ends in error, saying why."""
-        run_id = str(run["run_id"])
-        log.error("run %s: %s", run_id, exc)
-        error = {"error": "UnknownRunSettings", "message": str(exc)}
-
-        async def record(conn: Conn) -> run_repo.Finished | None:
-            return await run_repo.finish(
-                conn,
-                run_id,
-                worker_id,
-                status="error",
-                thread_status="error",
-                values=None,
-                interrupts={},
-                error=error,
-                update_state=False,
-            )
-
-        try:
-            with contextlib.suppress(Exception):
-                await self.broker.publish(run_id, "error", dumps(error), thread_id=str(run["thread_id"]))
-            await with_retries(self.pool, record, what=f"refusing run {run_id}", limit=END_RETRY_SECONDS)
-        finally:
-            if self.lifecycle is not None:  # thread stream: the run never ran, it still ends
-                with contextlib.suppress(Exception):
-                    await self.lifecycle.ended_without_running(
-                        str(run["thread_id"]), run_id, error=str(exc), code="refused", deferred=False
-                    )
-            with contextlib.suppress(Exception):
-                await self.broker.end(run_id)
-            metrics.RUNS_FINISHED.labels("error").inc()
 
     def _graph(
         self, run: dict[str, Any], config: dict[str, Any], access_context: str, context: Any = None
