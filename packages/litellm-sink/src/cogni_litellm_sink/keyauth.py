@@ -1,4 +1,4 @@
-"""LiteLLM's custom auth for per-account keys: `general_settings.custom_auth: cogni_litellm_sink.keyauth.user_api_key_auth`.
+"""LiteLLM's custom auth for per-account keys (`general_settings.custom_auth`, see `AUTH_FUNCTION`).
 
 The app mints one LiteLLM key per billing account (`sk-cogni-<account, base64url>.<secret>`) and stores
 only its SHA-256 in its table `llm_keys` (app migration 0004). This hook looks the presented key's hash up

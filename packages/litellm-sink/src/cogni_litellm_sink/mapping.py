@@ -84,7 +84,7 @@ def _metadata(value: Any) -> dict[str, Any]:
     return {}
 
 
-def _key_fields(metadata: Mapping[str, Any]) -> dict[str, str | None]:
+def _key_fields(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """The key LiteLLM's auth resolved for the call: its hash (never the key), alias and user (the account)."""
     return {
         "key_hash": _text(metadata.get("user_api_key_hash")),

@@ -30,6 +30,7 @@ from cogni_litellm_sink.config import (
     proxy_config,
     write_proxy_config,
 )
+from cogni_litellm_sink.keyauth import KEYS_DATABASE_URL_ENV
 from cogni_litellm_sink.processes import log_tail, stop_process_group, wait_for_http_ok
 from cogni_litellm_sink.venv import (
     DEFAULT_LITELLM_VERSION,
@@ -38,7 +39,6 @@ from cogni_litellm_sink.venv import (
     litellm_version,
     venv_bin,
 )
-from cogni_litellm_sink.keyauth import KEYS_DATABASE_URL_ENV
 from cogni_litellm_sink.writer import DATABASE_URL_ENV
 
 __all__ = [

@@ -49,7 +49,9 @@ async def list_llm_keys(account_id: str, runtime: Runtime) -> dict[str, Any]:
 
 
 @admin_router.post("/accounts/{account_id}/llm-keys", status_code=201)
-async def mint_llm_key(account_id: str, runtime: Runtime, response: Response, body: MintLlmKey | None = None) -> dict[str, Any]:
+async def mint_llm_key(
+    account_id: str, runtime: Runtime, response: Response, body: MintLlmKey | None = None
+) -> dict[str, Any]:
     """A new key for the account, shown this once."""
     limits = body or MintLlmKey()
     issued = await runtime.services.llm_keys.mint(account_id, rpm_limit=limits.rpm_limit, tpm_limit=limits.tpm_limit)

@@ -15,9 +15,9 @@ from cogni_app.billing.errors import (
     UnknownLlmKeyId,
 )
 from cogni_app.billing.estimate import estimate_credits
-from cogni_app.billing.llm_keys import LlmKeyDeriver, LlmKeyRecord, LlmKeys
 from cogni_app.billing.holds import CreditHolds, Hold
 from cogni_app.billing.ledger import Ledger, Provenance
+from cogni_app.billing.llm_keys import LlmKeyDeriver, LlmKeyRecord, LlmKeys
 from cogni_app.billing.types import Account, ApiKeyPrincipal, CommitResult, VirtualKey
 
 __all__ = [

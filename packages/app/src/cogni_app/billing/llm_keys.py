@@ -104,7 +104,9 @@ class LlmKeys:
             raise LlmKeysUnavailable("per-account LLM keys need COGNI_LLM_KEY_SECRET")
         return self._deriver
 
-    def _new(self, account_id: str, rpm: int | None, tpm: int | None, replaces: str | None) -> tuple[dict[str, Any], str]:
+    def _new(
+        self, account_id: str, rpm: int | None, tpm: int | None, replaces: str | None
+    ) -> tuple[dict[str, Any], str]:
         key_id = str(uuid.uuid4())
         plaintext = self._derive().plaintext(key_id, account_id)
         params = {"id": key_id, "account": account_id, "hash": key_hash(plaintext),

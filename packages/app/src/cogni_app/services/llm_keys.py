@@ -30,7 +30,9 @@ class LlmKeyService:
     async def list_keys(self, account_id: str) -> list[LlmKeyRecord]:
         return await self._keys.list_for_account(account_id)
 
-    async def mint(self, account_id: str, *, rpm_limit: int | None = None, tpm_limit: int | None = None) -> IssuedLlmKey:
+    async def mint(
+        self, account_id: str, *, rpm_limit: int | None = None, tpm_limit: int | None = None
+    ) -> IssuedLlmKey:
         key, plaintext = await self._keys.mint(account_id, rpm_limit=rpm_limit, tpm_limit=tpm_limit)
         log.info("llm_key_minted", key_id=key.id, billing_account_id=key.billing_account_id, prefix=key.prefix)
         return IssuedLlmKey(key=key, llm_key=plaintext)

@@ -14,7 +14,6 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import SecretStr
 
 from cogni_ai_core import LLM_KEY_CONFIGURABLE
-
 from cogni_graphs.llm.model import LiteLLMChatModel
 from cogni_graphs.run_config import configurable_of, run_config_of
 from cogni_graphs.settings import LlmSettings

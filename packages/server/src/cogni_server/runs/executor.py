@@ -29,6 +29,7 @@ from langgraph.errors import GraphInterrupt
 from langgraph.runtime import Runtime
 from psycopg_pool import AsyncConnectionPool
 
+from cogni_ai_core import LLM_KEY_CONFIGURABLE
 from cogni_server import metrics
 from cogni_server.graphs import GraphRegistry
 from cogni_server.runs import tracing as run_tracing
@@ -40,9 +41,11 @@ from cogni_server.runs.stream_modes import ChunkRouter, langgraph_modes, split_n
 from cogni_server.serde import dumps, to_jsonable
 from cogni_server.storage import checkpoints as checkpoint_repo
 from cogni_server.storage import queue as queue_repo
+from cogni_server.storage import run_secrets
 from cogni_server.storage import runs as run_repo
 from cogni_server.storage import threads as thread_repo
 from cogni_server.storage.pool import Conn, is_transient, with_retries
+from cogni_server.storage.run_secrets import SecretBox
 from cogni_server.storage.store import StoreBackend
 from cogni_server.streaming import StreamBroker
 
@@ -60,6 +63,10 @@ class Outcome:
     error: dict[str, Any] | None
     rolled_back: bool = False
     cancelled: str | None = None  # the control action that stopped the run (thread-stream lifecycle)
+
+
+class RunKeyMissing(Exception):
+    """A run created with a per-account LLM key whose key cannot be had: it fails rather than use the shared key."""
 
 
 class RunCancelled(Exception):
@@ -88,8 +95,10 @@ class Executor:
         store: StoreBackend | None = None,
         max_attempts: int = 3,
         lifecycle: RunLifecycle | None = None,
+        secrets: SecretBox | None = None,
     ) -> None:
         self.pool = pool
+        self.secrets = secrets  # COGNI_SECRETS_KEY: opens the LLM key of a run that was given one
         self.store = store  # graphs see the run owner's view of it (store param, get_store(), runtime.store)
         self.checkpointer = checkpointer
         self.registry = registry
@@ -353,10 +362,22 @@ class Executor:
             context=context,
         )
 
+    async def _llm_key(self, run: dict[str, Any]) -> str:
+        """The run's per-account LLM key, opened from run_secrets; a run given a key never runs without it."""
+        async with self.pool.connection() as conn:
+            sealed = await run_secrets.load(conn, run["run_id"])
+        if sealed is None:
+            raise RunKeyMissing(f"run {run['run_id']} was created with an LLM key, but its stored key is gone")
+        if self.secrets is None:
+            raise RunKeyMissing(f"run {run['run_id']} has an LLM key, but this server has no COGNI_SECRETS_KEY")
+        return self.secrets.open(sealed)
+
     async def _stream(
         self, run: dict[str, Any], settings: RunSettings, publish: Any, tracker: RunTracker | None = None
     ) -> ChunkRouter | RunTracker:
         config = run_tracing.with_graph_spans(run_config(run, settings))
+        if settings.llm_key:  # `__`-prefixed: LangGraph copies it into no checkpoint or run metadata
+            config["configurable"][LLM_KEY_CONFIGURABLE] = await self._llm_key(run)
         async with self._graph(run, config, "threads.create_run", settings.context or None) as graph:
             return await self._stream_graph(graph, config, run, settings, publish, tracker)
 
