@@ -26,6 +26,12 @@ class DatabaseSettings(BaseSettings):
     database_url: str = Field(description="App database (accounts, ledger, receipts). Required.")
 
 
+class LlmKeySettings(DatabaseSettings):
+    """What `cogni-app llm-keys` needs: DATABASE_URL and, to mint or rotate, COGNI_LLM_KEY_SECRET."""
+
+    cogni_llm_key_secret: SecretStr | None = None
+
+
 class AppSettings(DatabaseSettings):
     """Every knob of `cogni-app serve`; names are the environment variables (case-insensitive)."""
 
