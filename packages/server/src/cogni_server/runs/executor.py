@@ -37,7 +37,7 @@ from cogni_server.runs.inputs import build_command, run_config
 from cogni_server.runs.lifecycle import RunLifecycle, RunTracker
 from cogni_server.runs.protocol import run_v3
 from cogni_server.runs.settings import RunSettings, UnknownRunSettings, load_run_settings
-from cogni_server.runs.stream_modes import ChunkRouter, langgraph_modes, split_ns
+from cogni_server.runs.stream_modes import ChunkRouter, drop_llm_key, langgraph_modes, split_ns
 from cogni_server.serde import dumps, to_jsonable
 from cogni_server.storage import checkpoints as checkpoint_repo
 from cogni_server.storage import queue as queue_repo
@@ -160,6 +160,8 @@ class Executor:
         resumable = settings.stream_resumable
 
         async def publish(event: str, data: bytes) -> None:
+            if settings.llm_key:  # the key never leaves in an event (checkpoints and debug show the config)
+                data = drop_llm_key(data)
             await self.broker.publish(run_id, event, data, resumable=resumable, thread_id=thread_id)
 
         await publish("metadata", dumps({"run_id": run_id, "attempt": run["attempt"]}))
