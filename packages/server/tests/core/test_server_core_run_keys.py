@@ -61,3 +61,15 @@ def test_a_bad_secrets_key_stops_the_server_at_start(monkeypatch: pytest.MonkeyP
 def test_configurable_headers_never_copy_the_key() -> None:
     everything = HeaderFilter.of(["*"], [])
     assert everything.pick({"X-Cogni-LLM-Key": KEY, "X-User-Id": "u"}) == {"x-user-id": "u"}
+
+
+def test_events_of_a_keyed_run_lose_the_key_and_keep_everything_else() -> None:
+    from cogni_server.runs.stream_modes import drop_llm_key
+    from cogni_server.serde import dumps
+
+    event = {"config": {"configurable": {"thread_id": "t", "__cogni_llm_key": KEY}}, "next": [], "values": {"a": 1}}
+    cleaned = drop_llm_key(dumps(event))
+    assert KEY.encode() not in cleaned
+    assert cleaned == dumps({"config": {"configurable": {"thread_id": "t"}}, "next": [], "values": {"a": 1}})
+    untouched = dumps({"values": {"text": "no key here"}})
+    assert drop_llm_key(untouched) is untouched
