@@ -211,6 +211,11 @@ def test_a_key_of_another_tenant_is_refused(stack: Stack) -> None:
     assert other_key not in refused.text
     malformed = _direct_run(stack, mine, my_vkey, "sk-not-ours", "Hello")
     assert malformed.status_code == 422, malformed.text
+    token = ServiceTokenMinter(JWT_SECRET, audience=AUDIENCE, ttl_seconds=300).mint(mine)
+    elsewhere = httpx.post(  # a route that creates no run would ignore the key: refused instead
+        f"{stack.server_url}/threads", json={}, headers={"Authorization": f"Bearer {token}", LLM_KEY_HEADER: other_key}
+    )
+    assert elsewhere.status_code == 422 and LLM_KEY_HEADER in elsewhere.text
 
 
 def test_a_revoked_key_fails_the_servers_run_with_an_llm_key_rejected_error_event(stack: Stack) -> None:

@@ -59,22 +59,20 @@ def llm_keys(settings: AppSettings, db: AppDatabase) -> LlmKeys:
 
 def build_executor(settings: AppSettings, db: AppDatabase) -> tuple[ExecutorRouter, list[LangGraphServerProvider]]:
     """Only the providers some route names are built (the in-process one imports the graphs); in-process
-    conversations are checkpointed in the app database. Runs on the Agent Server carry the account's LiteLLM
-    key when per-account keys are on."""
+    conversations are checkpointed in the app database. Runs (in-process and on the Agent Server) use the
+    account's LiteLLM key when per-account keys are on."""
     routes = settings.executor_routes()
     providers: dict[str, GraphProvider] = {}
     closers: list[LangGraphServerProvider] = []
+    keys = llm_keys(settings, db)
+    key_for_run = keys.key_for_run if keys.enabled else None
     if "inproc" in routes.values():
-        providers["inproc"] = InProcProvider(checkpointer=postgres_checkpointer(db))
+        providers["inproc"] = InProcProvider(checkpointer=postgres_checkpointer(db), llm_key=key_for_run)
     if "server" in routes.values():
         tokens = service_tokens(settings)
         assert tokens is not None  # enforced by AppSettings
-        keys = llm_keys(settings, db)
         server = LangGraphServerProvider(
-            settings.langgraph_server_url,
-            tokens=tokens,
-            ssl_context=server_tls(settings),
-            llm_key=keys.key_for_run if keys.enabled else None,
+            settings.langgraph_server_url, tokens=tokens, ssl_context=server_tls(settings), llm_key=key_for_run
         )
         providers["server"] = server
         closers.append(server)

@@ -73,3 +73,34 @@ def test_events_of_a_keyed_run_lose_the_key_and_keep_everything_else() -> None:
     assert cleaned == dumps({"config": {"configurable": {"thread_id": "t"}}, "next": [], "values": {"a": 1}})
     untouched = dumps({"values": {"text": "no key here"}})
     assert drop_llm_key(untouched) is untouched
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("POST", "/threads/5f0c/runs", 200),
+        ("POST", "/threads/5f0c/runs/stream", 200),
+        ("POST", "/runs/wait", 200),
+        ("POST", "/runs/batch", 200),
+        ("POST", "/threads", 422),
+        ("POST", "/runs/crons", 422),
+        ("POST", "/threads/5f0c/commands", 422),
+        ("GET", "/threads/5f0c/runs", 422),
+    ],
+)
+async def test_the_key_header_is_refused_where_no_run_is_created(method: str, path: str, status: int) -> None:
+    import httpx
+    from starlette.types import Receive, Scope, Send
+
+    from cogni_server.api.middleware import LlmKeyOnlyOnRunCreation
+
+    async def ok(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    transport = httpx.ASGITransport(app=LlmKeyOnlyOnRunCreation(ok))
+    async with httpx.AsyncClient(transport=transport, base_url="http://server") as client:
+        with_key = await client.request(method, path, headers={"X-Cogni-LLM-Key": KEY})
+        without = await client.request(method, path)
+    assert (with_key.status_code, without.status_code) == (status, 200)
+    assert KEY not in with_key.text

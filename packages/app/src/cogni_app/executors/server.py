@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any, cast
 
 import httpx
@@ -27,7 +27,7 @@ from langgraph_sdk.schema import Config, StreamMode
 from cogni_ai_core import LLM_KEY_HEADER, ExecutorType, parse_graph_id
 from cogni_app.executors.catalog import AgentCatalogUnavailable, AgentDescriptor, catalog_descriptor
 from cogni_app.executors.driver import drive
-from cogni_app.executors.port import GraphRunRequest, GraphRunResult
+from cogni_app.executors.port import GraphRunRequest, GraphRunResult, LlmKeyOf
 from cogni_app.executors.tracing import executor_span, request_context
 from cogni_app.executors.translate import StreamTranslator
 from cogni_app.service_auth import ServiceTokenMinter
@@ -36,8 +36,6 @@ STREAM_MODES: list[StreamMode] = ["messages-tuple", "updates", "custom"]
 SYSTEM_ASSISTANTS = {"created_by": "system"}
 SEARCH_PAGE = 100
 Describe = Callable[[str], AgentDescriptor | None]
-LlmKeyOf = Callable[[str], Awaitable[str | None]]
-"""The LiteLLM key a run of the billing account sends (None: the server's shared key)."""
 
 
 class LangGraphServerProvider:
