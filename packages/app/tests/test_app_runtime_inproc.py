@@ -147,7 +147,7 @@ async def test_the_accounts_llm_key_reaches_the_graph_but_not_its_checkpoints() 
             async with db.pool.connection() as conn:
                 rows = []
                 for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
-                    cur = await conn.execute(f"SELECT row_to_json(t)::text AS j FROM {table} t")  # noqa: S608
+                    cur = await conn.execute(f"SELECT row_to_json(t)::text AS j FROM {table} t")
                     rows += [r["j"] for r in await cur.fetchall()]
             assert rows and not any(key in row or key.encode().hex() in row for row in rows)
         finally:
