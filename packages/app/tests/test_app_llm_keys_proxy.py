@@ -159,3 +159,37 @@ async def test_the_reconciler_bills_the_keys_account_whatever_user_the_request_n
     receipts = await ledger.receipts_for_run(run_id)
     assert [r["billing_account_id"] for r in receipts] == [holder]
     assert await ledger.balance(victim) == 10_000_000
+
+
+async def test_the_hooks_lookup_reads_the_table_read_only_and_outlives_a_dropped_connection() -> None:
+    """The proxy's lookup (cogni_litellm_sink.keyauth.KeyLookup) against the app's table, without the proxy."""
+    import psycopg
+
+    from cogni_litellm_sink.keyauth import KeyLookup
+
+    with fresh_database("cogni_app_llm_keys_lookup") as url:
+        await migrate(url)
+        database = AppDatabase(url, min_size=1, max_size=2)
+        await database.open()
+        try:
+            keys = LlmKeys(database, LlmKeyDeriver(SECRET))
+            account = await new_account(database)
+            record, key = await keys.mint(account, rpm_limit=3, tpm_limit=None)
+            lookup = KeyLookup(url)
+            row = await lookup(key)
+            assert row is not None and (row["id"], row["billing_account_id"], row["rpm_limit"]) == (
+                record.id,
+                account,
+                3,
+            )
+            assert await lookup(key + "x") is None
+            await keys.revoke(record.id)
+            with psycopg.connect(url, autocommit=True) as admin:  # the database drops every other connection
+                dropped = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ).fetchone()
+            assert dropped is not None and dropped[0] >= 1
+            assert await lookup(key) is None  # revoked: seen at once, through a fresh connection
+        finally:
+            await database.close()

@@ -68,20 +68,76 @@ def key_alias(key_id: str) -> str:
     return f"llm-key:{key_id}"
 
 
-async def lookup(plaintext: str, database_url: str | None = None) -> dict[str, Any] | None:
-    """The active key row for `plaintext` (id, account, limits), or None; read-only, bounded in time."""
-    url = database_url or os.environ.get(KEYS_DATABASE_URL_ENV)
-    if not url:
-        raise RuntimeError(f"{KEYS_DATABASE_URL_ENV} is not set: per-account keys cannot be checked")
-    async with asyncio.timeout(LOOKUP_TIMEOUT):
-        conn = await psycopg.AsyncConnection.connect(url, connect_timeout=int(LOOKUP_TIMEOUT), row_factory=dict_row)
-        try:
-            async with conn.transaction():
-                await conn.execute("SET TRANSACTION READ ONLY")
-                cur = await conn.execute(LOOKUP_KEY, {"hash": key_hash(plaintext)})
-                return await cur.fetchone()
-        finally:
-            await conn.close()
+class KeyLookup:
+    """Looks keys up on a few reused connections (at most `max_idle` kept idle), each lookup in its own
+    READ ONLY transaction; a connection that failed is dropped. No cache of answers: a revocation committed in
+    the app is what the next lookup sees."""
+
+    def __init__(self, database_url: str | None = None, *, max_idle: int = 4) -> None:
+        self._explicit_url = database_url
+        self._max_idle = max_idle
+        self._idle: list[psycopg.AsyncConnection[dict[str, Any]]] = []
+        self._pid = 0
+
+    @property
+    def database_url(self) -> str:
+        url = self._explicit_url or os.environ.get(KEYS_DATABASE_URL_ENV)
+        if not url:
+            raise RuntimeError(f"{KEYS_DATABASE_URL_ENV} is not set: per-account keys cannot be checked")
+        return url
+
+    async def __call__(self, plaintext: str) -> dict[str, Any] | None:
+        """The active key row for `plaintext` (id, account, limits), or None; bounded in time. A reused
+        connection that died (the database restarted) is replaced once."""
+        async with asyncio.timeout(LOOKUP_TIMEOUT):
+            for attempt in (1, 2):
+                reused = bool(self._idle)
+                conn = await self._take()
+                try:
+                    async with conn.transaction():
+                        await conn.execute("SET TRANSACTION READ ONLY")
+                        cur = await conn.execute(LOOKUP_KEY, {"hash": key_hash(plaintext)})
+                        row = await cur.fetchone()
+                except psycopg.OperationalError:
+                    await _close(conn)
+                    if reused and attempt == 1:
+                        continue
+                    raise
+                except BaseException:
+                    await _close(conn)
+                    raise
+                await self._give_back(conn)
+                return row
+        return None  # not reached: the second attempt returns or raises
+
+    async def _take(self) -> psycopg.AsyncConnection[dict[str, Any]]:
+        if self._pid != os.getpid():  # connections never cross a fork
+            self._idle.clear()
+            self._pid = os.getpid()
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.closed:
+                return conn
+        return await psycopg.AsyncConnection.connect(
+            self.database_url, autocommit=True, connect_timeout=int(LOOKUP_TIMEOUT), row_factory=dict_row
+        )
+
+    async def _give_back(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> None:
+        if len(self._idle) < self._max_idle and not conn.closed:
+            self._idle.append(conn)
+        else:
+            await _close(conn)
+
+
+async def _close(conn: psycopg.AsyncConnection[dict[str, Any]]) -> None:
+    try:
+        await conn.close()
+    except Exception as exc:  # a broken connection may fail to close; it is dropped either way
+        log.debug("llm key lookup: closing a connection failed: %s", exc)
+
+
+lookup = KeyLookup()
+"""The hook's lookup (the proxy's `COGNI_LLM_KEYS_DATABASE_URL`)."""
 
 
 def _refuse(message: str) -> Exception:
