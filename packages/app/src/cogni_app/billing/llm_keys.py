@@ -3,9 +3,9 @@ SHA-256 hashes in `llm_keys`, checked by LiteLLM's custom-auth hook (`cogni_lite
 
 A key is `sk-cogni-<account, base64url>.<secret>`: the account is readable (the Agent Server refuses a run
 whose key names another tenant; the hook checks it against the row) and the secret is
-HMAC-SHA256(COGNI_LLM_KEY_SECRET, key id). So the database holds no usable key (only hashes), yet the app, which
-alone holds the secret, can hand the account's key to each run it starts on the Agent Server. The operator sees a
-key once, when it is minted or rotated.
+HMAC-SHA256(COGNI_LLM_KEY_SECRET, key id and account). So the database holds no usable key (only hashes), yet
+the app, which alone holds the secret, can hand the account's key to each run it starts. The operator sees a key
+once, when it is minted or rotated.
 """
 
 from __future__ import annotations
