@@ -36,12 +36,12 @@ from cogni_server.runs import tracing as run_tracing
 from cogni_server.runs.inputs import build_command, run_config
 from cogni_server.runs.lifecycle import RunLifecycle, RunTracker
 from cogni_server.runs.protocol import run_v3
+from cogni_server.runs.run_key import open_run_key
 from cogni_server.runs.settings import RunSettings, UnknownRunSettings, load_run_settings
 from cogni_server.runs.stream_modes import ChunkRouter, drop_llm_key, langgraph_modes, split_ns
 from cogni_server.serde import dumps, to_jsonable
 from cogni_server.storage import checkpoints as checkpoint_repo
 from cogni_server.storage import queue as queue_repo
-from cogni_server.storage import run_secrets
 from cogni_server.storage import runs as run_repo
 from cogni_server.storage import threads as thread_repo
 from cogni_server.storage.pool import Conn, is_transient, with_retries
@@ -63,10 +63,6 @@ class Outcome:
     error: dict[str, Any] | None
     rolled_back: bool = False
     cancelled: str | None = None  # the control action that stopped the run (thread-stream lifecycle)
-
-
-class RunKeyMissing(Exception):
-    """A run created with a per-account LLM key whose key cannot be had: it fails rather than use the shared key."""
 
 
 class RunCancelled(Exception):
@@ -364,22 +360,12 @@ class Executor:
             context=context,
         )
 
-    async def _llm_key(self, run: dict[str, Any]) -> str:
-        """The run's per-account LLM key, opened from run_secrets; a run given a key never runs without it."""
-        async with self.pool.connection() as conn:
-            sealed = await run_secrets.load(conn, run["run_id"])
-        if sealed is None:
-            raise RunKeyMissing(f"run {run['run_id']} was created with an LLM key, but its stored key is gone")
-        if self.secrets is None:
-            raise RunKeyMissing(f"run {run['run_id']} has an LLM key, but this server has no COGNI_SECRETS_KEY")
-        return self.secrets.open(sealed)
-
     async def _stream(
         self, run: dict[str, Any], settings: RunSettings, publish: Any, tracker: RunTracker | None = None
     ) -> ChunkRouter | RunTracker:
         config = run_tracing.with_graph_spans(run_config(run, settings))
         if settings.llm_key:  # `__`-prefixed: LangGraph copies it into no checkpoint or run metadata
-            config["configurable"][LLM_KEY_CONFIGURABLE] = await self._llm_key(run)
+            config["configurable"][LLM_KEY_CONFIGURABLE] = await open_run_key(self.pool, self.secrets, run)
         async with self._graph(run, config, "threads.create_run", settings.context or None) as graph:
             return await self._stream_graph(graph, config, run, settings, publish, tracker)
 
