@@ -108,24 +108,29 @@ def running_llm_stack(
     token_delay_ms: float = 0.0,
     hang_seconds: float = 30.0,
     version: str | None = None,
+    keys_database_url: str | None = None,
 ) -> Iterator[LlmStack]:
     """Start mock + proxy (+ a fresh sink database unless one is given); stop and drop on exit.
 
     Pass `sink_database_url` to have the sink write into a database you own (e.g. the app's, for
-    the reconciler); the sink creates its table there if missing.
+    the reconciler); the sink creates its table there if missing. Pass `keys_database_url` (an app
+    database with `llm_keys`) to turn on the per-account key hook (`cogni_litellm_sink.keyauth`).
     """
     with running_mock_llm(token_delay_ms=token_delay_ms, hang_seconds=hang_seconds) as mock_url:
         if sink_database_url is not None:
-            with _proxy(mock_url, sink_database_url, version) as stack:
+            with _proxy(mock_url, sink_database_url, version, keys_database_url) as stack:
                 yield stack
         else:
-            with fresh_database("cogni_sink") as db_url, _proxy(mock_url, db_url, version) as stack:
+            with (
+                fresh_database("cogni_sink") as db_url,
+                _proxy(mock_url, db_url, version, keys_database_url) as stack,
+            ):
                 yield stack
 
 
 @contextmanager
-def _proxy(mock_url: str, database_url: str, version: str | None) -> Iterator[LlmStack]:
-    with LiteLLMProxy(free_port(), mock_url, database_url, version=version) as proxy:
+def _proxy(mock_url: str, database_url: str, version: str | None, keys_url: str | None) -> Iterator[LlmStack]:
+    with LiteLLMProxy(free_port(), mock_url, database_url, version=version, keys_database_url=keys_url) as proxy:
         yield LlmStack(
             litellm_base_url=proxy.base_url,
             master_key=proxy.master_key,

@@ -8,6 +8,7 @@ from typing import Any
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.config import get_stream_writer
 from langgraph.graph import START, MessagesState, StateGraph
@@ -114,3 +115,40 @@ async def test_a_conversation_survives_an_app_restart_on_the_postgres_checkpoint
                 assert final_text(await collect(provider, request("counting", turn))) == expected
             finally:
                 await db.close()  # the process stops; only the database remembers
+
+
+async def test_the_accounts_llm_key_reaches_the_graph_but_not_its_checkpoints() -> None:
+    """With per-account keys the graph's nodes see the run's key in `configurable` (the LLM factory reads it);
+    the Postgres checkpoints of the conversation hold no trace of it."""
+    seen: list[Any] = []
+    key = "sk-cogni-YWNjdC0x.in-process-secret"
+
+    def keyed(name: str, checkpointer: BaseCheckpointSaver[Any]) -> Any:
+        async def agent(state: MessagesState, config: RunnableConfig) -> dict[str, Any]:
+            seen.append((config.get("configurable") or {}).get("__cogni_llm_key"))
+            return {"messages": [AIMessage(content="ok")]}
+
+        builder = StateGraph(MessagesState)
+        builder.add_node("agent", agent)
+        builder.add_edge(START, "agent")
+        return builder.compile(checkpointer=checkpointer)
+
+    async def key_of(account: str) -> str | None:
+        return key if account == "acct-1" else None
+
+    with fresh_database("cogni_app_inproc_key") as url:
+        await setup_checkpoints(url)
+        db = AppDatabase(url, min_size=1, max_size=2)
+        await db.open()
+        try:
+            provider = InProcProvider(checkpointer=postgres_checkpointer(db), compiler=keyed, llm_key=key_of)
+            events = await collect(provider, request("keyed", "hi"))
+            assert events[-1].type == "done" and seen == [key]
+            async with db.pool.connection() as conn:
+                rows = []
+                for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
+                    cur = await conn.execute(f"SELECT row_to_json(t)::text AS j FROM {table} t")
+                    rows += [r["j"] for r in await cur.fetchall()]
+            assert rows and not any(key in row or key.encode().hex() in row for row in rows)
+        finally:
+            await db.close()

@@ -174,6 +174,12 @@ def test_invalid_usage_event_is_rejected_not_billed() -> None:
         ("LlmCallError", "LLM call to 'gpt-4o-mini' timed out", "timeout"),
         ("LlmCallError", "LLM call to 'gpt-4o-mini' failed with HTTP 500: upstream", "internal"),
         ("AiExecutionError", "invalid_request", "invalid_request"),
+        (
+            "LlmCallError",
+            "llm_key_rejected: LLM call to 'gpt-4o-mini' failed with HTTP 401: revoked",
+            "llm_key_rejected",
+        ),
+        ("ValueError", "llm_key_rejected: not from the LLM client", "internal"),
         ("ValueError", "whatever", "internal"),
     ],
 )

@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
-from cogni_ai_core import AiExecutionError, ExecutorType, GraphRunConfig, LlmCallUsage, normalize_error
+from cogni_ai_core import (
+    LLM_KEY_CONFIGURABLE,
+    AiExecutionError,
+    ExecutorType,
+    GraphRunConfig,
+    LlmCallUsage,
+    normalize_error,
+)
 from cogni_graphs import compile_graph
 from cogni_graphs.llm import LlmCallError
 
@@ -149,3 +156,30 @@ async def test_missing_run_config_is_an_invalid_request_naming_the_keys(relay: A
     assert caught.value.code == "invalid_request"
     assert "billingAccountId" in str(caught.value) or "billing_account_id" in str(caught.value)
     assert relay.requests == []
+
+
+async def test_a_runs_own_llm_key_replaces_the_shared_key_for_that_run_only(
+    relay: Any, run_config: GraphRunConfig, make_config: Any
+) -> None:
+    graph: Any = compile_graph("chat")
+    with_key = make_config(run_config)
+    with_key["configurable"][LLM_KEY_CONFIGURABLE] = "sk-cogni-YWNjdC1ncmFwaHM.own"
+    await graph.ainvoke({"messages": [HumanMessage("hi")]}, with_key)
+    await graph.ainvoke({"messages": [HumanMessage("hi")]}, make_config(run_config))
+    assert [r.headers["authorization"] for r in relay.requests] == [
+        "Bearer sk-cogni-YWNjdC1ncmFwaHM.own",
+        "Bearer sk-test-relay",
+    ]
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_a_refused_key_is_an_llm_key_rejected_error(
+    relay: Any, run_config: GraphRunConfig, make_config: Any, status: int
+) -> None:
+    relay.reset(imitate_litellm=True)
+    with pytest.raises(LlmCallError) as caught:
+        await compile_graph("chat").ainvoke(
+            {"messages": [HumanMessage(f"no [mock:status={status}]")]}, make_config(run_config)
+        )
+    assert normalize_error(caught.value) == "llm_key_rejected"
+    assert str(caught.value).startswith("llm_key_rejected: ")  # the code survives the server's error event

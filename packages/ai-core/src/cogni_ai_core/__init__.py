@@ -24,6 +24,13 @@ from cogni_ai_core.events import (
 )
 from cogni_ai_core.graph_ids import DEFAULT_GRAPH_ID, GraphId, InvalidGraphId, parse_graph_id
 from cogni_ai_core.identity import ExecutorType, SourceSystem
+from cogni_ai_core.llm_keys import (
+    LLM_KEY_CONFIGURABLE,
+    LLM_KEY_HEADER,
+    LLM_KEY_PREFIX,
+    compose_llm_key,
+    llm_key_account,
+)
 from cogni_ai_core.pricing import (
     CREDITS_PER_USD,
     DEFAULT_MARKUP_FACTOR,
@@ -57,6 +64,9 @@ __all__ = [
     "DEFAULT_GRAPH_ID",
     "DEFAULT_MARKUP_FACTOR",
     "LLM_CALL_USAGE_TYPE",
+    "LLM_KEY_CONFIGURABLE",
+    "LLM_KEY_HEADER",
+    "LLM_KEY_PREFIX",
     "THREAD_NAMESPACE",
     "UI_EVENT_TYPES",
     "AiEvent",
@@ -82,10 +92,12 @@ __all__ = [
     "UsageFact",
     "UsageReport",
     "charge_idempotency_key",
+    "compose_llm_key",
     "derive_thread_id",
     "is_llm_call_usage",
     "is_ui_event",
     "llm_error_kind",
+    "llm_key_account",
     "new_state_key",
     "normalize_error",
     "parse_ai_event",

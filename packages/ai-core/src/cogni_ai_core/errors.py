@@ -5,8 +5,16 @@ from enum import StrEnum
 from typing import Literal, get_args
 
 AiExecutionErrorCode = Literal[
-    "invalid_request", "not_found", "timeout", "aborted", "rate_limit", "internal", "insufficient_credits"
+    "invalid_request",
+    "not_found",
+    "timeout",
+    "aborted",
+    "rate_limit",
+    "internal",
+    "insufficient_credits",
+    "llm_key_rejected",
 ]
+"""`llm_key_rejected`: LiteLLM refused the run's per-account key (revoked, unknown, not the account's)."""
 AI_EXECUTION_ERROR_CODES: frozenset[str] = frozenset(get_args(AiExecutionErrorCode))
 
 

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from cogni_app.config import AppSettings, DatabaseSettings
 
 if TYPE_CHECKING:
-    from cogni_app.services import KeyService
+    from cogni_app.services import KeyService, LlmKeyService
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Cogni app runtime: chat API and billing.")
 keys_app = typer.Typer(
@@ -24,6 +24,12 @@ keys_app = typer.Typer(
     help="API keys (DATABASE_URL): list without secrets, revoke, rotate. Output is the operator routes' JSON.",
 )
 app.add_typer(keys_app, name="keys")
+llm_keys_app = typer.Typer(
+    no_args_is_help=True,
+    help="Per-account LiteLLM keys (DATABASE_URL, COGNI_LLM_KEY_SECRET): list, mint, rotate, revoke."
+    " Output is the operator routes' JSON; a minted or rotated key is printed this once.",
+)
+app.add_typer(llm_keys_app, name="llm-keys")
 
 
 Settings = TypeVar("Settings", bound=DatabaseSettings)
@@ -155,6 +161,92 @@ def keys_rotate(key_id: str = typer.Argument(..., help="The key's id (from `keys
 
     rotated = _with_keys(lambda service: service.rotate(key_id))
     _print({**key_body(rotated.key), "apiKey": rotated.api_key})
+
+
+def _with_llm_keys(action: Callable[[LlmKeyService], Awaitable[Any]]) -> Any:
+    """Run one LLM-key action on the database; errors exit as `_with_keys` does (no secret to mint with: 2)."""
+    from psycopg.errors import UndefinedTable
+    from psycopg_pool import PoolTimeout
+
+    from cogni_app.billing import (
+        LlmKeyDeriver,
+        LlmKeyExists,
+        LlmKeys,
+        LlmKeysUnavailable,
+        RevokedLlmKey,
+        UnknownAccount,
+        UnknownLlmKeyId,
+    )
+    from cogni_app.config import LlmKeySettings
+    from cogni_app.db import AppDatabase
+    from cogni_app.services import LlmKeyService
+
+    settings = _settings(LlmKeySettings)
+    secret = settings.cogni_llm_key_secret
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+
+    async def run() -> Any:
+        db = AppDatabase(settings.database_url, min_size=1, max_size=1)
+        await db.open()
+        try:
+            deriver = LlmKeyDeriver(secret.get_secret_value()) if secret else None
+            return await action(LlmKeyService(LlmKeys(db, deriver)))
+        finally:
+            await db.close()
+
+    try:
+        return asyncio.run(run())
+    except (UnknownAccount, UnknownLlmKeyId, RevokedLlmKey, LlmKeyExists) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except LlmKeysUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except PoolTimeout:
+        typer.echo("error: cannot connect to DATABASE_URL", err=True)
+        raise typer.Exit(2) from None
+    except UndefinedTable:
+        typer.echo("error: the app database is not migrated: run `cogni-app migrate`", err=True)
+        raise typer.Exit(2) from None
+
+
+@llm_keys_app.command("list")
+def llm_keys_list(account_id: str = typer.Argument(..., help="The billing account's id.")) -> None:
+    """The account's LiteLLM keys, revoked ones included. Never the key or its hash."""
+    from cogni_app.api.llm_keys import llm_key_body
+
+    keys = _with_llm_keys(lambda service: service.list_keys(account_id))
+    _print({"billingAccountId": account_id, "llmKeys": [llm_key_body(k) for k in keys]})
+
+
+@llm_keys_app.command("mint")
+def llm_keys_mint(
+    account_id: str = typer.Argument(..., help="The billing account's id."),
+    rpm_limit: int | None = typer.Option(None, min=1, help="Requests per minute LiteLLM allows the key."),
+    tpm_limit: int | None = typer.Option(None, min=1, help="Tokens per minute LiteLLM allows the key."),
+) -> None:
+    """A new key for an account without an active one, printed this once."""
+    from cogni_app.api.llm_keys import llm_key_body
+
+    issued = _with_llm_keys(lambda service: service.mint(account_id, rpm_limit=rpm_limit, tpm_limit=tpm_limit))
+    _print({**llm_key_body(issued.key), "llmKey": issued.llm_key})
+
+
+@llm_keys_app.command("rotate")
+def llm_keys_rotate(key_id: str = typer.Argument(..., help="The key's id (from `llm-keys list`).")) -> None:
+    """Revoke the key and mint its successor (same account and limits), printed this once."""
+    from cogni_app.api.llm_keys import llm_key_body
+
+    issued = _with_llm_keys(lambda service: service.rotate(key_id))
+    _print({**llm_key_body(issued.key), "llmKey": issued.llm_key})
+
+
+@llm_keys_app.command("revoke")
+def llm_keys_revoke(key_id: str = typer.Argument(..., help="The key's id (from `llm-keys list`).")) -> None:
+    """Revoke the key: LiteLLM refuses it from its next call on (idempotent)."""
+    from cogni_app.api.llm_keys import llm_key_body
+
+    _print(llm_key_body(_with_llm_keys(lambda service: service.revoke(key_id))))
 
 
 @app.callback()

@@ -26,6 +26,12 @@ class DatabaseSettings(BaseSettings):
     database_url: str = Field(description="App database (accounts, ledger, receipts). Required.")
 
 
+class LlmKeySettings(DatabaseSettings):
+    """What `cogni-app llm-keys` needs: DATABASE_URL and, to mint or rotate, COGNI_LLM_KEY_SECRET."""
+
+    cogni_llm_key_secret: SecretStr | None = None
+
+
 class AppSettings(DatabaseSettings):
     """Every knob of `cogni-app serve`; names are the environment variables (case-insensitive)."""
 
@@ -53,6 +59,8 @@ class AppSettings(DatabaseSettings):
     cogni_spend_log_retention_days: int = Field(default=90, ge=0)
     cogni_max_request_body_bytes: int = Field(default=1_048_576, gt=0)
     cogni_credit_hold_ttl_seconds: float = Field(default=900.0, gt=0)
+    cogni_llm_key_secret: SecretStr | None = None
+    """Derives each account's LiteLLM key (docs/compliance.md, "Key lifecycle"); unset = the shared LITELLM_API_KEY."""
     cogni_console_server_url: str | None = None
     """The Agent Server's address as the operator's browser reaches it (default: LANGGRAPH_SERVER_URL)."""
 
@@ -66,6 +74,13 @@ class AppSettings(DatabaseSettings):
     def _admin_token(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value() and len(value.get_secret_value()) < MIN_ADMIN_TOKEN_CHARS:
             raise ValueError(f"COGNI_ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_CHARS} characters")
+        return value or None
+
+    @field_validator("cogni_llm_key_secret")
+    @classmethod
+    def _llm_key_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value() and len(value.get_secret_value()) < MIN_ADMIN_TOKEN_CHARS:
+            raise ValueError(f"COGNI_LLM_KEY_SECRET must be at least {MIN_ADMIN_TOKEN_CHARS} characters")
         return value or None
 
     @field_validator("cogni_executor_map")

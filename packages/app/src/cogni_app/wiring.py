@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 
-from cogni_app.billing import Accounts, ApiKeys, CreditHolds, Ledger
+from cogni_app.billing import Accounts, ApiKeys, CreditHolds, Ledger, LlmKeyDeriver, LlmKeys
 from cogni_app.billing.reads import BillingReads
 from cogni_app.config import AppSettings
 from cogni_app.db import AppDatabase, migrate, postgres_checkpointer, setup_checkpoints
@@ -31,6 +31,7 @@ from cogni_app.services import (
     DeletionPolicy,
     DeletionService,
     KeyService,
+    LlmKeyService,
     OperatorService,
 )
 from cogni_app.tls import client_ssl_context
@@ -50,18 +51,29 @@ def service_tokens(settings: AppSettings) -> ServiceTokenMinter | None:
     )
 
 
+def llm_keys(settings: AppSettings, db: AppDatabase) -> LlmKeys:
+    """Per-account LiteLLM keys; without COGNI_LLM_KEY_SECRET runs use the shared LITELLM_API_KEY."""
+    secret = settings.cogni_llm_key_secret
+    return LlmKeys(db, LlmKeyDeriver(secret.get_secret_value()) if secret is not None else None)
+
+
 def build_executor(settings: AppSettings, db: AppDatabase) -> tuple[ExecutorRouter, list[LangGraphServerProvider]]:
     """Only the providers some route names are built (the in-process one imports the graphs); in-process
-    conversations are checkpointed in the app database."""
+    conversations are checkpointed in the app database. Runs (in-process and on the Agent Server) use the
+    account's LiteLLM key when per-account keys are on."""
     routes = settings.executor_routes()
     providers: dict[str, GraphProvider] = {}
     closers: list[LangGraphServerProvider] = []
+    keys = llm_keys(settings, db)
+    key_for_run = keys.key_for_run if keys.enabled else None
     if "inproc" in routes.values():
-        providers["inproc"] = InProcProvider(checkpointer=postgres_checkpointer(db))
+        providers["inproc"] = InProcProvider(checkpointer=postgres_checkpointer(db), llm_key=key_for_run)
     if "server" in routes.values():
         tokens = service_tokens(settings)
         assert tokens is not None  # enforced by AppSettings
-        server = LangGraphServerProvider(settings.langgraph_server_url, tokens=tokens, ssl_context=server_tls(settings))
+        server = LangGraphServerProvider(
+            settings.langgraph_server_url, tokens=tokens, ssl_context=server_tls(settings), llm_key=key_for_run
+        )
         providers["server"] = server
         closers.append(server)
     return ExecutorRouter(providers, routes), closers
@@ -162,6 +174,7 @@ async def open_services(settings: AppSettings, *, run_migrations: bool = True) -
             ),
             deletion=deletion,
             keys=KeyService(ApiKeys(db)),
+            llm_keys=LlmKeyService(llm_keys(settings, db)),
         )
         await deletion.resume_all()  # jobs an earlier process left unfinished
         if settings.cogni_reconcile_interval_seconds > 0:

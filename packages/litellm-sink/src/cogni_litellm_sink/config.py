@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 SINK_CALLBACK = "cogni_litellm_sink.callback.spend_sink"
+KEY_AUTH = "cogni_litellm_sink.keyauth.user_api_key_auth"
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,13 @@ def proxy_config(
     upstream_api_key: str = "mock-upstream-key",
     callbacks: tuple[str, ...] = (SINK_CALLBACK,),
     request_timeout: float = 600,
+    key_auth: bool = False,
 ) -> dict[str, Any]:
-    """The config as a dict. Retries are off so one call is one upstream request and one row."""
+    """The config as a dict. Retries are off so one call is one upstream request and one row.
+
+    `key_auth`: per-account keys checked by `cogni_litellm_sink.keyauth` (custom auth in mode `auto`: a key
+    that is not ours, the master key, goes on to LiteLLM's own auth).
+    """
     model_list = []
     for alias in aliases:
         params: dict[str, Any] = {
@@ -78,6 +84,9 @@ def proxy_config(
                 },
             }
         )
+    general: dict[str, Any] = {"master_key": "os.environ/LITELLM_MASTER_KEY"}
+    if key_auth:
+        general.update(custom_auth=KEY_AUTH, custom_auth_settings={"mode": "auto"})
     return {
         "model_list": model_list,
         "litellm_settings": {
@@ -86,7 +95,7 @@ def proxy_config(
             "request_timeout": request_timeout,
         },
         "router_settings": {"num_retries": 0},
-        "general_settings": {"master_key": "os.environ/LITELLM_MASTER_KEY"},
+        "general_settings": general,
     }
 
 

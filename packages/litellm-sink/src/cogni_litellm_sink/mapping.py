@@ -29,6 +29,9 @@ class SpendRow:
     request_tags: list[Any] = field(default_factory=list)
     start_time: datetime | None = None
     end_time: datetime | None = None
+    key_hash: str | None = None
+    key_alias: str | None = None
+    key_user_id: str | None = None
 
     def values(self) -> tuple[Any, ...]:
         """Positional values for `schema.UPSERT` (JSON columns as text)."""
@@ -81,6 +84,15 @@ def _metadata(value: Any) -> dict[str, Any]:
     return {}
 
 
+def _key_fields(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The key LiteLLM's auth resolved for the call: its hash (never the key), alias and user (the account)."""
+    return {
+        "key_hash": _text(metadata.get("user_api_key_hash")),
+        "key_alias": _text(metadata.get("user_api_key_alias")),
+        "key_user_id": _text(metadata.get("user_api_key_user_id")),
+    }
+
+
 def row_from_standard_logging_object(payload: Mapping[str, Any], *, status: str | None = None) -> SpendRow:
     """Map one `standard_logging_object`; `status` overrides the payload's (for failure events).
 
@@ -116,6 +128,7 @@ def row_from_standard_logging_object(payload: Mapping[str, Any], *, status: str 
         request_tags=list(tags) if isinstance(tags, list | tuple) else [],
         start_time=_time(payload.get("startTime")),
         end_time=_time(payload.get("endTime")),
+        **_key_fields(metadata if isinstance(metadata, Mapping) else {}),
     )
 
 
@@ -146,6 +159,7 @@ def row_from_callback_kwargs(kwargs: Mapping[str, Any], *, status: str) -> Spend
         spend_logs_metadata=_metadata(meta.get("spend_logs_metadata")),
         start_time=_time(kwargs.get("start_time")),
         end_time=_time(kwargs.get("end_time")),
+        **_key_fields(meta if isinstance(meta, Mapping) else {}),
     )
 
 
@@ -196,4 +210,5 @@ def row_before_response(
         request_tags=list(tags) if isinstance(tags, list | tuple) else [],
         start_time=_time(getattr(logging_obj, "start_time", None)),
         end_time=now or datetime.now(UTC),
+        **_key_fields(metadata),
     )

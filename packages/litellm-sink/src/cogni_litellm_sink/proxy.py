@@ -30,6 +30,7 @@ from cogni_litellm_sink.config import (
     proxy_config,
     write_proxy_config,
 )
+from cogni_litellm_sink.keyauth import KEYS_DATABASE_URL_ENV
 from cogni_litellm_sink.processes import log_tail, stop_process_group, wait_for_http_ok
 from cogni_litellm_sink.venv import (
     DEFAULT_LITELLM_VERSION,
@@ -91,8 +92,10 @@ class LiteLLMProxy:
         aliases: tuple[ModelAlias, ...] = DEFAULT_ALIASES,
         workdir: Path | None = None,
         extra_env: dict[str, str] | None = None,
+        keys_database_url: str | None = None,
     ) -> None:
         self.port = port
+        self.keys_database_url = keys_database_url
         self.host = host
         self.upstream_base_url = upstream_base_url
         self.sink_database_url = sink_database_url
@@ -125,6 +128,8 @@ class LiteLLMProxy:
         )
         if self.sink_database_url:
             env[DATABASE_URL_ENV] = self.sink_database_url
+        if self.keys_database_url:
+            env[KEYS_DATABASE_URL_ENV] = self.keys_database_url
         env.update(self.extra_env)
         return env
 
@@ -137,7 +142,9 @@ class LiteLLMProxy:
     def start(self, timeout: float = 120.0) -> LiteLLMProxy:
         """Install (once), write the config, spawn the proxy, and wait until it is live."""
         venv = ensure_litellm_venv(self.version)
-        write_proxy_config(self.config_path, self.upstream_base_url, aliases=self.aliases)
+        write_proxy_config(
+            self.config_path, self.upstream_base_url, aliases=self.aliases, key_auth=self.keys_database_url is not None
+        )
         started = time.monotonic()
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
@@ -189,6 +196,7 @@ def start_proxy(
     aliases: tuple[ModelAlias, ...] = DEFAULT_ALIASES,
     extra_env: dict[str, str] | None = None,
     timeout: float = 120.0,
+    keys_database_url: str | None = None,
 ) -> LiteLLMProxy:
     """Start a proxy and return it live; the caller stops it (or uses it as a context manager)."""
     proxy = LiteLLMProxy(
@@ -200,6 +208,7 @@ def start_proxy(
         version=version,
         aliases=aliases,
         extra_env=extra_env,
+        keys_database_url=keys_database_url,
     )
     return proxy.start(timeout=timeout)
 
@@ -211,6 +220,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--upstream", default="http://127.0.0.1:4010/v1", help="OpenAI-compatible base URL")
     parser.add_argument("--sink-database-url", default=os.environ.get(DATABASE_URL_ENV))
     parser.add_argument("--master-key", default=os.environ.get("LITELLM_MASTER_KEY"))
+    parser.add_argument(
+        "--keys-database-url",
+        default=os.environ.get(KEYS_DATABASE_URL_ENV),
+        help="the app's database (read-only): per-account keys checked by the custom-auth hook",
+    )
     parser.add_argument("--version", default=None, help=f"litellm version (default {litellm_version()})")
     parser.add_argument("--install-only", action="store_true", help="install the venv, print its path, exit")
     parser.add_argument("--print-config", action="store_true", help="print the generated config and exit")
@@ -220,11 +234,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if args.print_config:
         workdir = Path(tempfile.mkdtemp(prefix="cogni-litellm-"))
-        print(write_proxy_config(workdir / "config.yaml", args.upstream).read_text(), end="")
+        path = write_proxy_config(workdir / "config.yaml", args.upstream, key_auth=bool(args.keys_database_url))
+        print(path.read_text(), end="")
         shutil.rmtree(workdir)
         return
     proxy = LiteLLMProxy(
-        args.port, args.upstream, args.sink_database_url, args.master_key, host=args.host, version=args.version
+        args.port,
+        args.upstream,
+        args.sink_database_url,
+        args.master_key,
+        host=args.host,
+        version=args.version,
+        keys_database_url=args.keys_database_url,
     )
     stop = False
 

@@ -20,6 +20,9 @@ COLUMNS: tuple[str, ...] = (
     "request_tags",
     "start_time",
     "end_time",
+    "key_hash",
+    "key_alias",
+    "key_user_id",
 )
 """The columns the sink writes; `inserted_at` is filled by the database."""
 
@@ -40,8 +43,14 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     request_tags         jsonb NOT NULL DEFAULT '[]'::jsonb,
     start_time           timestamptz,
     end_time             timestamptz,
-    inserted_at          timestamptz NOT NULL DEFAULT now()
+    inserted_at          timestamptz NOT NULL DEFAULT now(),
+    key_hash             text,
+    key_alias            text,
+    key_user_id          text
 );
+ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS key_hash text;
+ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS key_alias text;
+ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS key_user_id text;
 CREATE INDEX IF NOT EXISTS {TABLE}_inserted_at_idx ON {TABLE} (inserted_at);
 CREATE INDEX IF NOT EXISTS {TABLE}_end_user_idx ON {TABLE} (end_user, end_time);
 CREATE INDEX IF NOT EXISTS {TABLE}_position_idx ON {TABLE} (inserted_at, call_id);
@@ -51,7 +60,9 @@ CREATE INDEX IF NOT EXISTS {TABLE}_run_idx ON {TABLE} ((spend_logs_metadata->>'r
 
 The reconciler's two reads have an index each: its sweep reads on from its cursor in `(inserted_at,
 call_id)` order (`_position_idx`), its post-run pass looks a run's calls up by `spend_logs_metadata->>'run_id'`
-and `end_user` (`_run_idx`)."""
+and `end_user` (`_run_idx`). `key_hash`, `key_alias`, `key_user_id` (the LiteLLM key that made the call: its
+SHA-256, alias and account, as LiteLLM's auth resolved it) were added later; `ADD COLUMN IF NOT EXISTS`
+brings an older table up to date."""
 
 # Retention is the reader's: only the app's reconciler knows which rows it has passed (its cursor), so it
 # deletes them (COGNI_SPEND_LOG_RETENTION_DAYS, cogni_app.reconcile.sink_source); the sink only writes.

@@ -24,7 +24,7 @@ from cogni_server.api import (
     threads,
 )
 from cogni_server.api.custom_http import ConfigurableHeaders, compose, cors_options, load_custom_app
-from cogni_server.api.middleware import BodyLimit, Metrics
+from cogni_server.api.middleware import BodyLimit, LlmKeyOnlyOnRunCreation, Metrics
 from cogni_server.api.openapi_security import install_openapi_security
 from cogni_server.api.responses import JSONResponse
 from cogni_server.api.tracing import instrument as instrument_tracing
@@ -92,6 +92,7 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         protocols = agent_protocols.mount(app, registry)  # MCP and A2A, unless langgraph.json's http turns them off
         app.include_router(admin.router)  # operator routes (COGNI_OPERATOR_TOKEN)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(LlmKeyOnlyOnRunCreation)
     if http.configurable_headers.active:
         app.add_middleware(ConfigurableHeaders, selection=http.configurable_headers)
     app.add_middleware(Metrics)

@@ -27,6 +27,7 @@ from cogni_server.storage.checkpointer import PooledPostgresSaver, setup_checkpo
 from cogni_server.storage.migrations import migrate
 from cogni_server.storage.pool import open_pool
 from cogni_server.storage.purge import install_fences
+from cogni_server.storage.run_secrets import SecretBox
 from cogni_server.storage.store import LiteLLMEmbedder, StoreBackend, StoreSetupError, open_store
 from cogni_server.storage.thread_events import PooledSeqStore
 from cogni_server.streaming import build_broker
@@ -143,7 +144,9 @@ async def running_server(
             for graph_id in registry.graph_ids():
                 row = await assistant_repo.upsert_system(conn, graph_id)
                 system_assistants[graph_id] = system_assistants[row["assistant_id"]] = row
+        secrets = SecretBox(settings.secrets_key.get_secret_value()) if settings.secrets_key else None
         executor = Executor(
+            secrets=secrets,
             pool=pool,
             checkpointer=checkpointer,
             registry=registry,
@@ -171,6 +174,7 @@ async def running_server(
             authenticator=authenticator,
             system_assistants=system_assistants,
             store=store,
+            secrets=secrets,
             webhooks=webhooks_config(
                 registry.project.raw,
                 env_allowed_domains=settings.webhook_allowed_domains,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -88,6 +88,20 @@ class Settings(BaseSettings):
     tls_certfile: Path | None = Field(default=None, validation_alias="COGNI_TLS_CERTFILE")
     tls_keyfile: Path | None = Field(default=None, validation_alias="COGNI_TLS_KEYFILE")
     tls_client_ca: Path | None = Field(default=None, validation_alias="COGNI_TLS_CLIENT_CA")
+    # per-account LLM keys (docs/compliance.md, "Key lifecycle"): Fernet key(s) sealing a run's X-Cogni-LLM-Key
+    # while it runs; unset = a run sent with a key is refused (422)
+    secrets_key: SecretStr | None = Field(default=None, validation_alias="COGNI_SECRETS_KEY")
+
+    @field_validator("secrets_key")
+    @classmethod
+    def _secrets_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """Fernet keys or nothing: a bad value stops start-up here, not at the first run with a key."""
+        if value is None or not value.get_secret_value().strip():
+            return None
+        from cogni_server.storage.run_secrets import SecretBox
+
+        SecretBox(value.get_secret_value())  # raises SecretsKeyError (a ValueError) naming the variable
+        return value
 
     @model_validator(mode="after")
     def _tls_files(self) -> Settings:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from cogni_app.api import deletion, keys
+from cogni_app.api import deletion, keys, llm_keys
 from cogni_app.api.deps import Operator, Runtime
 from cogni_app.api.encode import jsonable
 
@@ -87,3 +87,4 @@ async def reconcile_run(
 
 router.include_router(deletion.admin_router)  # an account's data deletion by an operator (api/deletion.py)
 router.include_router(keys.admin_router)  # list, revoke, rotate API keys (api/keys.py)
+router.include_router(llm_keys.admin_router)  # list, mint, rotate, revoke LiteLLM keys (api/llm_keys.py)

@@ -18,10 +18,14 @@ from cogni_app.api.encode import agent_body, run_headers
 from cogni_app.billing import (
     InsufficientCredits,
     InvalidGrant,
+    LlmKeyExists,
+    LlmKeysUnavailable,
     RevokedApiKey,
+    RevokedLlmKey,
     UnknownAccount,
     UnknownApiKey,
     UnknownApiKeyId,
+    UnknownLlmKeyId,
 )
 from cogni_app.models import UnknownModel
 from cogni_app.services import AgentsUnavailable, DeletionUnavailable, GraphNotFound, RunFailedEarly, UnknownDeletion
@@ -33,6 +37,7 @@ STATUS_OF_CODE: dict[AiExecutionErrorCode, int] = {
     "not_found": 404,
     "timeout": 408,
     "rate_limit": 429,
+    "llm_key_rejected": 403,
     "internal": 503,
     "aborted": 503,
 }
@@ -64,6 +69,10 @@ DOMAIN_ERRORS: tuple[type[Exception], ...] = (
     UnknownDeletion,
     UnknownApiKeyId,
     RevokedApiKey,
+    UnknownLlmKeyId,
+    RevokedLlmKey,
+    LlmKeyExists,
+    LlmKeysUnavailable,
 )
 
 
@@ -101,10 +110,14 @@ def api_error(exc: Exception) -> ApiError:
         )
     if isinstance(exc, DeletionUnavailable):
         return ApiError(503, "deletion_unavailable", str(exc))
-    if isinstance(exc, UnknownDeletion | UnknownApiKeyId):
+    if isinstance(exc, UnknownDeletion | UnknownApiKeyId | UnknownLlmKeyId):
         return ApiError(404, "not_found", str(exc))
-    if isinstance(exc, RevokedApiKey):
+    if isinstance(exc, RevokedApiKey | RevokedLlmKey):
         return ApiError(409, "key_revoked", str(exc))
+    if isinstance(exc, LlmKeyExists):
+        return ApiError(409, "llm_key_exists", str(exc))
+    if isinstance(exc, LlmKeysUnavailable):
+        return ApiError(503, "llm_keys_unavailable", str(exc))
     raise TypeError(f"{type(exc).__name__} is not a domain error the API maps") from exc
 
 

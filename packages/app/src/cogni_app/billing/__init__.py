@@ -5,14 +5,19 @@ from cogni_app.billing.api_keys import ApiKeyRecord, ApiKeys
 from cogni_app.billing.errors import (
     InsufficientCredits,
     InvalidGrant,
+    LlmKeyExists,
+    LlmKeysUnavailable,
     RevokedApiKey,
+    RevokedLlmKey,
     UnknownAccount,
     UnknownApiKey,
     UnknownApiKeyId,
+    UnknownLlmKeyId,
 )
 from cogni_app.billing.estimate import estimate_credits
 from cogni_app.billing.holds import CreditHolds, Hold
 from cogni_app.billing.ledger import Ledger, Provenance
+from cogni_app.billing.llm_keys import LlmKeyDeriver, LlmKeyRecord, LlmKeys
 from cogni_app.billing.types import Account, ApiKeyPrincipal, CommitResult, VirtualKey
 
 __all__ = [
@@ -27,11 +32,18 @@ __all__ = [
     "InsufficientCredits",
     "InvalidGrant",
     "Ledger",
+    "LlmKeyDeriver",
+    "LlmKeyExists",
+    "LlmKeyRecord",
+    "LlmKeys",
+    "LlmKeysUnavailable",
     "Provenance",
     "RevokedApiKey",
+    "RevokedLlmKey",
     "UnknownAccount",
     "UnknownApiKey",
     "UnknownApiKeyId",
+    "UnknownLlmKeyId",
     "VirtualKey",
     "estimate_credits",
 ]

@@ -28,3 +28,19 @@ class RevokedApiKey(Exception):
 
 class InvalidGrant(ValueError):
     """A credit grant the ledger refuses: zero amount, a reserved reason, no reference (HTTP 400)."""
+
+
+class UnknownLlmKeyId(Exception):
+    """No LLM key with this id (HTTP 404 on the operator's LLM-key routes)."""
+
+
+class RevokedLlmKey(Exception):
+    """Rotating a revoked LLM key (HTTP 409): revocation is final; mint a new key for the account."""
+
+
+class LlmKeyExists(Exception):
+    """Minting a key for an account that has an active one (HTTP 409): rotate that key instead."""
+
+
+class LlmKeysUnavailable(Exception):
+    """Per-account LLM keys cannot be minted or derived: COGNI_LLM_KEY_SECRET unset or changed (HTTP 503)."""

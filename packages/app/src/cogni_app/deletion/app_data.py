@@ -30,6 +30,7 @@ DELETE_CHECKPOINTS = "DELETE FROM checkpoints WHERE metadata->>'billingAccountId
 DELETE_CREDIT_HOLDS = "DELETE FROM credit_holds WHERE billing_account_id = %(account)s"
 DELETE_API_KEYS = "DELETE FROM api_keys WHERE billing_account_id = %(account)s"
 DELETE_VIRTUAL_KEYS = "DELETE FROM virtual_keys WHERE billing_account_id = %(account)s"
+DELETE_LLM_KEYS = "DELETE FROM llm_keys WHERE billing_account_id = %(account)s"
 BLANK_ACCOUNT_NAME = "UPDATE billing_accounts SET name = %(blank)s WHERE id = %(account)s AND name <> %(blank)s"
 BLANK_RECEIPT_REQUEST_IDS = (
     "UPDATE charge_receipts SET ingress_request_id = NULL"
@@ -44,6 +45,7 @@ DELETED: dict[str, str] = {
     "credit_holds": DELETE_CREDIT_HOLDS,
     "api_keys": DELETE_API_KEYS,
     "virtual_keys": DELETE_VIRTUAL_KEYS,
+    "llm_keys": DELETE_LLM_KEYS,
 }
 """Tables whose rows of the account are deleted (count = rows deleted)."""
 

@@ -31,6 +31,7 @@ Requester = Literal["user", "operator"]
 
 ACCOUNT_FOR_UPDATE = "SELECT id FROM billing_accounts WHERE id = %s FOR UPDATE"
 REVOKE_API_KEYS = "UPDATE api_keys SET revoked_at = now() WHERE billing_account_id = %s AND revoked_at IS NULL"
+REVOKE_LLM_KEYS = "UPDATE llm_keys SET revoked_at = now() WHERE billing_account_id = %s AND revoked_at IS NULL"
 SELECT_JOB = "SELECT * FROM account_deletions WHERE billing_account_id = %s"
 SELECT_JOB_FOR_UPDATE = SELECT_JOB + " FOR UPDATE"
 SELECT_JOB_BY_TOKEN = "SELECT * FROM account_deletions WHERE status_token_hash = %s"
@@ -123,6 +124,7 @@ class DeletionJobs:
             if await cur.fetchone() is None:
                 raise LookupError(account_id)
             await conn.execute(REVOKE_API_KEYS, (account_id,))
+            await conn.execute(REVOKE_LLM_KEYS, (account_id,))  # its runs' LLM calls stop at once too
             cur = await conn.execute(SELECT_JOB_FOR_UPDATE, (account_id,))
             existing = await cur.fetchone()
             if existing is not None and existing["status"] == "in_progress":

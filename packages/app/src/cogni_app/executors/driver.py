@@ -41,8 +41,11 @@ class RemoteRunError(Exception):
         if self.status_code is None and "timed out" in message:
             self.status_code = 408
         stripped = message.strip()
+        leading = stripped.split(":", 1)[0]
         if error_type == "AiExecutionError" and stripped in AI_EXECUTION_ERROR_CODES:
             self.code: str | None = stripped
+        elif error_type == "LlmCallError" and leading == "llm_key_rejected":  # cogni_graphs.llm.errors
+            self.code = leading
         else:
             self.code = None
 

@@ -13,11 +13,11 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 
-from cogni_ai_core import ExecutorType, parse_graph_id
+from cogni_ai_core import LLM_KEY_CONFIGURABLE, ExecutorType, parse_graph_id
 from cogni_app.executors.catalog import AgentDescriptor, catalog_descriptors
 from cogni_app.executors.driver import drive
 from cogni_app.executors.jsonable import to_jsonable
-from cogni_app.executors.port import GraphRunRequest, GraphRunResult, UnknownGraph
+from cogni_app.executors.port import GraphRunRequest, GraphRunResult, LlmKeyOf, UnknownGraph
 from cogni_app.executors.translate import StreamTranslator
 
 STREAM_MODES = ["messages", "updates", "custom"]
@@ -44,8 +44,10 @@ class InProcProvider:
         checkpointer: BaseCheckpointSaver[Any] | None = None,
         compiler: GraphCompiler = _catalog_compiler,
         lister: GraphLister = catalog_descriptors,
+        llm_key: LlmKeyOf | None = None,
     ) -> None:
         self._checkpointer: BaseCheckpointSaver[Any] = checkpointer or InMemorySaver()
+        self._llm_key = llm_key
         self._compiler = compiler
         self._lister = lister
         self._graphs: dict[str, Any] = {}
@@ -68,6 +70,9 @@ class InProcProvider:
         translator = StreamTranslator(request, executor_type=self.executor_type, provider_thread_id=thread_id)
 
         async def parts() -> AsyncIterator[tuple[str, Any]]:
+            key = await self._llm_key(request.billing_account_id) if self._llm_key is not None else None
+            if key is not None:  # `__`-prefixed: LangGraph copies it into no checkpoint metadata
+                config["configurable"][LLM_KEY_CONFIGURABLE] = key
             stream = graph.astream({"messages": request.input_messages}, config, stream_mode=STREAM_MODES)
             async for mode, chunk in stream:
                 yield str(mode), to_jsonable(chunk)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -116,6 +116,10 @@ class GraphExecutorPort(Protocol):
     """Runs a graph and reports it as AiEvents; providers differ only in where the graph runs."""
 
     def run_graph(self, request: GraphRunRequest) -> GraphRunResult: ...
+
+
+LlmKeyOf = Callable[[str], Awaitable[str | None]]
+"""The per-account LiteLLM key a run of the billing account uses (None: the shared LITELLM_API_KEY)."""
 
 
 class UnknownGraph(LookupError):

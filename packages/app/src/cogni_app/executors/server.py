@@ -24,10 +24,10 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import Config, StreamMode
 
-from cogni_ai_core import ExecutorType, parse_graph_id
+from cogni_ai_core import LLM_KEY_HEADER, ExecutorType, parse_graph_id
 from cogni_app.executors.catalog import AgentCatalogUnavailable, AgentDescriptor, catalog_descriptor
 from cogni_app.executors.driver import drive
-from cogni_app.executors.port import GraphRunRequest, GraphRunResult
+from cogni_app.executors.port import GraphRunRequest, GraphRunResult, LlmKeyOf
 from cogni_app.executors.tracing import executor_span, request_context
 from cogni_app.executors.translate import StreamTranslator
 from cogni_app.service_auth import ServiceTokenMinter
@@ -52,9 +52,11 @@ class LangGraphServerProvider:
         list_timeout_seconds: float = 10.0,
         describe: Describe = catalog_descriptor,
         ssl_context: ssl.SSLContext | None = None,
+        llm_key: LlmKeyOf | None = None,
     ) -> None:
         self.url = url
         self._tokens = tokens
+        self._llm_key = llm_key
         timeout = (5.0, timeout_seconds, 30.0, 5.0)
         self._client = (
             get_client(url=url, api_key=None, timeout=timeout)
@@ -132,13 +134,17 @@ class LangGraphServerProvider:
                 headers=headers,
             )
             config: Config = {"configurable": run_config.to_configurable()}
+            run_headers = dict(headers)
+            key = await self._llm_key(request.billing_account_id) if self._llm_key is not None else None
+            if key is not None:  # the server keeps it encrypted while the run needs it, never in clear
+                run_headers[LLM_KEY_HEADER] = key
             stream = client.runs.stream(
                 thread_id,
                 assistant,
                 input=cast(Any, {"messages": request.input_messages}),
                 config=config,
                 stream_mode=STREAM_MODES,
-                headers=headers,
+                headers=run_headers,
             )
             async for part in stream:
                 yield part.event, part.data

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from cogni_app.reconcile.facts import account_of, key_account_of
 from cogni_app.reconcile.records import (
     EPOCH,
     Position,
@@ -51,6 +52,7 @@ def record_from_api_row(row: dict[str, Any]) -> SpendLogRecord | None:
         end_time=as_datetime(row.get("endTime")),
         error_code=(str(error["error_code"]) if error.get("error_code") else None),
         position_at=as_datetime(row.get("startTime")) or as_datetime(row.get("endTime")),
+        key_account=key_account_of(metadata.get("user_api_key_alias"), row.get("user")),
     )
 
 
@@ -95,7 +97,7 @@ class LiteLLMSpendLogsApiSource:
     async def for_run(self, billing_account_id: str, run_id: str) -> list[SpendLogRecord]:
         start_day, end_day = self._window(datetime.now(UTC) - self.run_lookback)
         records = await self._rows(start_day, end_day)
-        return [r for r in records if r.end_user == billing_account_id and r.run_id == run_id]
+        return [r for r in records if account_of(r) == billing_account_id and r.run_id == run_id]
 
     async def after(self, position: Position | None, *, limit: int) -> list[SpendLogRecord]:
         """By (startTime, request id): the API filters by day only, so the day of `position` is read again."""

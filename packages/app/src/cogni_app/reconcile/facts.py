@@ -19,8 +19,22 @@ def is_billable(record: SpendLogRecord) -> bool:
     return not (record.status != "success" and record.spend <= 0)
 
 
+OUR_KEY_ALIAS = "llm-key:"
+"""How LiteLLM's custom-auth hook (cogni_litellm_sink.keyauth) names a per-account key."""
+
+
+def key_account_of(alias: Any, user_id: Any) -> str | None:
+    """The account of a per-account key, from a spend row's key alias and key user (None for another key)."""
+    if isinstance(alias, str) and alias.startswith(OUR_KEY_ALIAS) and user_id:
+        return str(user_id)
+    return None
+
+
 def account_of(record: SpendLogRecord) -> str | None:
-    """The billing account: LiteLLM's end_user (the request's `user`), else the metadata's."""
+    """The billing account: the per-account key's (checked by the proxy), else LiteLLM's end_user (the request's
+    `user`), else the metadata's."""
+    if record.key_account:
+        return record.key_account
     if record.end_user:
         return record.end_user
     value = record.metadata.get("billing_account_id")

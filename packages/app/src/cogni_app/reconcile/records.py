@@ -33,6 +33,10 @@ class SpendLogRecord:
     error_code: str | None = None
     position_at: datetime | None = None
     """Where the row sits in its source's order (the sink: when it was inserted); see `position`."""
+    key_account: str | None = None
+    """The billing account of the per-account LiteLLM key that made the call (LiteLLM's `user_api_key_user_id`
+    for a key of ours, alias `llm-key:<id>`), None for the shared key. The proxy checked it, the caller cannot
+    choose it: when present it decides the account, whatever `user` the request named."""
 
     @property
     def position(self) -> Position:

@@ -12,12 +12,15 @@ import structlog
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from cogni_app.reconcile.facts import key_account_of
 from cogni_app.reconcile.records import EPOCH, Position, SpendLogRecord, as_decimal, as_dict
 
 SINK_TABLE = "litellm_spend_logs"
 _COLUMNS = (
     "call_id, end_user, spend, prompt_tokens, completion_tokens, model, model_group, status,"
-    " error_code, spend_logs_metadata, start_time, end_time, inserted_at"
+    " error_code, spend_logs_metadata, start_time, end_time, inserted_at,"
+    # added to the sink's table later: read through to_jsonb so a table the sink has not upgraded yet reads as null
+    " to_jsonb(l.*)->>'key_alias' AS key_alias, to_jsonb(l.*)->>'key_user_id' AS key_user_id"
 )
 
 RETENTION_DELETE = (
@@ -45,6 +48,7 @@ def record_from_row(row: dict[str, Any]) -> SpendLogRecord:
         end_time=row.get("end_time"),
         error_code=row.get("error_code"),
         position_at=row.get("inserted_at"),
+        key_account=key_account_of(row.get("key_alias"), row.get("key_user_id")),
     )
 
 
@@ -68,7 +72,7 @@ class SinkTableSource:
         order: str = "coalesce(start_time, inserted_at), call_id",
         limit: int | None = None,
     ) -> list[SpendLogRecord]:
-        query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {}").format(
+        query = sql.SQL("SELECT {} FROM {} AS l WHERE {} ORDER BY {}").format(
             sql.SQL(_COLUMNS), sql.Identifier(self.table), sql.SQL(where), sql.SQL(order)
         )
         if limit is not None:
@@ -84,7 +88,10 @@ class SinkTableSource:
             return [record_from_row(row) for row in await cur.fetchall()]
 
     async def for_run(self, billing_account_id: str, run_id: str) -> list[SpendLogRecord]:
-        return await self._select("end_user = %s AND spend_logs_metadata->>'run_id' = %s", (billing_account_id, run_id))
+        return await self._select(
+            "spend_logs_metadata->>'run_id' = %s AND (end_user = %s OR to_jsonb(l.*)->>'key_user_id' = %s)",
+            (run_id, billing_account_id, billing_account_id),
+        )
 
     async def after(self, position: Position | None, *, limit: int) -> list[SpendLogRecord]:
         """In insertion order (the sink's `(inserted_at, call_id)` index); `position` is one such pair."""

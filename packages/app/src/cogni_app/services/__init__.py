@@ -20,6 +20,7 @@ from cogni_app.services.deletion import (
 )
 from cogni_app.services.errors import AgentsUnavailable, ChatRunRefused, GraphNotFound, RunFailedEarly
 from cogni_app.services.keys import KeyService, RotatedKey
+from cogni_app.services.llm_keys import IssuedLlmKey, LlmKeyService
 from cogni_app.services.operator import Grant, IssuedKey, OperatorService
 
 
@@ -34,6 +35,7 @@ class AppServices:
     console: ConsoleService
     deletion: DeletionService
     keys: KeyService
+    llm_keys: LlmKeyService
 
 
 __all__ = [
@@ -57,7 +59,9 @@ __all__ = [
     "Grant",
     "GraphNotFound",
     "IssuedKey",
+    "IssuedLlmKey",
     "KeyService",
+    "LlmKeyService",
     "ModelMenu",
     "OperatorService",
     "RotatedKey",

@@ -5,9 +5,11 @@ from __future__ import annotations
 import httpx2
 import openai
 
-from cogni_ai_core import LlmErrorKind, llm_error_kind
+from cogni_ai_core import AiExecutionErrorCode, LlmErrorKind, llm_error_kind
 
 CALL_ID_HEADER = "x-litellm-call-id"
+KEY_REJECTED: AiExecutionErrorCode = "llm_key_rejected"
+KEY_REJECTED_STATUSES = (401, 403)
 
 
 class LlmCallError(RuntimeError):
@@ -18,9 +20,12 @@ class LlmCallError(RuntimeError):
     """
 
     def __init__(self, message: str, *, status_code: int | None, call_id: str | None = None) -> None:
+        if status_code in KEY_REJECTED_STATUSES:  # the code leads the message: it survives the server's error event
+            message = f"{KEY_REJECTED}: {message}"
         super().__init__(message)
         self.status_code = status_code
         self.call_id = call_id
+        self.code: AiExecutionErrorCode | None = KEY_REJECTED if status_code in KEY_REJECTED_STATUSES else None
 
     @property
     def kind(self) -> LlmErrorKind | None:

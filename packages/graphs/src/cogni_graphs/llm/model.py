@@ -36,21 +36,22 @@ from cogni_graphs.llm.tracing import with_trace_headers
 log = logging.getLogger(__name__)
 LITELLM_METADATA_KEY = "litellm"
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str, float], openai.AsyncOpenAI]] = (
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, float], openai.AsyncOpenAI]] = (
     weakref.WeakKeyDictionary()
 )
 
 
 def _client(base_url: str, api_key: str, timeout: float) -> openai.AsyncOpenAI:
-    """One pooled client per event loop and endpoint (a pool must not outlive or cross its loop)."""
+    """One pooled client per event loop and endpoint (a pool must not outlive or cross its loop); a call with
+    another key (a run's per-account key) shares its connection pool through `with_options`."""
     loop = asyncio.get_running_loop()
     per_loop = _clients.setdefault(loop, {})
-    key = (base_url, api_key, timeout)
+    key = (base_url, timeout)
     client = per_loop.get(key)
     if client is None:
         client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
         per_loop[key] = client
-    return client
+    return client if client.api_key == api_key else client.with_options(api_key=api_key)
 
 
 def emit_usage(usage: LlmCallUsage) -> None:

@@ -1,7 +1,8 @@
-"""ASGI middleware: request body size limit (413) and request metrics."""
+"""ASGI middleware: request body size limit (413), request metrics, where a run's LLM key may be sent (422)."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -106,3 +107,36 @@ class Metrics:
             await send(message)
 
         await self.app(scope, receive, wrapped)
+
+
+LLM_KEY_HEADER_RAW = b"x-cogni-llm-key"
+LLM_KEY_ROUTES = re.compile(r"^/(?:threads/[^/]+/runs|runs)(?:/stream|/wait|/batch)?/?$")
+"""Where a run's per-account LLM key is accepted: the routes that create runs (api/runs.py)."""
+
+
+class LlmKeyOnlyOnRunCreation:
+    """A request carrying ``X-Cogni-LLM-Key`` anywhere but a run-creating ``POST`` is refused (422), not served
+    with the key silently ignored (a cron or a thread-stream command would then run on the shared key)."""
+
+    REFUSAL = dumps(
+        {
+            "detail": "X-Cogni-LLM-Key is accepted only when creating a run"
+            " (POST /threads/{id}/runs, /runs and their /stream, /wait, /batch forms)"
+        }
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    def _refused(self, scope: Scope) -> bool:
+        if scope["type"] != "http" or not any(name == LLM_KEY_HEADER_RAW for name, _ in scope.get("headers", ())):
+            return False
+        return scope["method"] != "POST" or not LLM_KEY_ROUTES.match(scope["path"])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._refused(scope):
+            await self.app(scope, receive, send)
+            return
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(self.REFUSAL)).encode())]
+        await send({"type": "http.response.start", "status": 422, "headers": headers})
+        await send({"type": "http.response.body", "body": self.REFUSAL})

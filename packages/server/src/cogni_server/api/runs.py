@@ -6,11 +6,12 @@ Routes parse, authorise and delegate to ``services.runs`` and ``services.streams
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
+from cogni_ai_core import LLM_KEY_HEADER
 from cogni_server.api.context import context, principal
 from cogni_server.api.models import MAX_OFFSET, BatchRunBody, BulkCancelBody, RunCreateBody
 from cogni_server.api.paging import select_fields
@@ -27,6 +28,8 @@ from cogni_server.services.context import ServerContext
 from cogni_server.storage.runs import run_out
 
 router = APIRouter(dependencies=[Depends(principal)], tags=["runs"])
+LlmKey = Annotated[str | None, Header(alias=LLM_KEY_HEADER, include_in_schema=False)]
+"""The run's per-account LiteLLM key (services/run_keys.py): sealed at once, never echoed or logged."""
 
 
 async def _may_create(ctx: ServerContext, who: Principal, thread_id: uuid.UUID | None, body: RunCreateBody) -> None:
@@ -97,33 +100,33 @@ def _wait_run(ctx: ServerContext, run: dict[str, Any], stateless: bool) -> Respo
 
 @router.post("/threads/{thread_id}/runs")
 async def create_background(
-    thread_id: str, body: RunCreateBody, request: Request, who: Principal = Depends(principal)
+    thread_id: str, body: RunCreateBody, request: Request, who: Principal = Depends(principal), llm_key: LlmKey = None
 ) -> Response:
     ctx, tid = context(request), parse_id(thread_id, "thread_id")
     await _may_create(ctx, who, tid, body)
-    run = await run_service.create_run(ctx, who.tenant, tid, body, kind="background")
+    run = await run_service.create_run(ctx, who.tenant, tid, body, kind="background", llm_key=llm_key)
     return JSONResponse(run_out(run), headers=_locations(run, False, "stream"))
 
 
 @router.post("/threads/{thread_id}/runs/stream")
 async def create_stream(
-    thread_id: str, body: RunCreateBody, request: Request, who: Principal = Depends(principal)
+    thread_id: str, body: RunCreateBody, request: Request, who: Principal = Depends(principal), llm_key: LlmKey = None
 ) -> Response:
     ctx = context(request)
     tid = parse_id(thread_id, "thread_id")
     await _may_create(ctx, who, tid, body)
-    run = await run_service.create_run(ctx, who.tenant, tid, body, kind="stream")
+    run = await run_service.create_run(ctx, who.tenant, tid, body, kind="stream", llm_key=llm_key)
     return _stream_run(ctx, run, False)
 
 
 @router.post("/threads/{thread_id}/runs/wait")
 async def create_wait(
-    thread_id: str, body: RunCreateBody, request: Request, who: Principal = Depends(principal)
+    thread_id: str, body: RunCreateBody, request: Request, who: Principal = Depends(principal), llm_key: LlmKey = None
 ) -> Response:
     ctx = context(request)
     tid = parse_id(thread_id, "thread_id")
     await _may_create(ctx, who, tid, body)
-    run = await run_service.create_run(ctx, who.tenant, tid, body, kind="wait", force_values=True)
+    run = await run_service.create_run(ctx, who.tenant, tid, body, kind="wait", force_values=True, llm_key=llm_key)
     return _wait_run(ctx, run, False)
 
 
@@ -213,31 +216,39 @@ async def cancel_run(
 
 
 @router.post("/runs")
-async def stateless_background(body: RunCreateBody, request: Request, who: Principal = Depends(principal)) -> Response:
+async def stateless_background(
+    body: RunCreateBody, request: Request, who: Principal = Depends(principal), llm_key: LlmKey = None
+) -> Response:
     ctx = context(request)
     await _may_create(ctx, who, None, body)
-    run = await run_service.create_run(ctx, who.tenant, None, body, kind="background")
+    run = await run_service.create_run(ctx, who.tenant, None, body, kind="background", llm_key=llm_key)
     return JSONResponse(run_out(run), headers=_locations(run, True, "stream"))
 
 
 @router.post("/runs/stream")
-async def stateless_stream(body: RunCreateBody, request: Request, who: Principal = Depends(principal)) -> Response:
+async def stateless_stream(
+    body: RunCreateBody, request: Request, who: Principal = Depends(principal), llm_key: LlmKey = None
+) -> Response:
     ctx = context(request)
     await _may_create(ctx, who, None, body)
-    run = await run_service.create_run(ctx, who.tenant, None, body, kind="stream")
+    run = await run_service.create_run(ctx, who.tenant, None, body, kind="stream", llm_key=llm_key)
     return _stream_run(ctx, run, True)
 
 
 @router.post("/runs/wait")
-async def stateless_wait(body: RunCreateBody, request: Request, who: Principal = Depends(principal)) -> Response:
+async def stateless_wait(
+    body: RunCreateBody, request: Request, who: Principal = Depends(principal), llm_key: LlmKey = None
+) -> Response:
     ctx = context(request)
     await _may_create(ctx, who, None, body)
-    run = await run_service.create_run(ctx, who.tenant, None, body, kind="wait", force_values=True)
+    run = await run_service.create_run(ctx, who.tenant, None, body, kind="wait", force_values=True, llm_key=llm_key)
     return _wait_run(ctx, run, True)
 
 
 @router.post("/runs/batch")
-async def stateless_batch(body: list[BatchRunBody], request: Request, who: Principal = Depends(principal)) -> Response:
+async def stateless_batch(
+    body: list[BatchRunBody], request: Request, who: Principal = Depends(principal), llm_key: LlmKey = None
+) -> Response:
     ctx = context(request)
     if not body:
         raise Invalid("batch must contain at least one run")
@@ -247,7 +258,7 @@ async def stateless_batch(body: list[BatchRunBody], request: Request, who: Princ
         fields = item.model_dump(exclude={"thread_id"}, exclude_unset=True)
         run_body = RunCreateBody(**fields)
         await _may_create(ctx, who, tid, run_body)
-        run = await run_service.create_run(ctx, who.tenant, tid, run_body, kind="batch")
+        run = await run_service.create_run(ctx, who.tenant, tid, run_body, kind="batch", llm_key=llm_key)
         out.append(run_out(run))
     return JSONResponse(out)
 

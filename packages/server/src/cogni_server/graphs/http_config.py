@@ -56,6 +56,10 @@ _REFUSED = {
 }
 
 
+NEVER_COPIED = frozenset({"x-cogni-llm-key"})
+"""Secrets no `configurable_headers` pattern may copy into a run's stored config (services/run_keys.py)."""
+
+
 @dataclass(frozen=True)
 class HeaderFilter:
     """Which request headers are copied into a run's ``config["configurable"]`` (``*`` wildcards).
@@ -81,7 +85,7 @@ class HeaderFilter:
 
     def selects(self, name: str) -> bool:
         lowered = name.lower()
-        if any(p.match(lowered) for p in self._exclude_re):
+        if lowered in NEVER_COPIED or any(p.match(lowered) for p in self._exclude_re):
             return False
         return any(p.match(lowered) for p in self._include_re)
 

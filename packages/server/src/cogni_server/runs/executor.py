@@ -24,16 +24,19 @@ from langgraph.errors import GraphInterrupt
 from langgraph.runtime import Runtime
 from psycopg_pool import AsyncConnectionPool
 
+from cogni_ai_core import LLM_KEY_CONFIGURABLE
 from cogni_server.graphs import GraphRegistry
 from cogni_server.runs import tracing as run_tracing
 from cogni_server.runs.ending import Outcome, RunEnding
 from cogni_server.runs.inputs import build_command, run_config
 from cogni_server.runs.lifecycle import RunLifecycle, RunTracker
 from cogni_server.runs.protocol import run_v3
+from cogni_server.runs.run_key import open_run_key
 from cogni_server.runs.settings import RunSettings, UnknownRunSettings, load_run_settings
-from cogni_server.runs.stream_modes import ChunkRouter, langgraph_modes, split_ns
+from cogni_server.runs.stream_modes import ChunkRouter, drop_llm_key, langgraph_modes, split_ns
 from cogni_server.serde import dumps, to_jsonable
 from cogni_server.storage.pool import is_transient
+from cogni_server.storage.run_secrets import SecretBox
 from cogni_server.storage.store import StoreBackend
 from cogni_server.streaming import StreamBroker
 
@@ -60,8 +63,10 @@ class Executor:
         store: StoreBackend | None = None,
         max_attempts: int = 3,
         lifecycle: RunLifecycle | None = None,
+        secrets: SecretBox | None = None,
     ) -> None:
         self.pool = pool
+        self.secrets = secrets  # COGNI_SECRETS_KEY: opens the LLM key of a run that was given one
         self.store = store  # graphs see the run owner's view of it (store param, get_store(), runtime.store)
         self.checkpointer = checkpointer
         self.registry = registry
@@ -124,6 +129,8 @@ class Executor:
         resumable = settings.stream_resumable
 
         async def publish(event: str, data: bytes) -> None:
+            if settings.llm_key:  # the key never leaves in an event (checkpoints and debug show the config)
+                data = drop_llm_key(data)
             await self.broker.publish(run_id, event, data, resumable=resumable, thread_id=thread_id)
 
         await publish("metadata", dumps({"run_id": run_id, "attempt": run["attempt"]}))
@@ -195,6 +202,8 @@ class Executor:
         self, run: dict[str, Any], settings: RunSettings, publish: Any, tracker: RunTracker | None = None
     ) -> ChunkRouter | RunTracker:
         config = run_tracing.with_graph_spans(run_config(run, settings))
+        if settings.llm_key:  # `__`-prefixed: LangGraph copies it into no checkpoint or run metadata
+            config["configurable"][LLM_KEY_CONFIGURABLE] = await open_run_key(self.pool, self.secrets, run)
         async with self._graph(run, config, "threads.create_run", settings.context or None) as graph:
             return await self._stream_graph(graph, config, run, settings, publish, tracker)
 

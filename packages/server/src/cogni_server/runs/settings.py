@@ -49,13 +49,14 @@ class RunSettings(BaseModel):
     # the creating request's W3C trace context (traceparent, tracestate), continued by whichever worker
     # runs it; stored only when tracing is on (see cogni_server.runs.tracing)
     trace_carrier: dict[str, str] | None = None
+    # the run was given a per-account LLM key (stored encrypted in run_secrets, never here); stored only when true
+    llm_key: bool = False
 
 
 def dump_run_settings(settings: RunSettings) -> dict[str, Any]:
     """The JSON stored in ``runs.kwargs`` (and shown to clients as the run's ``kwargs``)."""
-    if settings.trace_carrier is None:  # rows of untraced runs stay as they were
-        return settings.model_dump(exclude={"trace_carrier"})
-    return settings.model_dump()
+    exclude = {name for name in ("trace_carrier", "llm_key") if not getattr(settings, name)}
+    return settings.model_dump(exclude=exclude)  # rows of untraced runs without a key stay as they were
 
 
 def load_run_settings(raw: Mapping[str, Any]) -> RunSettings:

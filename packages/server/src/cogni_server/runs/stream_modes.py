@@ -7,10 +7,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from cogni_ai_core import LLM_KEY_CONFIGURABLE
 from cogni_server.serde import dumps
+
+LLM_KEY_MARKER = json.dumps(LLM_KEY_CONFIGURABLE).encode()
 
 WIRE_MODES = frozenset(
     {"values", "updates", "messages", "messages-tuple", "custom", "debug", "tasks", "checkpoints", "events"}
@@ -70,6 +74,23 @@ class ChunkRouter:
             self._messages[msg_id] = message
         event = "messages/partial" if is_chunk else "messages/complete"
         await self.publish(self._name(event, ns), dumps([self._messages[msg_id]]))
+
+
+def _without_key(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_key(v) for k, v in value.items() if k != LLM_KEY_CONFIGURABLE}
+    if isinstance(value, list):
+        return [_without_key(v) for v in value]
+    return value
+
+
+def drop_llm_key(data: bytes) -> bytes:
+    """An event's JSON without the run's LLM key: the ``checkpoints`` and ``debug`` modes show a checkpoint's
+    whole config, where the worker put the key (``configurable.__cogni_llm_key``). Only events that name the key
+    are re-encoded, so the cost is one byte search per event of a run that has a key."""
+    if LLM_KEY_MARKER not in data:
+        return data
+    return dumps(_without_key(json.loads(data)))
 
 
 def split_ns(ns: Any) -> list[str]:

@@ -18,6 +18,7 @@ from cogni_server.graphs import GraphRegistry
 from cogni_server.graphs.webhooks_config import ThreadTTLConfig, WebhooksConfig
 from cogni_server.runs.executor import Executor
 from cogni_server.runs.worker import WorkerPool
+from cogni_server.storage.run_secrets import SecretBox
 from cogni_server.storage.store import StoreBackend
 from cogni_server.streaming import StreamBroker
 from cogni_server.streaming.thread_log import ThreadLog
@@ -38,3 +39,4 @@ class ServerContext:
     thread_log: ThreadLog  # the thread-streaming protocol's per-thread event log
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     thread_ttl: ThreadTTLConfig = field(default_factory=ThreadTTLConfig)
+    secrets: SecretBox | None = None  # COGNI_SECRETS_KEY: runs' LLM keys at rest (None: runs take no key)

@@ -24,6 +24,7 @@ from cogni_server.services import request_headers
 from cogni_server.services.assistants import resolve_assistant
 from cogni_server.services.billing import bind_billing_identity
 from cogni_server.services.context import ServerContext
+from cogni_server.services.run_keys import seal_llm_key
 from cogni_server.services.run_request import RunRequest
 from cogni_server.services.thread_ttl_policy import ttl_for_new_thread
 from cogni_server.services.webhook_policy import check_webhook
@@ -96,6 +97,7 @@ def new_run(
     bind_billing: bool = False,
     protocol: bool = False,
     thread_metadata: dict[str, Any] | None = None,
+    llm_key: bool = False,
 ) -> NewRun:
     """The row to insert for ``req`` on ``thread_id`` (None: a stateless run on a new thread).
 
@@ -111,6 +113,8 @@ def new_run(
         settings = settings.model_copy(update={"config": with_user(settings.config, user_configurable(user))})
     if protocol:  # a run of the thread-streaming commands: executes in v3 mode
         settings = settings.model_copy(update={"protocol": True})
+    if llm_key:  # only the fact: the key itself is stored encrypted beside the run (storage/run_secrets.py)
+        settings = settings.model_copy(update={"llm_key": True})
     carrier = inject_carrier()  # the creating request's trace, continued by the worker (empty: tracing off)
     if carrier:
         settings = settings.model_copy(update={"trace_carrier": carrier})
@@ -144,12 +148,15 @@ async def create_run(
     force_values: bool = False,
     protocol: bool = False,
     thread_metadata: dict[str, Any] | None = None,
+    llm_key: str | None = None,
 ) -> dict[str, Any]:
     """Insert the run (applying multitask rules), start it here if a slot is free, stop the ones it replaces.
 
     ``thread_id`` None is a stateless run on a new temporary thread. ``protocol``: a run of the
     thread-streaming commands (executes in v3 mode); ``thread_metadata`` goes on a thread it creates.
+    ``llm_key``: the run's per-account LiteLLM key (``services.run_keys``), kept encrypted until the run ends.
     """
+    sealed = seal_llm_key(ctx.secrets, llm_key, tenant, binds_tenant=bills_caller(ctx)) if llm_key else None
     assistant = await resolve_assistant(ctx, tenant, req.assistant_id)
     await check_webhook(ctx.webhooks, req.webhook)
     new = new_run(
@@ -161,13 +168,14 @@ async def create_run(
         bind_billing=bills_caller(ctx),
         protocol=protocol,
         thread_metadata=thread_metadata,
+        llm_key=sealed is not None,
     )
     new.thread_ttl = ttl_for_new_thread(ctx, None)  # a thread this run creates gets the default TTL
     try:
         async with ctx.workers.reserve() as slot:
             async with ctx.pool.connection() as conn:
                 created = await run_repo.create(
-                    conn, new, worker_id=slot.worker_id, lease_seconds=ctx.settings.lease_seconds
+                    conn, new, worker_id=slot.worker_id, lease_seconds=ctx.settings.lease_seconds, secret=sealed
                 )
             if created.started:
                 slot.start(created.run)

@@ -50,6 +50,7 @@ OTHER_TABLES: dict[str, str] = {
     "store_migrations": "the store's applied migration versions",
     "vector_migrations": "the store's applied vector migration versions (only with store.index)",
     "tenant_purges": "the purge record itself (tenant name, counts, times; no content): kept on purpose",
+    "run_secrets": "a run's encrypted LLM key while it runs: deleted with its run (ON DELETE CASCADE)",
 }
 
 FENCE_SQLSTATE = "P0C01"  # raised by cogni_purge_refuse() (migration 0004)

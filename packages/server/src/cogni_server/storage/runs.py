@@ -12,6 +12,7 @@ from psycopg.errors import UniqueViolation
 from psycopg.types.json import Jsonb
 
 from cogni_server.errors import Conflict, NotFound
+from cogni_server.storage import run_secrets
 from cogni_server.storage.pool import Conn
 
 COLS = (
@@ -176,14 +177,27 @@ def _insert_params(new: NewRun, *, worker_id: str | None, lease_seconds: float) 
     }
 
 
-async def create(conn: Conn, new: NewRun, *, worker_id: str | None, lease_seconds: float) -> Created:
+async def create(
+    conn: Conn, new: NewRun, *, worker_id: str | None, lease_seconds: float, secret: bytes | None = None
+) -> Created:
     """Insert a run, applying the thread's multitask strategy, in one transaction.
 
     When ``worker_id`` is given (a local worker slot is free) and nothing else is in flight on the
     thread, the run is inserted already claimed, so the caller can start it without a queue hop.
+    ``secret`` (the run's encrypted LLM key) is stored in the same transaction: no worker can claim
+    the run before its key is there.
     """
+    if secret is None:
+        return await _create(conn, new, worker_id=worker_id, lease_seconds=lease_seconds, nested=False)
+    async with conn.transaction():
+        created = await _create(conn, new, worker_id=worker_id, lease_seconds=lease_seconds, nested=True)
+        await run_secrets.store(conn, created.run["run_id"], secret)
+        return created
+
+
+async def _create(conn: Conn, new: NewRun, *, worker_id: str | None, lease_seconds: float, nested: bool) -> Created:
     if worker_id is not None and new.after_seconds <= 0:
-        fast = await _create_started(conn, new, worker_id, lease_seconds)
+        fast = await _create_started(conn, new, worker_id, lease_seconds, savepoint=nested)
         if fast is not None:
             return Created(run=fast, started=True)
     return await _create_locked(conn, new, worker_id=worker_id, lease_seconds=lease_seconds)
@@ -230,17 +244,25 @@ async def _create_locked(conn: Conn, new: NewRun, *, worker_id: str | None, leas
         return Created(run=dict(inserted), started=start, to_cancel=to_cancel, cancelled=cancelled)
 
 
-async def _create_started(conn: Conn, new: NewRun, worker_id: str, lease_seconds: float) -> dict[str, Any] | None:
+async def _create_started(
+    conn: Conn, new: NewRun, worker_id: str, lease_seconds: float, *, savepoint: bool = False
+) -> dict[str, Any] | None:
     """The common case in one statement (one round trip): the thread exists and is free.
 
     Returns None when it does not apply (no such thread, something in flight, or a concurrent
     creator won the thread's single running slot); the caller then takes the general path.
     """
+    params = _insert_params(new, worker_id=worker_id, lease_seconds=lease_seconds)
     try:
-        cur = await conn.execute(CREATE_STARTED, _insert_params(new, worker_id=worker_id, lease_seconds=lease_seconds))
+        if savepoint:  # inside a transaction: a refusal must roll back to here, not abort the transaction
+            async with conn.transaction():
+                cur = await conn.execute(CREATE_STARTED, params)
+                row = await cur.fetchone()
+        else:
+            cur = await conn.execute(CREATE_STARTED, params)
+            row = await cur.fetchone()
     except UniqueViolation:
         return None
-    row = await cur.fetchone()
     return dict(row) if row is not None else None
 
 
