@@ -92,7 +92,7 @@ def build_thread_log(settings: Settings, pool: Any) -> ThreadLog:
             key_prefix=settings.redis_key_prefix,
             max_events=max_events,
             ttl_seconds=ttl,
-            read_connections=settings.redis_read_connections,
+            outage_seconds=settings.broker_outage_seconds,
         )
     return InMemoryThreadLog(store, max_events=max_events, ttl_seconds=ttl)
 

@@ -1,18 +1,21 @@
 """Redis clients for the broker and the thread log, one job each.
 
-Every live subscriber (an SSE or WebSocket stream, a ``join``) holds a connection for its
-``XREAD BLOCK``; redis-py's pool allows 100 connections by default and raises
-``MaxConnectionsError`` past that, which ended every idle stream beyond about 100 per instance.
-Subscribers therefore read through their own client whose pool is large and *blocking*: past
-``COGNI_REDIS_READ_CONNECTIONS`` a new subscriber waits for a connection instead of failing, and
+Live subscribers (SSE and WebSocket streams, ``join``) no longer hold a connection each: one
+``SharedStreamReader`` per broker (and per thread log) blocks in ``XREAD`` for all of them on a
+connection of its own (``shared_reader_client``). What a subscriber still sends itself is short:
+the ``XREVRANGE`` that finds where "from now on" starts. Those go through ``reader_client``, a
+*blocking* pool of ``COGNI_REDIS_READ_CONNECTIONS``: past that many at once a subscriber waits for a
+connection instead of failing (redis-py's default pool raises ``MaxConnectionsError`` past 100), and
 writes, control messages and wake-ups keep their own pool, so many readers never starve a run.
 """
 
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
-DEFAULT_READ_CONNECTIONS = 4096
+DEFAULT_READ_CONNECTIONS = 64
 # how long a subscriber waits for a free read connection once all are taken (then it errors)
 READ_POOL_WAIT_SECONDS = 30.0
 
@@ -23,7 +26,7 @@ def connection_name(key_prefix: str) -> str:
 
 
 def reader_client(url: str, *, key_prefix: str, max_connections: int = DEFAULT_READ_CONNECTIONS) -> aioredis.Redis:
-    """A client for blocking stream reads: a blocking pool of up to ``max_connections``."""
+    """A client for subscribers' short reads: a blocking pool of up to ``max_connections``."""
     pool: aioredis.BlockingConnectionPool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -32,3 +35,16 @@ def reader_client(url: str, *, key_prefix: str, max_connections: int = DEFAULT_R
         client_name=connection_name(key_prefix),
     )
     return aioredis.Redis(connection_pool=pool)
+
+
+def shared_reader_client(url: str, *, key_prefix: str, block_ms: int) -> aioredis.Redis:
+    """The shared reader's one connection: redis-py's retries off (the reader retries from the same
+    ids itself) and a socket timeout past the block time, so a silently dead connection is noticed."""
+    return aioredis.Redis.from_url(
+        url,
+        decode_responses=False,
+        client_name=connection_name(key_prefix),
+        single_connection_client=True,
+        retry=Retry(NoBackoff(), 0),
+        socket_timeout=block_ms / 1000 + 10,
+    )
