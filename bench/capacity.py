@@ -48,7 +48,7 @@ from bench.capacity_latency import latency_factors, run_latency_elsewhere
 from bench.capacity_report import TARGET_STREAMS, TRANSPORTS, mib, summary_line, text_report, verdict
 from bench.capacity_streams import create_threads, open_sse_streams, open_websocket_streams, serves_websocket
 from bench.procmem import tree_rss_kib
-from bench.redisdb import fresh_redis_database
+from bench.redisdb import connections_on, fresh_redis_database
 
 SETTLE_S = 3.0
 UNUSED_LLM_URL = "http://127.0.0.1:9/v1"  # capacity runs only the trivial graph
@@ -109,7 +109,7 @@ def raise_open_files_limit(streams: int) -> dict[str, int]:
 
 
 async def measure_transport(
-    transport: str, url: str, pid: int, args: argparse.Namespace, idle: dict[str, Any]
+    transport: str, url: str, pid: int, args: argparse.Namespace, idle: dict[str, Any], redis_url: str | None = None
 ) -> dict[str, Any]:
     """Open N idle streams of `transport`, read RSS and latency with them open, close them."""
     started = time.perf_counter()
@@ -121,6 +121,7 @@ async def measure_transport(
             return {"served": False, "note": why}
     await asyncio.sleep(1.0)
     rss_before = tree_rss_kib(pid)
+    redis_before = connections_on(redis_url) if redis_url else None
     started = time.perf_counter()
     opener = open_websocket_streams if transport == "websocket" else open_sse_streams
     streams = await opener(url, thread_ids)
@@ -129,6 +130,7 @@ async def measure_transport(
         await asyncio.sleep(args.settle)
         rss_open = tree_rss_kib(pid)
         alive_at_rss = streams.alive()
+        redis_open = connections_on(redis_url) if redis_url else None
         loaded = await run_latency_elsewhere(url, args.runs, args.warmup)
         alive = streams.alive()
         rss_open_after_runs = tree_rss_kib(pid)
@@ -159,13 +161,16 @@ async def measure_transport(
             "after_close": mib(rss_closed),
         },
         "per_stream_kib": round(per_stream, 1) if per_stream is not None else None,
+        "redis_connections": {"before": redis_before, "open": redis_open} if redis_url else None,
         "latency_open": loaded,
         "latency_factor": factors,
         "meets": verdict(rss_open, min(opened, alive_at_rss, alive), args.streams, factors),
     }
 
 
-async def measure_capacity(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
+async def measure_capacity(
+    url: str, pid: int, args: argparse.Namespace, redis_url: str | None = None
+) -> dict[str, Any]:
     transports = args.transport or list(TRANSPORTS)
     rss_start = tree_rss_kib(pid)
     idle = await run_latency_elsewhere(url, args.runs, args.warmup)
@@ -177,7 +182,7 @@ async def measure_capacity(url: str, pid: int, args: argparse.Namespace) -> dict
     for transport in transports:
         print(f"[capacity] {transport}: opening {args.streams} idle streams …", flush=True)
         try:
-            out[transport] = await measure_transport(transport, url, pid, args, idle)
+            out[transport] = await measure_transport(transport, url, pid, args, idle, redis_url)
         except Exception as exc:
             traceback.print_exc()
             out[transport] = {"error": f"{type(exc).__name__}: {exc}"}
@@ -192,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = datetime.now(UTC).isoformat(timespec="seconds")
     load_before = [round(x, 2) for x in os.getloadavg()]
     with ExitStack() as stack:
+        redis_url = None
         if args.target == "ours":
             redis_url = args.ours_redis
             if redis_url == "auto":
@@ -202,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             target = stack.enter_context(servers.STARTERS[args.target](UNUSED_LLM_URL))
         if target.pid is None:
             raise RuntimeError("capacity needs the server's process id")
-        result = asyncio.run(measure_capacity(target.url, target.pid, args))
+        result = asyncio.run(measure_capacity(target.url, target.pid, args, redis_url))
     full = {
         "date": started,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),

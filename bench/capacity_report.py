@@ -34,12 +34,14 @@ def summary_line(section: dict[str, Any]) -> str:
         return f"n/a ({section.get('note')})"
     rss = section["rss_mib"]
     factor = section["latency_factor"]
+    redis = section.get("redis_connections")
+    held = f"; Redis connections {redis['before']} -> {redis['open']}" if redis else ""
     return (
         f"{section['streams_opened']}/{section['streams_wanted']} opened ({section['open_failures']} failed), "
         f"{section['still_open_at_rss']} still open at the RSS reading, "
         f"{section['still_open_after_runs']} after the runs; "
         f"RSS {rss['before']} -> {rss['open']} MiB ({section['per_stream_kib']} KiB/stream), "
-        f"run start median x{factor['start_median']}, run median x{factor['run_median']} vs idle"
+        f"run start median x{factor['start_median']}, run median x{factor['run_median']} vs idle{held}"
     )
 
 
