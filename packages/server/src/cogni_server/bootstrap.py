@@ -121,7 +121,6 @@ async def running_server(
         settings.redis_url or None,
         key_prefix=settings.redis_key_prefix,
         outage_seconds=settings.broker_outage_seconds,
-        read_connections=settings.redis_read_connections,
     )
     thread_log = build_thread_log(settings, pool)
     workers: WorkerPool | None = None

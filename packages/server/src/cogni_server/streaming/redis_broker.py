@@ -58,13 +58,8 @@ from cogni_server.streaming.base import (
     parse_event_id,
     validate_control_action,
 )
-from cogni_server.streaming.redis_clients import (
-    DEFAULT_READ_CONNECTIONS,
-    connection_name,
-    reader_client,
-    shared_reader_client,
-)
-from cogni_server.streaming.redis_reader import SharedStreamReader
+from cogni_server.streaming.redis_clients import connection_name
+from cogni_server.streaming.redis_reader import QUEUE_BOUND, SharedStreamReader
 from cogni_server.streaming.redis_writer import CONNECTION_ERRORS, BatchedStreamWriter
 
 _log = logging.getLogger(__name__)
@@ -88,13 +83,10 @@ class RedisBroker:
         block_ms: int = _BLOCK_MS,
         outage_seconds: float = DEFAULT_OUTAGE_SECONDS,
         writer_client: aioredis.Redis | None = None,
-        reader_client: aioredis.Redis | None = None,
-        shared_reader_client: aioredis.Redis | None = None,
+        subscriber_queue: int = QUEUE_BOUND,
     ) -> None:
         self._redis = client
         self._writer_redis = writer_client
-        self._reader_redis = reader_client  # subscribers' short reads (see ``redis_clients``)
-        self._shared_redis = shared_reader_client  # the shared reader's blocking XREAD
         self.outage_seconds = outage_seconds
         self.key_prefix = key_prefix
         self.retention_seconds = max(1, int(retention_seconds))
@@ -110,11 +102,11 @@ class RedisBroker:
         self._control_waiters = ControlWaiters()
         self._pending = PendingWakeup()
         self._shared = SharedStreamReader(
-            shared_reader_client or reader_client or client,
             client,
             key_prefix=key_prefix,
             block_ms=block_ms,
             outage_seconds=outage_seconds,
+            queue_bound=subscriber_queue,
         )
         self._writer = BatchedStreamWriter(
             writer_client or client,
@@ -128,25 +120,14 @@ class RedisBroker:
         )
 
     @classmethod
-    def from_url(
-        cls, url: str, *, key_prefix: str = "cogni", read_connections: int = DEFAULT_READ_CONNECTIONS, **kwargs: Any
-    ) -> RedisBroker:
+    def from_url(cls, url: str, *, key_prefix: str = "cogni", **kwargs: Any) -> RedisBroker:
         """A broker on ``url``: connections named ``cogni:<key prefix>``; the stream writer's own
         client never retries by itself (it retries idempotently, see ``redis_writer``); subscribers
-        share one blocking reader (``redis_reader``) and a blocking pool for their short reads."""
+        share one blocking reader (``redis_reader``) with a connection of its own."""
         name = connection_name(key_prefix)
         client = aioredis.Redis.from_url(url, decode_responses=False, client_name=name)
         writer = aioredis.Redis.from_url(url, decode_responses=False, client_name=name, retry=Retry(NoBackoff(), 0))
-        reader = reader_client(url, key_prefix=key_prefix, max_connections=read_connections)
-        shared = shared_reader_client(url, key_prefix=key_prefix, block_ms=kwargs.get("block_ms", _BLOCK_MS))
-        return cls(
-            client,
-            key_prefix=key_prefix,
-            writer_client=writer,
-            reader_client=reader,
-            shared_reader_client=shared,
-            **kwargs,
-        )
+        return cls(client, key_prefix=key_prefix, writer_client=writer, **kwargs)
 
     def run_key(self, run_id: str) -> str:
         return f"{self.key_prefix}:run:{run_id}"
@@ -171,10 +152,6 @@ class RedisBroker:
         """Wait until every event published so far through this broker is in Redis."""
         await self._writer.flush()
 
-    @property
-    def _reads(self) -> aioredis.Redis:
-        return self._reader_redis if self._reader_redis is not None else self._redis
-
     def subscribe(self, run_id: str, *, last_event_id: str | None = None) -> AsyncIterator[StreamEvent]:
         start = _start_id(last_event_id)
         return self._read(self.run_key(run_id), start, stop_at_end=True)
@@ -184,28 +161,10 @@ class RedisBroker:
         return self._read(self.thread_key(thread_id), start, stop_at_end=False)
 
     async def _read(self, key: str, start: str | None, *, stop_at_end: bool) -> AsyncIterator[StreamEvent]:
-        cursor = start
-        if cursor is None:  # "from now on": everything after the current last entry
-            outage = Outage(self.outage_seconds)
-            while True:
-                if self.closed:
-                    return
-                try:
-                    await self._writer.flush()  # our own events published before subscribing are not "new"
-                    last = await self._reads.xrevrange(key, "+", "-", count=1)
-                    break
-                except CONNECTION_ERRORS as exc:
-                    delay = outage.failed(exc, f"reading {key}")  # BrokerUnavailable past the limit
-                    _log.warning("redis broker: finding the end of %s failed (%s); retrying", key, exc)
-                    await asyncio.sleep(delay)
-            if not last:
-                cursor = "0-0"
-            else:
-                cursor = _text(last[0][0])
-                if stop_at_end and _END_FIELD in last[0][1]:
-                    return
+        if start is None:  # "from now on": our own events published before subscribing are not "new"
+            await self._writer.flush()
         stop = _END_FIELD if stop_at_end else None
-        async with contextlib.aclosing(self._shared.entries(key, cursor, stop_field=stop)) as entries:
+        async with contextlib.aclosing(self._shared.entries(key, start, stop_field=stop)) as entries:
             async for entry_id, fields in entries:
                 if _END_FIELD in fields:
                     if stop_at_end:
@@ -337,9 +296,6 @@ class RedisBroker:
         await self._redis.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose
         if self._writer_redis is not None:
             await self._writer_redis.aclose()  # type: ignore[attr-defined]
-        for extra in (self._reader_redis, self._shared_redis):
-            if extra is not None:
-                await extra.aclose()  # type: ignore[attr-defined]
 
 
 def _text(value: Any) -> str:

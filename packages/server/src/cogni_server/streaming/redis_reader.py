@@ -36,6 +36,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from cogni_server.streaming.base import BrokerUnavailable, Outage
+from cogni_server.streaming.redis_xread import BlockingXRead, Entry, bulk
 
 _log = logging.getLogger("cogni_server.streaming.redis_reader")
 
@@ -44,8 +45,6 @@ QUEUE_BOUND = 1024  # entries queued per subscription before it is paused
 WAKE_TTL_MS = 1000
 _WAKE_FIELDS: Any = {b"w": b"1"}
 
-Entry = tuple[bytes, dict[bytes, bytes]]
-
 
 def _parse(entry_id: bytes | str) -> tuple[int, int]:
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
@@ -53,20 +52,26 @@ def _parse(entry_id: bytes | str) -> tuple[int, int]:
     return int(millis), int(seq or 0)
 
 
-def _pairs(response: Any) -> Any:
-    """``(key, entries)`` pairs of an XREAD reply (RESP2 lists them, RESP3 maps them)."""
-    if not response:
-        return ()
-    return response.items() if isinstance(response, dict) else response
-
-
 class _Subscription:
-    __slots__ = ("cursor", "cursor_id", "done", "error", "joined", "key", "paused", "queue", "stop_field", "waiter")
+    __slots__ = (
+        "cursor",
+        "cursor_bulk",
+        "done",
+        "error",
+        "joined",
+        "key",
+        "paused",
+        "queue",
+        "resolved",
+        "stop_field",
+        "waiter",
+    )
 
-    def __init__(self, key: str, after: str, stop_field: bytes | None) -> None:
+    def __init__(self, key: str, after: str | None, stop_field: bytes | None) -> None:
         self.key = key
-        self.cursor = _parse(after)  # the last entry queued (or the start position)
-        self.cursor_id: bytes | str = after
+        self.cursor = _parse(after or "0-0")  # the last entry queued (or the start position)
+        self.cursor_bulk = bulk(after or "0-0")  # the cursor as sent in XREAD
+        self.resolved = after is not None  # False: "from now on", the key's top is not looked up yet
         self.stop_field = stop_field
         self.queue: deque[Entry] = deque()
         self.waiter: asyncio.Future[None] | None = None
@@ -77,7 +82,7 @@ class _Subscription:
 
     @property
     def reading(self) -> bool:
-        return not (self.paused or self.done or self.error is not None)
+        return self.resolved and not (self.paused or self.done or self.error is not None)
 
     def wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -89,7 +94,6 @@ class SharedStreamReader:
 
     def __init__(
         self,
-        reader: aioredis.Redis,
         control: aioredis.Redis,
         *,
         key_prefix: str,
@@ -98,7 +102,7 @@ class SharedStreamReader:
         closed_error: Callable[[], BaseException] | None = None,
         queue_bound: int = QUEUE_BOUND,
     ) -> None:
-        self._reader = reader  # one connection, only for the blocking read
+        self._reader = BlockingXRead.beside(control, count=READ_COUNT, block_ms=block_ms)  # its own connection
         self._control = control  # wake-ups
         self.wake_key = f"{key_prefix}:reader:{uuid.uuid4().hex}"
         self.block_ms = block_ms
@@ -106,7 +110,9 @@ class SharedStreamReader:
         self.queue_bound = queue_bound
         self._closed_error = closed_error  # None: subscriptions end quietly on close
         self._keys: dict[str, list[_Subscription]] = {}
-        self._wake_cursor: bytes | str = "0-0"
+        self._key_bulks: dict[str, bytes] = {self.wake_key: bulk(self.wake_key)}
+        self._unresolved: list[_Subscription] = []  # "from now on": their key's top is looked up next
+        self._wake_cursor = bulk("0-0")
         self._task: asyncio.Task[None] | None = None
         self._blocked = False  # a read with the current key set may be in flight
         self._woken = False  # a wake was sent since that read started
@@ -117,8 +123,11 @@ class SharedStreamReader:
     def subscriptions(self) -> int:
         return sum(len(subs) for subs in self._keys.values())
 
-    async def entries(self, key: str, after: str, *, stop_field: bytes | None = None) -> AsyncGenerator[Entry, None]:
-        """Entries of ``key`` after id ``after``, live; ends after a ``stop_field`` entry (if given)."""
+    async def entries(
+        self, key: str, after: str | None, *, stop_field: bytes | None = None
+    ) -> AsyncGenerator[Entry, None]:
+        """Entries of ``key`` after id ``after`` (None: after the key's last entry now), live; ends
+        after a ``stop_field`` entry (at once if None and the last entry is one)."""
         sub = _Subscription(key, after, stop_field)
         self._add(sub)
         try:
@@ -153,6 +162,8 @@ class SharedStreamReader:
             sub.done = sub.error is None
             return
         self._keys.setdefault(sub.key, []).append(sub)
+        if not sub.resolved:
+            self._unresolved.append(sub)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="redis-shared-reader")
         self._wake()
@@ -165,6 +176,7 @@ class SharedStreamReader:
             subs.remove(sub)
         if not subs:
             del self._keys[sub.key]
+            self._key_bulks.pop(sub.key, None)
 
     def _wake(self) -> None:
         """End a blocked read so the next one covers the current subscriptions and positions."""
@@ -185,9 +197,9 @@ class SharedStreamReader:
             _log.warning("shared stream reader: could not send a wake-up: %s", exc)
 
     # -- the read loop -------------------------------------------------------------------------
-    def _streams(self) -> tuple[dict[Any, Any], dict[str, tuple[int, int]]]:
-        """The next read's ids by key (the wake key's too), and where each key's read starts."""
-        streams: dict[Any, Any] = {self.wake_key: self._wake_cursor}
+    def _streams(self) -> tuple[list[bytes], list[bytes], dict[str, tuple[int, int]]]:
+        """The next read's keys and ids (the wake key's too, encoded), and where each key's read starts."""
+        keys, ids = [self._key_bulks[self.wake_key]], [self._wake_cursor]
         starts: dict[str, tuple[int, int]] = {}
         for key, subs in self._keys.items():
             lowest: _Subscription | None = None
@@ -195,18 +207,25 @@ class SharedStreamReader:
                 if sub.reading and (lowest is None or sub.cursor < lowest.cursor):
                     lowest = sub
             if lowest is not None:
-                streams[key] = lowest.cursor_id
+                encoded = self._key_bulks.get(key)
+                if encoded is None:
+                    encoded = self._key_bulks[key] = bulk(key)
+                keys.append(encoded)
+                ids.append(lowest.cursor_bulk)
                 starts[key] = lowest.cursor
-        return streams, starts
+        return keys, ids, starts
 
     async def _run(self) -> None:
         backoff = Outage(float("inf"))  # only its backoff: each subscription has its own limit
         failing_since: float | None = None
         while not self.closed:
-            streams, starts = self._streams()
-            self._blocked, self._woken = True, False
+            starts: dict[str, tuple[int, int]] = {}
             try:
-                response = await self._reader.xread(streams, count=READ_COUNT, block=self.block_ms)
+                if self._unresolved:
+                    await self._resolve()
+                keys, ids, starts = self._streams()
+                self._blocked, self._woken = True, False
+                response = await self._reader.read(keys, ids)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a dropped connection (or a Redis error): read again from the same ids
@@ -215,18 +234,39 @@ class SharedStreamReader:
                     failing_since = time.monotonic()
                 self._fail_outlasted(exc, failing_since)
                 delay = backoff.failed(exc, "reading streams")
-                _log.warning("shared stream reader: reading %d stream(s) failed (%s); retrying", len(streams) - 1, exc)
+                _log.warning("shared stream reader: reading %d stream(s) failed (%s); retrying", len(starts), exc)
                 await asyncio.sleep(delay)
                 continue
             self._blocked = False
             failing_since = None
             backoff.ok()
-            for stream, entries in _pairs(response):
-                key = stream.decode() if isinstance(stream, bytes) else stream
+            for stream, entries in response:
+                key = stream.decode()
                 if key == self.wake_key:
-                    self._wake_cursor = entries[-1][0]
+                    self._wake_cursor = bulk(entries[-1][0])
                 elif key in starts:
                     self._deliver(key, starts[key], entries)
+
+    async def _resolve(self) -> None:
+        """Start each "from now on" subscription after its key's last entry (one pipeline for all)."""
+        batch, self._unresolved = self._unresolved, []
+        keys = list(dict.fromkeys(sub.key for sub in batch))
+        try:
+            pipe = self._control.pipeline(transaction=False)
+            for key in keys:
+                pipe.xrevrange(key, "+", "-", count=1)
+            tops = dict(zip(keys, await pipe.execute(), strict=True))
+        except BaseException:
+            self._unresolved[:0] = batch
+            raise
+        for sub in batch:
+            top = tops[sub.key]
+            if top:
+                sub.cursor, sub.cursor_bulk = _parse(top[0][0]), bulk(top[0][0])
+            sub.resolved = True
+            if top and sub.stop_field is not None and sub.stop_field in top[0][1]:
+                sub.done = True  # the stream has ended already
+                sub.wake()
 
     def _deliver(self, key: str, start: tuple[int, int], entries: list[Any]) -> None:
         """Queue the entries (those after ``start``, in order) for each subscription they continue:
@@ -234,7 +274,7 @@ class SharedStreamReader:
         subs = self._keys.get(key)
         if not subs:
             return
-        woken: list[_Subscription] = []
+        woken: set[_Subscription] = set()
         for entry_id, fields in entries:
             parsed = _parse(entry_id)
             for sub in subs:
@@ -244,12 +284,12 @@ class SharedStreamReader:
                     sub.paused = True  # resumes from sub.cursor once the subscriber catches up
                     continue
                 sub.queue.append((entry_id, fields))
-                sub.cursor, sub.cursor_id = parsed, entry_id
+                sub.cursor = parsed
                 if sub.stop_field is not None and sub.stop_field in fields:
                     sub.done = True
-                if not woken or woken[-1] is not sub:
-                    woken.append(sub)
+                woken.add(sub)
         for sub in woken:
+            sub.cursor_bulk = bulk(sub.queue[-1][0])
             sub.wake()
 
     def _fail_outlasted(self, error: BaseException, failing_since: float) -> None:
@@ -279,5 +319,6 @@ class SharedStreamReader:
         for subs in self._keys.values():
             for sub in subs:
                 sub.wake()
+        await self._reader.close()
         with contextlib.suppress(Exception):
             await self._control.delete(self.wake_key)

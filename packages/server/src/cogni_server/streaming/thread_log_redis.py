@@ -30,7 +30,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from cogni_server.streaming.base import DEFAULT_OUTAGE_SECONDS
-from cogni_server.streaming.redis_clients import connection_name, shared_reader_client
+from cogni_server.streaming.redis_clients import connection_name
 from cogni_server.streaming.redis_reader import SharedStreamReader
 from cogni_server.streaming.thread_log import (
     HOLD_SECONDS,
@@ -167,16 +167,13 @@ class RedisThreadLog(BufferedLog):
         ttl_seconds: float,
         block_ms: int = _BLOCK_MS,
         hold_seconds: float = HOLD_SECONDS,
-        reader: aioredis.Redis | None = None,
         outage_seconds: float = DEFAULT_OUTAGE_SECONDS,
     ) -> None:
         super().__init__(store, max_events=max_events, ttl_seconds=ttl_seconds, hold_seconds=hold_seconds)
         self._redis = client
-        self._reader = reader  # the shared reader's blocking XREAD (see ``redis_reader``)
         self.key_prefix = key_prefix
         self.block_ms = block_ms
         self._shared = SharedStreamReader(
-            reader or client,
             client,
             key_prefix=key_prefix,
             block_ms=block_ms,
@@ -196,8 +193,7 @@ class RedisThreadLog(BufferedLog):
         **kwargs: Any,
     ) -> RedisThreadLog:
         client = aioredis.Redis.from_url(url, decode_responses=False, client_name=connection_name(key_prefix))
-        reader = shared_reader_client(url, key_prefix=key_prefix, block_ms=kwargs.get("block_ms", _BLOCK_MS))
-        return cls(client, store, key_prefix=key_prefix, reader=reader, **kwargs)
+        return cls(client, store, key_prefix=key_prefix, **kwargs)
 
     def keys(self, thread_id: str) -> list[str]:
         base = f"{self.key_prefix}:tl:{thread_id}"
@@ -310,8 +306,6 @@ class RedisThreadLog(BufferedLog):
         await self._stop_flusher()
         await self._shared.close()  # subscribers get LogClosed
         await self._redis.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose
-        if self._reader is not None:
-            await self._reader.aclose()  # type: ignore[attr-defined]
 
 
 def _call_id(group: list[_Op]) -> str:
