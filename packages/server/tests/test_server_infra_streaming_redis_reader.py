@@ -123,6 +123,29 @@ async def test_killed_reader_connections_delay_events_exactly_once(redis_prefix:
         await broker.close()
 
 
+async def test_a_key_that_is_not_a_stream_fails_only_its_subscribers(redis_prefix: str) -> None:
+    from redis.exceptions import ResponseError
+
+    broker = RedisBroker.from_url(REDIS_URL, key_prefix=redis_prefix)
+    client = aioredis.Redis.from_url(REDIS_URL)
+    clobbered, fine = run_id(), run_id()
+    try:
+        await client.set(broker.run_key(clobbered), b"not a stream")
+        bad = asyncio.ensure_future(collect(broker.subscribe(clobbered, last_event_id="-1")))
+        good = asyncio.ensure_future(collect(broker.subscribe(fine, last_event_id="-1")))
+        from_now = asyncio.ensure_future(collect(broker.subscribe(clobbered)))  # its start is looked up first
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            await bad
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            await from_now
+        await publish_n(broker, fine, 3)
+        await broker.end(fine)
+        assert payloads(await good) == [b'{"i":%d}' % i for i in range(3)]
+    finally:
+        await broker.close()
+        await client.aclose()  # type: ignore[attr-defined]
+
+
 async def test_a_waiting_subscriber_gives_up_past_the_outage_limit(redis_prefix: str) -> None:
     broker = RedisBroker.from_url(f"redis://127.0.0.1:{free_port()}/0", key_prefix=redis_prefix, outage_seconds=1.0)
     try:

@@ -34,6 +34,7 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from cogni_server.streaming.base import BrokerUnavailable, Outage
 from cogni_server.streaming.redis_xread import BlockingXRead, Entry, bulk
@@ -118,10 +119,6 @@ class SharedStreamReader:
         self._woken = False  # a wake was sent since that read started
         self._wakes: set[asyncio.Task[None]] = set()
         self.closed = False
-
-    @property
-    def subscriptions(self) -> int:
-        return sum(len(subs) for subs in self._keys.values())
 
     async def entries(
         self, key: str, after: str | None, *, stop_field: bytes | None = None
@@ -216,6 +213,19 @@ class SharedStreamReader:
         return keys, ids, starts
 
     async def _run(self) -> None:
+        try:
+            await self._loop()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug, not Redis: say so to every subscriber instead of hanging them
+            _log.exception("shared stream reader stopped")
+            for subs in self._keys.values():
+                for sub in subs:
+                    if sub.error is None:
+                        sub.error = exc
+                        sub.wake()
+
+    async def _loop(self) -> None:
         backoff = Outage(float("inf"))  # only its backoff: each subscription has its own limit
         failing_since: float | None = None
         while not self.closed:
@@ -228,7 +238,16 @@ class SharedStreamReader:
                 response = await self._reader.read(keys, ids)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # a dropped connection (or a Redis error): read again from the same ids
+            except ResponseError as exc:  # e.g. WRONGTYPE: fail the subscribers of the key(s) at fault
+                self._blocked = False
+                if await self._isolate(exc, starts):
+                    continue
+                failing_since = failing_since or time.monotonic()
+                self._fail_outlasted(exc, failing_since)
+                _log.warning("shared stream reader: reading %d stream(s) failed (%s); retrying", len(starts), exc)
+                await asyncio.sleep(backoff.failed(exc, "reading streams"))
+                continue
+            except Exception as exc:  # a dropped connection: read again from the same ids
                 self._blocked = False
                 if failing_since is None:
                     failing_since = time.monotonic()
@@ -247,6 +266,24 @@ class SharedStreamReader:
                 elif key in starts:
                     self._deliver(key, starts[key], entries)
 
+    async def _isolate(self, error: ResponseError, starts: dict[str, tuple[int, int]]) -> bool:
+        """Fail the subscriptions of keys that are not streams (any more) with ``error``; True if any."""
+        keys = list(starts)
+        try:
+            pipe = self._control.pipeline(transaction=False)
+            for key in keys:
+                pipe.type(key)
+            kinds = await pipe.execute()
+        except Exception:
+            return False
+        culprits = [key for key, kind in zip(keys, kinds, strict=True) if kind not in (b"stream", b"none")]
+        for key in culprits:
+            for sub in self._keys.get(key, ()):
+                if sub.error is None:
+                    sub.error = error
+                    sub.wake()
+        return bool(culprits)
+
     async def _resolve(self) -> None:
         """Start each "from now on" subscription after its key's last entry (one pipeline for all)."""
         batch, self._unresolved = self._unresolved, []
@@ -255,12 +292,16 @@ class SharedStreamReader:
             pipe = self._control.pipeline(transaction=False)
             for key in keys:
                 pipe.xrevrange(key, "+", "-", count=1)
-            tops = dict(zip(keys, await pipe.execute(), strict=True))
+            tops = dict(zip(keys, await pipe.execute(raise_on_error=False), strict=True))
         except BaseException:
             self._unresolved[:0] = batch
             raise
         for sub in batch:
             top = tops[sub.key]
+            if isinstance(top, Exception):  # not a stream (WRONGTYPE): this subscription fails, not the reader
+                sub.error = top
+                sub.wake()
+                continue
             if top:
                 sub.cursor, sub.cursor_bulk = _parse(top[0][0]), bulk(top[0][0])
             sub.resolved = True
