@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from cogni_server.streaming import BrokerUnavailable, RedisBroker
-from cogni_server.streaming.redis_clients import connection_name
+from cogni_server.streaming.redis_clients import COMMAND_CONNECTIONS, connection_name
 from cogni_server.streaming.thread_log import PendingEvent
 from cogni_server.streaming.thread_log_redis import RedisThreadLog
 from testsupport import free_port
@@ -178,6 +178,20 @@ async def test_thread_log_subscribers_share_a_few_connections() -> None:
             log.publish(tid, [PendingEvent("custom", "custom", (), b'"params":{"i":%d}}' % i)])
         got = await asyncio.gather(*waiting)
         assert [events[0].data.endswith(b'"params":{"i":%d}}' % i) for i, events in enumerate(got)] == [True] * 300
+    finally:
+        await log.close()
+        await delete_prefixed_keys(prefix)
+
+
+async def test_a_burst_of_commands_waits_for_a_connection_instead_of_failing() -> None:
+    """500 WebSockets opening at once each ask the thread log where the thread stands: every answer
+    arrives (redis-py's default pool raised 'Too many connections' past 100) on a bounded pool."""
+    prefix = f"cogni_test_tlb_{uuid.uuid4().hex[:10]}"
+    log = RedisThreadLog.from_url(REDIS_URL, _Store(), key_prefix=prefix, max_events=50, ttl_seconds=60.0)
+    try:
+        answers = await asyncio.wait_for(asyncio.gather(*(log.high_water(run_id()) for _ in range(500))), 30)
+        assert answers == [0] * 500
+        assert len(await named_connections(prefix)) <= COMMAND_CONNECTIONS
     finally:
         await log.close()
         await delete_prefixed_keys(prefix)

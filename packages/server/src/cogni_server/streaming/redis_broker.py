@@ -58,7 +58,7 @@ from cogni_server.streaming.base import (
     parse_event_id,
     validate_control_action,
 )
-from cogni_server.streaming.redis_clients import connection_name
+from cogni_server.streaming.redis_clients import command_client, connection_name
 from cogni_server.streaming.redis_reader import QUEUE_BOUND, SharedStreamReader
 from cogni_server.streaming.redis_writer import CONNECTION_ERRORS, BatchedStreamWriter
 
@@ -125,7 +125,7 @@ class RedisBroker:
         client never retries by itself (it retries idempotently, see ``redis_writer``); subscribers
         share one blocking reader (``redis_reader``) with a connection of its own."""
         name = connection_name(key_prefix)
-        client = aioredis.Redis.from_url(url, decode_responses=False, client_name=name)
+        client = command_client(url, key_prefix=key_prefix)
         writer = aioredis.Redis.from_url(url, decode_responses=False, client_name=name, retry=Retry(NoBackoff(), 0))
         return cls(client, key_prefix=key_prefix, writer_client=writer, **kwargs)
 

@@ -30,7 +30,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from cogni_server.streaming.base import DEFAULT_OUTAGE_SECONDS
-from cogni_server.streaming.redis_clients import connection_name
+from cogni_server.streaming.redis_clients import command_client
 from cogni_server.streaming.redis_reader import SharedStreamReader
 from cogni_server.streaming.thread_log import (
     HOLD_SECONDS,
@@ -192,7 +192,7 @@ class RedisThreadLog(BufferedLog):
         key_prefix: str,
         **kwargs: Any,
     ) -> RedisThreadLog:
-        client = aioredis.Redis.from_url(url, decode_responses=False, client_name=connection_name(key_prefix))
+        client = command_client(url, key_prefix=key_prefix)
         return cls(client, store, key_prefix=key_prefix, **kwargs)
 
     def keys(self, thread_id: str) -> list[str]:
