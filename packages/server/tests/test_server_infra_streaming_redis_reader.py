@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
 from cogni_server.streaming import BrokerUnavailable, RedisBroker
 from cogni_server.streaming.redis_clients import COMMAND_CONNECTIONS, connection_name
+from cogni_server.streaming.redis_reader import HOT_SECONDS
 from cogni_server.streaming.thread_log import PendingEvent
 from cogni_server.streaming.thread_log_redis import RedisThreadLog
 from testsupport import free_port
@@ -71,6 +73,39 @@ async def test_idle_subscribers_share_a_few_connections(redis_prefix: str) -> No
         await broker.close()
 
 
+async def test_a_live_run_is_read_apart_from_idle_streams(redis_prefix: str) -> None:
+    """200 idle thread streams move to the cold lane: a run streamed meanwhile is read in reads that
+    do not name them, and an idle stream that gets an event still delivers it, then the next."""
+    broker = RedisBroker.from_url(REDIS_URL, key_prefix=redis_prefix)
+    threads = [run_id() for _ in range(200)]
+    hot_reads: list[int] = []
+    real_read = broker._shared._hot.reader.read
+
+    async def counting_read(keys: list[bytes], ids: list[bytes]) -> Any:
+        hot_reads.append(len(keys))
+        return await real_read(keys, ids)
+
+    broker._shared._hot.reader.read = counting_read  # type: ignore[method-assign]
+    idle = [broker.subscribe_thread(t) for t in threads]
+    waiting = [asyncio.ensure_future(take(s, 2, limit=30)) for s in idle]
+    try:
+        await asyncio.sleep(HOT_SECONDS + 1.5)
+        hot_reads.clear()
+        rid = run_id()
+        live = asyncio.ensure_future(collect(broker.subscribe(rid, last_event_id="-1")))
+        await publish_n(broker, rid, 20)
+        await broker.end(rid)
+        assert len(await live) == 20
+        assert hot_reads and max(hot_reads) <= 3, hot_reads  # the wake key, the run, maybe one more
+        await broker.publish(run_id(), "values", b"1", thread_id=threads[7])
+        await broker.publish(run_id(), "values", b"2", thread_id=threads[7])
+        assert payloads(await waiting[7]) == [b"1", b"2"]
+    finally:
+        for task in waiting:
+            task.cancel()
+        await broker.close()
+
+
 async def test_a_slow_subscriber_is_paused_without_stalling_the_others(redis_prefix: str) -> None:
     """One subscriber stops reading after its first event: the others of the same and of another run
     get all 300 events meanwhile, the slow one holds at most its queue bound, and when it reads
@@ -89,7 +124,7 @@ async def test_a_slow_subscriber_is_paused_without_stalling_the_others(redis_pre
         await broker.end(other)
         assert [e.id for e in await collect(fast)] == ids
         assert len(await collect(elsewhere)) == 300
-        queued = [len(sub.queue) for subs in broker._shared._keys.values() for sub in subs]
+        queued = [len(sub.queue) for state in broker._shared._keys.values() for sub in state.subs]
         assert queued and max(queued) <= 8, queued
         rest = await collect(slow)
         assert [e.id for e in rest] == ids[1:]

@@ -1,23 +1,31 @@
 """One blocking Redis reader shared by every live subscriber of a process (issue 9, capacity).
 
 A subscriber (an SSE or WebSocket stream, a ``join``) used to hold its own Redis connection for its
-``XREAD BLOCK``: 2,000 idle streams held 2,000 connections. Here one task per ``SharedStreamReader``
-issues one ``XREAD BLOCK`` over every key currently subscribed, each from the last id its subscribers
-have, on one connection of its own, and fans the entries out in process to the subscribers' queues.
+``XREAD BLOCK``: 2,000 idle streams held 2,000 connections. Here a ``SharedStreamReader`` issues one
+``XREAD BLOCK`` over the keys currently subscribed, each from the last id its subscribers have, and
+fans the entries out in process to the subscribers' queues.
 
+- **Two lanes.** Every read names all of its keys, so its cost grows with them (Redis registers and
+  unregisters the block on each key every time it returns). A *hot* lane reads the keys that joined or
+  got an event in the last ``HOT_SECONDS``; a *cold* lane reads the idle rest, and returns only when one
+  of them gets an event (which makes that key hot again). A run's events go through a read over a few
+  keys however many idle streams are open. Each lane has one connection of its own (``redis_xread``).
 - **Positions.** Each subscription keeps the id of the last entry queued for it. When several follow
   the same key, the read starts at the lowest of their ids and each gets only entries after its own,
-  so a replay (``-1``) and a live subscriber of one stream share the read.
-- **Joining.** A new subscription (or one that resumes, below) wakes the reader if it is blocked on an
-  older key set: one ``XADD`` to this reader's wake key ``P:reader:<uuid>`` (also in every read, from
-  the last wake id seen, so a wake sent before the read reaches Redis still ends it). The key keeps one
-  entry and expires a second after the last wake. Leaving needs no wake: the next read drops the key.
+  so a replay (``-1``) and a live subscriber of one stream share the read, and a key read by both
+  lanes while it moves is never delivered twice. "From now on" subscriptions start after their key's
+  last entry, looked up by the hot lane for all new ones in one pipeline.
+- **Joining.** A new subscription (or one that resumes, below) wakes the hot lane if it is blocked on an
+  older key set: one ``XADD`` to the lane's wake key ``P:reader:<uuid>:<lane>`` (also in every read of
+  the lane, from the last wake id seen, so a wake that reaches Redis first still ends the read). The key
+  keeps one entry and expires a second after the last wake. Leaving needs no wake.
 - **Backpressure.** Each subscription's queue holds at most ``queue_bound`` entries. A subscriber that
   falls behind is paused at the last entry queued for it (its key drops out of the reads, unless
   others follow it) and resumes, from there, once it has consumed half its queue: a slow reader costs
   a bounded amount of memory and never stalls the others; the events wait in Redis, which retains them.
 - **Blips.** A failed read is retried with backoff from the same positions; only a subscription that
-  has waited through more than ``outage_seconds`` of failures gets ``BrokerUnavailable``.
+  has waited through more than ``outage_seconds`` of failures gets ``BrokerUnavailable``. A key that is
+  not a stream (``WRONGTYPE``) fails its own subscribers only.
 - **End.** With ``stop_field``, an entry carrying that field is the subscription's last (run streams'
   end marker): it is queued and nothing more is read for that subscription.
 """
@@ -29,7 +37,6 @@ import contextlib
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
@@ -37,61 +44,35 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from cogni_server.streaming.base import BrokerUnavailable, Outage
+from cogni_server.streaming.redis_subscription import KeyState, Subscription, parse_id
 from cogni_server.streaming.redis_xread import BlockingXRead, Entry, bulk
 
 _log = logging.getLogger("cogni_server.streaming.redis_reader")
 
 READ_COUNT = 512  # entries per key and read
 QUEUE_BOUND = 1024  # entries queued per subscription before it is paused
+HOT_SECONDS = 2.0  # a key without a join or an event for this long moves to the cold lane
 WAKE_TTL_MS = 1000
 _WAKE_FIELDS: Any = {b"w": b"1"}
 
 
-def _parse(entry_id: bytes | str) -> tuple[int, int]:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    millis, _, seq = text.partition("-")
-    return int(millis), int(seq or 0)
+class _Lane:
+    """One blocking read loop: its connection, wake key and state."""
 
-
-class _Subscription:
-    __slots__ = (
-        "cursor",
-        "cursor_bulk",
-        "done",
-        "error",
-        "joined",
-        "key",
-        "paused",
-        "queue",
-        "resolved",
-        "stop_field",
-        "waiter",
-    )
-
-    def __init__(self, key: str, after: str | None, stop_field: bytes | None) -> None:
-        self.key = key
-        self.cursor = _parse(after or "0-0")  # the last entry queued (or the start position)
-        self.cursor_bulk = bulk(after or "0-0")  # the cursor as sent in XREAD
-        self.resolved = after is not None  # False: "from now on", the key's top is not looked up yet
-        self.stop_field = stop_field
-        self.queue: deque[Entry] = deque()
-        self.waiter: asyncio.Future[None] | None = None
-        self.paused = False  # the queue is full: not read for until the subscriber catches up
-        self.done = False  # the stop entry is queued
-        self.error: BaseException | None = None
-        self.joined = time.monotonic()
-
-    @property
-    def reading(self) -> bool:
-        return self.resolved and not (self.paused or self.done or self.error is not None)
-
-    def wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
+    def __init__(self, control: aioredis.Redis, *, hot: bool, key_prefix: str, block_ms: int, tag: str) -> None:
+        self.hot = hot
+        self.name = "hot" if hot else "cold"
+        self.reader = BlockingXRead.beside(control, count=READ_COUNT, block_ms=block_ms)
+        self.wake_key = f"{key_prefix}:reader:{tag}:{self.name}"
+        self.wake_encoded = bulk(self.wake_key)
+        self.wake_cursor = bulk("0-0")
+        self.task: asyncio.Task[None] | None = None
+        self.blocked = False  # a read with the current key set may be in flight
+        self.woken = False  # a wake was sent since that read started
 
 
 class SharedStreamReader:
-    """Fans one ``XREAD BLOCK`` over all subscribed keys out to per-subscription queues."""
+    """Fans ``XREAD BLOCK`` over all subscribed keys (two lanes) out to per-subscription queues."""
 
     def __init__(
         self,
@@ -103,20 +84,15 @@ class SharedStreamReader:
         closed_error: Callable[[], BaseException] | None = None,
         queue_bound: int = QUEUE_BOUND,
     ) -> None:
-        self._reader = BlockingXRead.beside(control, count=READ_COUNT, block_ms=block_ms)  # its own connection
-        self._control = control  # wake-ups
-        self.wake_key = f"{key_prefix}:reader:{uuid.uuid4().hex}"
-        self.block_ms = block_ms
+        self._control = control  # wake-ups and look-ups
+        tag = uuid.uuid4().hex
+        self._hot = _Lane(control, hot=True, key_prefix=key_prefix, block_ms=block_ms, tag=tag)
+        self._cold = _Lane(control, hot=False, key_prefix=key_prefix, block_ms=block_ms, tag=tag)
         self.outage_seconds = outage_seconds
         self.queue_bound = queue_bound
         self._closed_error = closed_error  # None: subscriptions end quietly on close
-        self._keys: dict[str, list[_Subscription]] = {}
-        self._key_bulks: dict[str, bytes] = {self.wake_key: bulk(self.wake_key)}
-        self._unresolved: list[_Subscription] = []  # "from now on": their key's top is looked up next
-        self._wake_cursor = bulk("0-0")
-        self._task: asyncio.Task[None] | None = None
-        self._blocked = False  # a read with the current key set may be in flight
-        self._woken = False  # a wake was sent since that read started
+        self._keys: dict[str, KeyState] = {}
+        self._unresolved: list[Subscription] = []  # "from now on": their key's top is looked up next
         self._wakes: set[asyncio.Task[None]] = set()
         self.closed = False
 
@@ -125,7 +101,7 @@ class SharedStreamReader:
     ) -> AsyncGenerator[Entry, None]:
         """Entries of ``key`` after id ``after`` (None: after the key's last entry now), live; ends
         after a ``stop_field`` entry (at once if None and the last entry is one)."""
-        sub = _Subscription(key, after, stop_field)
+        sub = Subscription(key, after, stop_field)
         self._add(sub)
         try:
             while True:
@@ -133,7 +109,8 @@ class SharedStreamReader:
                     entry = sub.queue.popleft()
                     if sub.paused and len(sub.queue) <= self.queue_bound // 2:
                         sub.paused = False
-                        self._wake()
+                        self._heat(key)
+                        self._wake(self._hot)  # its key may have left the reads
                     yield entry
                     continue
                 if sub.error is not None:
@@ -153,116 +130,122 @@ class SharedStreamReader:
             self._remove(sub)
 
     # -- membership ----------------------------------------------------------------------------
-    def _add(self, sub: _Subscription) -> None:
+    def _add(self, sub: Subscription) -> None:
         if self.closed:
             sub.error = self._closed_error() if self._closed_error is not None else None
             sub.done = sub.error is None
             return
-        self._keys.setdefault(sub.key, []).append(sub)
+        state = self._keys.get(sub.key)
+        if state is None:
+            state = self._keys[sub.key] = KeyState(sub.key)
+        state.subs.append(sub)
         if not sub.resolved:
             self._unresolved.append(sub)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="redis-shared-reader")
-        self._wake()
+        for lane in (self._hot, self._cold):
+            if lane.task is None or lane.task.done():
+                lane.task = asyncio.get_running_loop().create_task(self._run(lane), name=f"redis-reader-{lane.name}")
+        self._heat(sub.key)
+        self._wake(self._hot)
 
-    def _remove(self, sub: _Subscription) -> None:
-        subs = self._keys.get(sub.key)
-        if subs is None:
+    def _remove(self, sub: Subscription) -> None:
+        state = self._keys.get(sub.key)
+        if state is None:
             return
         with contextlib.suppress(ValueError):
-            subs.remove(sub)
-        if not subs:
+            state.subs.remove(sub)
+        if not state.subs:
             del self._keys[sub.key]
-            self._key_bulks.pop(sub.key, None)
 
-    def _wake(self) -> None:
-        """End a blocked read so the next one covers the current subscriptions and positions."""
-        if not self._blocked or self._woken or self.closed:
+    def _heat(self, key: str) -> None:
+        """The key joined, resumed or got an event: the hot lane reads it (woken if it did not)."""
+        state = self._keys.get(key)
+        if state is None:
             return
-        self._woken = True
-        task = asyncio.get_running_loop().create_task(self._send_wake())
+        state.active = time.monotonic()
+        if not state.hot:
+            state.hot = True
+            self._wake(self._hot)
+
+    def _wake(self, lane: _Lane) -> None:
+        """End the lane's blocked read so the next one covers the current keys and positions."""
+        if not lane.blocked or lane.woken or self.closed:
+            return
+        lane.woken = True
+        task = asyncio.get_running_loop().create_task(self._send_wake(lane))
         self._wakes.add(task)
         task.add_done_callback(self._wakes.discard)
 
-    async def _send_wake(self) -> None:
+    async def _send_wake(self, lane: _Lane) -> None:
         try:
             pipe = self._control.pipeline(transaction=False)
-            pipe.xadd(self.wake_key, _WAKE_FIELDS, maxlen=1)
-            pipe.pexpire(self.wake_key, WAKE_TTL_MS)
+            pipe.xadd(lane.wake_key, _WAKE_FIELDS, maxlen=1)
+            pipe.pexpire(lane.wake_key, WAKE_TTL_MS)
             await pipe.execute()
         except Exception as exc:  # the read times out after block_ms anyway
             _log.warning("shared stream reader: could not send a wake-up: %s", exc)
 
-    # -- the read loop -------------------------------------------------------------------------
-    def _streams(self) -> tuple[list[bytes], list[bytes], dict[str, tuple[int, int]]]:
-        """The next read's keys and ids (the wake key's too, encoded), and where each key's read starts."""
-        keys, ids = [self._key_bulks[self.wake_key]], [self._wake_cursor]
+    # -- the read loops ------------------------------------------------------------------------
+    def _streams(self, lane: _Lane) -> tuple[list[bytes], list[bytes], dict[str, tuple[int, int]]]:
+        """The lane's next read: keys and ids (its wake key's first, encoded), and each key's start.
+        The hot lane hands keys idle for HOT_SECONDS to the cold lane."""
+        keys, ids = [lane.wake_encoded], [lane.wake_cursor]
         starts: dict[str, tuple[int, int]] = {}
-        for key, subs in self._keys.items():
-            lowest: _Subscription | None = None
-            for sub in subs:
-                if sub.reading and (lowest is None or sub.cursor < lowest.cursor):
-                    lowest = sub
+        cooled = False
+        now = time.monotonic()
+        for key, state in self._keys.items():
+            if state.hot and lane.hot and now - state.active > HOT_SECONDS:
+                state.hot, cooled = False, True
+            if state.hot != lane.hot:
+                continue
+            lowest = state.lowest()
             if lowest is not None:
-                encoded = self._key_bulks.get(key)
-                if encoded is None:
-                    encoded = self._key_bulks[key] = bulk(key)
-                keys.append(encoded)
+                keys.append(state.encoded)
                 ids.append(lowest.cursor_bulk)
                 starts[key] = lowest.cursor
+        if cooled:
+            self._wake(self._cold)
         return keys, ids, starts
 
-    async def _run(self) -> None:
+    async def _run(self, lane: _Lane) -> None:
         try:
-            await self._loop()
+            await self._loop(lane)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug, not Redis: say so to every subscriber instead of hanging them
-            _log.exception("shared stream reader stopped")
-            for subs in self._keys.values():
-                for sub in subs:
-                    if sub.error is None:
-                        sub.error = exc
-                        sub.wake()
+            _log.exception("shared stream reader (%s lane) stopped", lane.name)
+            for state in self._keys.values():
+                for sub in state.subs:
+                    sub.fail(exc)
 
-    async def _loop(self) -> None:
+    async def _loop(self, lane: _Lane) -> None:
         backoff = Outage(float("inf"))  # only its backoff: each subscription has its own limit
         failing_since: float | None = None
         while not self.closed:
             starts: dict[str, tuple[int, int]] = {}
             try:
-                if self._unresolved:
+                if lane.hot and self._unresolved:
                     await self._resolve()
-                keys, ids, starts = self._streams()
-                self._blocked, self._woken = True, False
-                response = await self._reader.read(keys, ids)
+                keys, ids, starts = self._streams(lane)
+                lane.blocked, lane.woken = True, False
+                response = await lane.reader.read(keys, ids)
             except asyncio.CancelledError:
                 raise
-            except ResponseError as exc:  # e.g. WRONGTYPE: fail the subscribers of the key(s) at fault
-                self._blocked = False
-                if await self._isolate(exc, starts):
+            except Exception as exc:  # a dropped connection (or a bad key): read again from the same ids
+                lane.blocked = False
+                if isinstance(exc, ResponseError) and await self._isolate(exc, starts):
                     continue
                 failing_since = failing_since or time.monotonic()
-                self._fail_outlasted(exc, failing_since)
+                self._fail_outlasted(lane, exc, failing_since)
                 _log.warning("shared stream reader: reading %d stream(s) failed (%s); retrying", len(starts), exc)
                 await asyncio.sleep(backoff.failed(exc, "reading streams"))
                 continue
-            except Exception as exc:  # a dropped connection: read again from the same ids
-                self._blocked = False
-                if failing_since is None:
-                    failing_since = time.monotonic()
-                self._fail_outlasted(exc, failing_since)
-                delay = backoff.failed(exc, "reading streams")
-                _log.warning("shared stream reader: reading %d stream(s) failed (%s); retrying", len(starts), exc)
-                await asyncio.sleep(delay)
-                continue
-            self._blocked = False
+            lane.blocked = False
             failing_since = None
             backoff.ok()
             for stream, entries in response:
                 key = stream.decode()
-                if key == self.wake_key:
-                    self._wake_cursor = bulk(entries[-1][0])
+                if key == lane.wake_key:
+                    lane.wake_cursor = bulk(entries[-1][0])
                 elif key in starts:
                     self._deliver(key, starts[key], entries)
 
@@ -278,10 +261,9 @@ class SharedStreamReader:
             return False
         culprits = [key for key, kind in zip(keys, kinds, strict=True) if kind not in (b"stream", b"none")]
         for key in culprits:
-            for sub in self._keys.get(key, ()):
-                if sub.error is None:
-                    sub.error = error
-                    sub.wake()
+            state = self._keys.get(key)
+            for sub in state.subs if state is not None else ():
+                sub.fail(error)
         return bool(culprits)
 
     async def _resolve(self) -> None:
@@ -299,11 +281,10 @@ class SharedStreamReader:
         for sub in batch:
             top = tops[sub.key]
             if isinstance(top, Exception):  # not a stream (WRONGTYPE): this subscription fails, not the reader
-                sub.error = top
-                sub.wake()
+                sub.fail(top)
                 continue
             if top:
-                sub.cursor, sub.cursor_bulk = _parse(top[0][0]), bulk(top[0][0])
+                sub.cursor, sub.cursor_bulk = parse_id(top[0][0]), bulk(top[0][0])
             sub.resolved = True
             if top and sub.stop_field is not None and sub.stop_field in top[0][1]:
                 sub.done = True  # the stream has ended already
@@ -312,13 +293,14 @@ class SharedStreamReader:
     def _deliver(self, key: str, start: tuple[int, int], entries: list[Any]) -> None:
         """Queue the entries (those after ``start``, in order) for each subscription they continue:
         one that joined or resumed behind ``start`` during the read waits for the next read."""
-        subs = self._keys.get(key)
-        if not subs:
+        state = self._keys.get(key)
+        if state is None or not entries:
             return
-        woken: set[_Subscription] = set()
+        self._heat(key)
+        woken: set[Subscription] = set()
         for entry_id, fields in entries:
-            parsed = _parse(entry_id)
-            for sub in subs:
+            parsed = parse_id(entry_id)
+            for sub in state.subs:
                 if not sub.reading or parsed <= sub.cursor or sub.cursor < start:
                     continue
                 if len(sub.queue) >= self.queue_bound:
@@ -333,33 +315,37 @@ class SharedStreamReader:
             sub.cursor_bulk = bulk(sub.queue[-1][0])
             sub.wake()
 
-    def _fail_outlasted(self, error: BaseException, failing_since: float) -> None:
+    def _fail_outlasted(self, lane: _Lane, error: BaseException, failing_since: float) -> None:
         now = time.monotonic()
-        for subs in self._keys.values():
-            for sub in subs:
+        for state in self._keys.values():
+            if state.hot != lane.hot:
+                continue
+            for sub in state.subs:
                 waited = now - max(failing_since, sub.joined)
                 if sub.error is None and not sub.done and waited >= self.outage_seconds:
-                    sub.error = BrokerUnavailable(
+                    unavailable = BrokerUnavailable(
                         f"reading {sub.key}: Redis unreachable for {waited:.1f}s, past the limit of"
                         f" {self.outage_seconds:g}s (COGNI_BROKER_OUTAGE_SECONDS): {error}"
                     )
-                    sub.error.__cause__ = error
-                    sub.wake()
+                    unavailable.__cause__ = error
+                    sub.fail(unavailable)
 
     async def close(self) -> None:
         """Stop reading: subscribers drain their queues, then end (or raise ``closed_error``)."""
         if self.closed:
             return
         self.closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        for lane in (self._hot, self._cold):
+            if lane.task is not None:
+                lane.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await lane.task
         for task in list(self._wakes):
             task.cancel()
-        for subs in self._keys.values():
-            for sub in subs:
+        for state in self._keys.values():
+            for sub in state.subs:
                 sub.wake()
-        await self._reader.close()
+        for lane in (self._hot, self._cold):
+            await lane.reader.close()
         with contextlib.suppress(Exception):
-            await self._control.delete(self.wake_key)
+            await self._control.delete(self._hot.wake_key, self._cold.wake_key)
