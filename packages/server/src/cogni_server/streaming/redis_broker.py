@@ -15,9 +15,9 @@ Keys (``P`` = key prefix):
 
 Subscribers read from the last id they have seen, so an event published while a subscriber moves
 from replay to live is never skipped. They hold no connection while they wait: one
-``SharedStreamReader`` per broker (``redis_reader``) blocks in one ``XREAD`` over every subscribed
-key and fans the entries out to bounded per-subscriber queues. One pub/sub connection per broker carries all
-control and wake-up messages (started on first wait). Own wake-ups are delivered locally at once and
+``SharedStreamReader`` per broker (``redis_reader``) blocks in one ``XREAD`` per lane (recently active
+keys, idle keys) and fans the entries out to bounded per-subscriber queues. One pub/sub connection per
+broker carries all control and wake-up messages (started on first wait). Own wake-ups are delivered locally at once and
 ignored when they come back over pub/sub.
 
 Stream writes (``publish``, ``end``) go through one ``BatchedStreamWriter``

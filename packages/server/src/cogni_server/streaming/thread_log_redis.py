@@ -14,7 +14,7 @@ finds no counter (new thread, expired, Redis restarted) or the reserved ceiling 
 and the writer asks Postgres (``SeqStore``) before trying again.
 
 Subscribers hold no connection while they wait: one ``SharedStreamReader`` per log blocks in one
-``XREAD`` over every subscribed thread (``redis_reader``); a read that fails is retried from each
+``XREAD`` per lane over the subscribed threads (``redis_reader``); a read that fails is retried from each
 subscriber's position, and a subscriber that waited through more than ``outage_seconds`` of
 failures gets ``BrokerUnavailable``.
 """
