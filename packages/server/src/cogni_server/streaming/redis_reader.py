@@ -92,6 +92,7 @@ class SharedStreamReader:
         self.queue_bound = queue_bound
         self._closed_error = closed_error  # None: subscriptions end quietly on close
         self._keys: dict[str, KeyState] = {}
+        self._hot_keys: dict[str, KeyState] = {}  # the hot lane's keys: its reads never walk the idle ones
         self._unresolved: list[Subscription] = []  # "from now on": their key's top is looked up next
         self._wakes: set[asyncio.Task[None]] = set()
         self.closed = False
@@ -137,7 +138,7 @@ class SharedStreamReader:
             return
         state = self._keys.get(sub.key)
         if state is None:
-            state = self._keys[sub.key] = KeyState(sub.key)
+            state = self._keys[sub.key] = self._hot_keys[sub.key] = KeyState(sub.key)
         state.subs.append(sub)
         if not sub.resolved:
             self._unresolved.append(sub)
@@ -155,6 +156,7 @@ class SharedStreamReader:
             state.subs.remove(sub)
         if not state.subs:
             del self._keys[sub.key]
+            self._hot_keys.pop(sub.key, None)
 
     def _heat(self, key: str) -> None:
         """The key joined, resumed or got an event: the hot lane reads it (woken if it did not)."""
@@ -164,6 +166,7 @@ class SharedStreamReader:
         state.active = time.monotonic()
         if not state.hot:
             state.hot = True
+            self._hot_keys[key] = state
             self._wake(self._hot)
 
     def _wake(self, lane: _Lane) -> None:
@@ -190,11 +193,14 @@ class SharedStreamReader:
         The hot lane hands keys idle for HOT_SECONDS to the cold lane."""
         keys, ids = [lane.wake_encoded], [lane.wake_cursor]
         starts: dict[str, tuple[int, int]] = {}
-        cooled = False
-        now = time.monotonic()
-        for key, state in self._keys.items():
-            if state.hot and lane.hot and now - state.active > HOT_SECONDS:
-                state.hot, cooled = False, True
+        if lane.hot:
+            now = time.monotonic()
+            cooled = [key for key, state in self._hot_keys.items() if now - state.active > HOT_SECONDS]
+            for key in cooled:
+                self._hot_keys.pop(key).hot = False
+            if cooled:
+                self._wake(self._cold)
+        for key, state in (self._hot_keys if lane.hot else self._keys).items():
             if state.hot != lane.hot:
                 continue
             lowest = state.lowest()
@@ -202,8 +208,6 @@ class SharedStreamReader:
                 keys.append(state.encoded)
                 ids.append(lowest.cursor_bulk)
                 starts[key] = lowest.cursor
-        if cooled:
-            self._wake(self._cold)
         return keys, ids, starts
 
     async def _run(self, lane: _Lane) -> None:
@@ -317,7 +321,7 @@ class SharedStreamReader:
 
     def _fail_outlasted(self, lane: _Lane, error: BaseException, failing_since: float) -> None:
         now = time.monotonic()
-        for state in self._keys.values():
+        for state in list((self._hot_keys if lane.hot else self._keys).values()):
             if state.hot != lane.hot:
                 continue
             for sub in state.subs:
