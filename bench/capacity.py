@@ -20,14 +20,16 @@ not share the timing client's event loop (they still share the machine's cores).
 
 Every loop is bounded (N streams, fixed run counts, timeouts); loopback only. The open-files limit
 is raised to what N streams need (the server inherits it: it is started after the raise).
+
+Modules: this one (arguments, the sequence, main), `capacity_latency` (timed runs in a child
+process), `capacity_streams` (opening and draining the idle streams), `capacity_report` (verdict,
+text report).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import os
 import resource
 import shlex
@@ -37,29 +39,21 @@ import time
 import traceback
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
-
-from bench import measure, report, servers
-from bench.measure import RunFailed, client_for
+from bench import report, servers
+from bench.capacity_latency import latency_factors, run_latency_elsewhere
+from bench.capacity_report import TARGET_STREAMS, TRANSPORTS, mib, summary_line, text_report, verdict
+from bench.capacity_streams import create_threads, open_sse_streams, open_websocket_streams, serves_websocket
 from bench.procmem import tree_rss_kib
-from bench.redisdb import fresh_redis_database
-from bench.stats import ratio, summary
+from bench.redisdb import connections_on, fresh_redis_database
 
-TRANSPORTS = ("sse", "websocket")
-OPEN_CONCURRENCY = 64  # streams being opened at once
-OPEN_TIMEOUT_S = 30.0
 SETTLE_S = 3.0
 UNUSED_LLM_URL = "http://127.0.0.1:9/v1"  # capacity runs only the trivial graph
-TARGET_STREAMS = 2000
-TARGET_RSS_BYTES = 1_000_000_000  # "1 GB"
-TARGET_LATENCY_FACTOR = 2.0
+
+__all__ = ["latency_factors", "main", "parse_args", "verdict"]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -111,266 +105,11 @@ def raise_open_files_limit(streams: int) -> dict[str, int]:
     return {"soft_before": soft, "soft": new_soft, "hard": hard, "wanted": wanted}
 
 
-# -- run latency ---------------------------------------------------------------------------------
-
-
-async def timed_run(client: Any) -> tuple[float, float]:
-    """One trivial run on a fresh thread: (ms to the run's first event, ms to its end).
-
-    The thread is created before the clock starts: what is timed is starting and finishing a run.
-    """
-    thread = await client.threads.create()
-    started = time.perf_counter()
-    first: float | None = None
-    last: Any = None
-    async with asyncio.timeout(measure.RUN_TIMEOUT_S):
-        async for part in client.runs.stream(thread["thread_id"], "trivial", input={"count": 0}, stream_mode="values"):
-            first = first or time.perf_counter()
-            if part.event == "error":
-                raise RunFailed(f"error event: {part.data}")
-            if part.event == "values":
-                last = part.data
-    ended = time.perf_counter()
-    if not isinstance(last, dict) or last.get("count") != 1:
-        raise RunFailed(f"last values event was {last!r}, expected {{'count': 1}}")
-    return ((first or ended) - started) * 1000, (ended - started) * 1000
-
-
-async def run_latency(url: str, runs: int, warmup: int) -> dict[str, Any]:
-    """Median/p99 of time-to-first-event ("start") and whole-run time of `runs` sequential runs."""
-    starts: list[float] = []
-    totals: list[float] = []
-    failures: list[str] = []
-    async with client_for(url) as client:
-        for _ in range(warmup):
-            await timed_run(client)
-        for _ in range(runs):
-            try:
-                start_ms, total_ms = await timed_run(client)
-            except (RunFailed, TimeoutError, OSError) as exc:
-                failures.append(f"{type(exc).__name__}: {exc}")
-                continue
-            starts.append(start_ms)
-            totals.append(total_ms)
-    return {
-        "runs": len(totals),
-        "failures": len(failures),
-        "errors": failures[:5],
-        "start": summary(starts) if starts else {},
-        "run": summary(totals) if totals else {},
-    }
-
-
-LATENCY_SCRIPT = (
-    "import asyncio, json, sys\n"
-    "from bench.capacity import run_latency\n"
-    "print(json.dumps(asyncio.run(run_latency(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))))\n"
-)
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-async def run_latency_elsewhere(url: str, runs: int, warmup: int) -> dict[str, Any]:
-    """`run_latency` in a child process, so the client timing runs does not share an event loop
-    with the thousands of stream readers (this loop keeps draining them meanwhile)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        LATENCY_SCRIPT,
-        url,
-        str(runs),
-        str(warmup),
-        cwd=REPO_ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(measure.RUN_TIMEOUT_S + runs * 30):
-            out, err = await proc.communicate()
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    if proc.returncode != 0:
-        raise RuntimeError(f"latency client exited with {proc.returncode}: {err.decode(errors='replace')[-2000:]}")
-    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
-    return result
-
-
-def latency_factors(idle: dict[str, Any], loaded: dict[str, Any]) -> dict[str, float | None]:
-    """Loaded / idle for the start and whole-run medians and p99s (>1: slower with streams open)."""
-    out: dict[str, float | None] = {}
-    for part in ("start", "run"):
-        for stat in ("median_ms", "p99_ms"):
-            out[f"{part}_{stat.removesuffix('_ms')}"] = ratio(
-                (loaded.get(part) or {}).get(stat), (idle.get(part) or {}).get(stat)
-            )
-    return out
-
-
-# -- idle streams --------------------------------------------------------------------------------
-
-
-@dataclass
-class OpenStreams:
-    """The streams that opened, their reader tasks, and why the others did not."""
-
-    transport: str
-    readers: list[asyncio.Task[None]] = field(default_factory=list)
-    closers: list[Any] = field(default_factory=list)
-    failures: int = 0
-    errors: list[str] = field(default_factory=list)
-    bytes_received: list[int] = field(default_factory=list)
-
-    def fail(self, exc: BaseException) -> None:
-        self.failures += 1
-        if len(self.errors) < 5:
-            self.errors.append(f"{type(exc).__name__}: {exc}")
-
-    def alive(self) -> int:
-        return sum(1 for task in self.readers if not task.done())
-
-    async def close(self) -> None:
-        for task in self.readers:
-            task.cancel()
-        await asyncio.gather(*self.readers, return_exceptions=True)
-        for closer in self.closers:
-            with contextlib.suppress(Exception):
-                await closer()
-
-
-async def create_threads(url: str, count: int) -> list[str]:
-    """`count` new threads, created OPEN_CONCURRENCY at a time."""
-    ids: list[str] = []
-    async with client_for(url) as client:
-        for offset in range(0, count, OPEN_CONCURRENCY):
-            batch = min(OPEN_CONCURRENCY, count - offset)
-            threads = await asyncio.gather(*(client.threads.create() for _ in range(batch)))
-            ids += [t["thread_id"] for t in threads]
-    return ids
-
-
-async def _drain(reader: asyncio.StreamReader, counter: list[int], index: int) -> None:
-    """Read (and discard) whatever an idle stream sends, heartbeats mostly, until it ends."""
-    while chunk := await reader.read(65536):
-        counter[index] += len(chunk)
-
-
-async def open_sse(host: str, port: int, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A raw HTTP/1.1 GET of an SSE route; returns once the 200 response headers are in."""
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        head = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Accept: text/event-stream", "Cache-Control: no-store"]
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
-        await writer.drain()
-        status_line = (await reader.readline()).decode("latin-1").strip()
-        parts = status_line.split(" ", 2)
-        if len(parts) < 2 or parts[1] != "200":
-            raise RuntimeError(f"GET {path} answered {status_line!r}")
-        while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-            pass
-    except BaseException:
-        writer.close()
-        raise
-    return reader, writer
-
-
-async def open_sse_streams(url: str, thread_ids: list[str]) -> OpenStreams:
-    """One `GET /threads/{id}/stream` per thread, OPEN_CONCURRENCY opening at a time."""
-    split = urlsplit(url)
-    host, port = split.hostname or "127.0.0.1", split.port or 80
-    streams = OpenStreams("sse", bytes_received=[0] * len(thread_ids))
-    semaphore = asyncio.Semaphore(OPEN_CONCURRENCY)
-
-    async def one(index: int, thread_id: str) -> None:
-        async with semaphore:
-            try:
-                async with asyncio.timeout(OPEN_TIMEOUT_S):
-                    reader, writer = await open_sse(host, port, f"/threads/{thread_id}/stream")
-            except (OSError, RuntimeError, TimeoutError) as exc:
-                streams.fail(exc)
-                return
-        streams.readers.append(asyncio.create_task(_drain(reader, streams.bytes_received, index)))
-        streams.closers.append(_closer(writer))
-
-    await asyncio.gather(*(one(i, t) for i, t in enumerate(thread_ids)))
-    return streams
-
-
-def _closer(writer: asyncio.StreamWriter) -> Any:
-    async def close() -> None:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-
-    return close
-
-
-def ws_url(url: str, thread_id: str) -> str:
-    split = urlsplit(url)
-    scheme = "wss" if split.scheme == "https" else "ws"
-    return f"{scheme}://{split.netloc}/threads/{thread_id}/stream/events"
-
-
-SUBSCRIBE = '{"id": 1, "method": "subscription.subscribe", "params": {"channels": ["lifecycle"]}}'
-
-
-async def open_websocket(url: str, thread_id: str) -> ClientConnection:
-    """A WebSocket on the thread's event stream, subscribed to `lifecycle` (as the SDK subscribes)."""
-    ws = await connect(ws_url(url, thread_id), ping_interval=20.0, ping_timeout=20.0, open_timeout=OPEN_TIMEOUT_S)
-    try:
-        await ws.send(SUBSCRIBE)
-        await asyncio.wait_for(ws.recv(), OPEN_TIMEOUT_S)  # the command's reply
-    except BaseException:
-        await ws.close()
-        raise
-    return ws
-
-
-async def serves_websocket(url: str, thread_id: str) -> tuple[bool, str]:
-    """Whether the server accepts the WebSocket upgrade on `/threads/{id}/stream/events`."""
-    try:
-        ws = await open_websocket(url, thread_id)
-    except InvalidStatus as exc:
-        return False, f"WebSocket upgrade on /threads/{{id}}/stream/events answered {exc.response.status_code}"
-    except (OSError, TimeoutError) as exc:
-        return False, f"WebSocket upgrade failed: {type(exc).__name__}: {exc}"
-    await ws.close()
-    return True, "101"
-
-
-async def _drain_ws(ws: ClientConnection, counter: list[int], index: int) -> None:
-    with contextlib.suppress(Exception):
-        async for message in ws:
-            counter[index] += len(message)
-
-
-async def open_websocket_streams(url: str, thread_ids: list[str]) -> OpenStreams:
-    streams = OpenStreams("websocket", bytes_received=[0] * len(thread_ids))
-    semaphore = asyncio.Semaphore(OPEN_CONCURRENCY)
-
-    async def one(index: int, thread_id: str) -> None:
-        async with semaphore:
-            try:
-                ws = await open_websocket(url, thread_id)
-            except (OSError, TimeoutError, InvalidStatus, RuntimeError) as exc:
-                streams.fail(exc)
-                return
-        streams.readers.append(asyncio.create_task(_drain_ws(ws, streams.bytes_received, index)))
-        streams.closers.append(ws.close)
-
-    await asyncio.gather(*(one(i, t) for i, t in enumerate(thread_ids)))
-    return streams
-
-
 # -- one transport ---------------------------------------------------------------------------------
 
 
-def mib(kib: int | None) -> float | None:
-    return round(kib / 1024, 1) if kib is not None else None
-
-
 async def measure_transport(
-    transport: str, url: str, pid: int, args: argparse.Namespace, idle: dict[str, Any]
+    transport: str, url: str, pid: int, args: argparse.Namespace, idle: dict[str, Any], redis_url: str | None = None
 ) -> dict[str, Any]:
     """Open N idle streams of `transport`, read RSS and latency with them open, close them."""
     started = time.perf_counter()
@@ -382,6 +121,7 @@ async def measure_transport(
             return {"served": False, "note": why}
     await asyncio.sleep(1.0)
     rss_before = tree_rss_kib(pid)
+    redis_before = connections_on(redis_url) if redis_url else None
     started = time.perf_counter()
     opener = open_websocket_streams if transport == "websocket" else open_sse_streams
     streams = await opener(url, thread_ids)
@@ -390,6 +130,7 @@ async def measure_transport(
         await asyncio.sleep(args.settle)
         rss_open = tree_rss_kib(pid)
         alive_at_rss = streams.alive()
+        redis_open = connections_on(redis_url) if redis_url else None
         loaded = await run_latency_elsewhere(url, args.runs, args.warmup)
         alive = streams.alive()
         rss_open_after_runs = tree_rss_kib(pid)
@@ -420,26 +161,16 @@ async def measure_transport(
             "after_close": mib(rss_closed),
         },
         "per_stream_kib": round(per_stream, 1) if per_stream is not None else None,
+        "redis_connections": {"before": redis_before, "open": redis_open} if redis_url else None,
         "latency_open": loaded,
         "latency_factor": factors,
         "meets": verdict(rss_open, min(opened, alive_at_rss, alive), args.streams, factors),
     }
 
 
-def verdict(
-    rss_open_kib: int | None, open_throughout: int, wanted: int, factors: dict[str, float | None]
-) -> dict[str, bool | None]:
-    """The issue-9 targets: every stream open (and still open after the runs), RSS < 1 GB with them
-    open, run start < 2x idle."""
-    start = factors.get("start_median")
-    return {
-        "all_streams_open": open_throughout == wanted,
-        "rss_under_1gb": rss_open_kib * 1024 < TARGET_RSS_BYTES if rss_open_kib is not None else None,
-        "start_under_2x_idle": start < TARGET_LATENCY_FACTOR if start is not None else None,
-    }
-
-
-async def measure_capacity(url: str, pid: int, args: argparse.Namespace) -> dict[str, Any]:
+async def measure_capacity(
+    url: str, pid: int, args: argparse.Namespace, redis_url: str | None = None
+) -> dict[str, Any]:
     transports = args.transport or list(TRANSPORTS)
     rss_start = tree_rss_kib(pid)
     idle = await run_latency_elsewhere(url, args.runs, args.warmup)
@@ -451,50 +182,12 @@ async def measure_capacity(url: str, pid: int, args: argparse.Namespace) -> dict
     for transport in transports:
         print(f"[capacity] {transport}: opening {args.streams} idle streams …", flush=True)
         try:
-            out[transport] = await measure_transport(transport, url, pid, args, idle)
+            out[transport] = await measure_transport(transport, url, pid, args, idle, redis_url)
         except Exception as exc:
             traceback.print_exc()
             out[transport] = {"error": f"{type(exc).__name__}: {exc}"}
         print(f"[capacity] {transport}: {summary_line(out[transport])}", flush=True)
     return out
-
-
-def summary_line(section: dict[str, Any]) -> str:
-    if section.get("error"):
-        return f"error: {section['error']}"
-    if not section.get("served", True):
-        return f"n/a ({section.get('note')})"
-    rss = section["rss_mib"]
-    factor = section["latency_factor"]
-    return (
-        f"{section['streams_opened']}/{section['streams_wanted']} opened ({section['open_failures']} failed), "
-        f"{section['still_open_at_rss']} still open at the RSS reading, "
-        f"{section['still_open_after_runs']} after the runs; "
-        f"RSS {rss['before']} -> {rss['open']} MiB ({section['per_stream_kib']} KiB/stream), "
-        f"run start median x{factor['start_median']}, run median x{factor['run_median']} vs idle"
-    )
-
-
-def text_report(full: dict[str, Any]) -> str:
-    result = full["result"]
-    idle = result.get("latency_idle") or {}
-    lines = [
-        f"capacity of {full['target']['name']} ({full['target']['kind']}), {full['params']['streams']} streams",
-        f"idle: RSS {result.get('rss_mib_idle')} MiB; run start median {idle.get('start', {}).get('median_ms')} ms"
-        f" (p99 {idle.get('start', {}).get('p99_ms')}), whole run median {idle.get('run', {}).get('median_ms')} ms",
-    ]
-    for transport in TRANSPORTS:
-        if transport in result:
-            lines.append(f"{transport}: {summary_line(result[transport])}")
-            section = result[transport]
-            if section.get("served") and section.get("latency_open"):
-                lat = section["latency_open"]
-                lines.append(
-                    f"  with streams open: run start median {lat.get('start', {}).get('median_ms')} ms"
-                    f" (p99 {lat.get('start', {}).get('p99_ms')}), whole run median"
-                    f" {lat.get('run', {}).get('median_ms')} ms; targets: {section['meets']}"
-                )
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -504,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = datetime.now(UTC).isoformat(timespec="seconds")
     load_before = [round(x, 2) for x in os.getloadavg()]
     with ExitStack() as stack:
+        redis_url = None
         if args.target == "ours":
             redis_url = args.ours_redis
             if redis_url == "auto":
@@ -514,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             target = stack.enter_context(servers.STARTERS[args.target](UNUSED_LLM_URL))
         if target.pid is None:
             raise RuntimeError("capacity needs the server's process id")
-        result = asyncio.run(measure_capacity(target.url, target.pid, args))
+        result = asyncio.run(measure_capacity(target.url, target.pid, args, redis_url))
     full = {
         "date": started,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -54,3 +54,15 @@ def fresh_redis_database() -> Iterator[str]:
     finally:
         with redis.Redis.from_url(redis_url(index)) as client:
             client.flushdb()
+
+
+def connections_on(url: str) -> int | None:
+    """Client connections Redis holds on `url`'s database index (`CLIENT LIST`), this probe excluded;
+    None when Redis does not answer."""
+    index = int(urlsplit(url).path.strip("/") or 0)
+    try:
+        with redis.Redis.from_url(url, single_connection_client=True) as client:
+            me = client.client_id()
+            return sum(1 for c in client.client_list() if int(c.get("db", -1)) == index and int(c["id"]) != me)
+    except redis.RedisError:
+        return None

@@ -220,6 +220,25 @@ def test_peer_python_is_found_or_named(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 @pytest.mark.integration
+def test_redis_connections_are_counted_on_the_database_index() -> None:
+    """The capacity bench's connection count: a client on the index is counted, one elsewhere is not."""
+    import redis
+
+    with redisdb.fresh_redis_database() as url:
+        before = redisdb.connections_on(url)
+        assert before is not None
+        here = redis.Redis.from_url(url)
+        elsewhere = redis.Redis.from_url(redisdb.redis_url(0, url))
+        try:
+            here.ping()
+            elsewhere.ping()
+            assert redisdb.connections_on(url) == before + 1
+        finally:
+            here.close()
+            elsewhere.close()
+
+
+@pytest.mark.integration
 def test_capacity_opens_idle_streams_against_our_server(tmp_path: Path) -> None:
     """A tiny real capacity run: 20 idle SSE streams on ours, memory read, latency idle and loaded."""
     out = tmp_path / "capacity.json"

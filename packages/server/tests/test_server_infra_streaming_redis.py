@@ -183,8 +183,8 @@ async def test_a_failed_write_surfaces_to_the_publisher(redis_prefix: str) -> No
 
 
 async def test_hundreds_of_idle_subscribers_all_stay_open(redis_prefix: str) -> None:
-    """300 subscribers wait at once (each holds a connection for its XREAD BLOCK): none fails with
-    'Too many connections' (redis-py's default pool stops at 100) and gives up as an outage after
+    """300 subscribers wait at once (once, each held a connection for its XREAD BLOCK): none fails
+    with 'Too many connections' (redis-py's default pool stops at 100) or gives up as an outage after
     ``outage_seconds`` (2 s here), and each gets its run's event."""
     broker = RedisBroker.from_url(REDIS_URL, key_prefix=redis_prefix, outage_seconds=2.0)
     runs = [run_id() for _ in range(300)]

@@ -93,7 +93,7 @@ def build_thread_log(settings: Settings, pool: Any) -> ThreadLog:
             key_prefix=settings.redis_key_prefix,
             max_events=max_events,
             ttl_seconds=ttl,
-            read_connections=settings.redis_read_connections,
+            outage_seconds=settings.broker_outage_seconds,
         )
     return InMemoryThreadLog(store, max_events=max_events, ttl_seconds=ttl)
 
@@ -122,7 +122,6 @@ async def running_server(
         settings.redis_url or None,
         key_prefix=settings.redis_key_prefix,
         outage_seconds=settings.broker_outage_seconds,
-        read_connections=settings.redis_read_connections,
     )
     thread_log = build_thread_log(settings, pool)
     workers: WorkerPool | None = None

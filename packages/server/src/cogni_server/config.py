@@ -22,8 +22,6 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
     redis_key_prefix: str = Field(default="cogni", validation_alias="COGNI_REDIS_KEY_PREFIX")
     broker_outage_seconds: float = Field(default=30.0, gt=0, validation_alias="COGNI_BROKER_OUTAGE_SECONDS")
-    # connections for live stream subscribers (one per open stream while it waits; a blocking pool)
-    redis_read_connections: int = Field(default=4096, ge=1, validation_alias="COGNI_REDIS_READ_CONNECTIONS")
     host: str = Field(default="127.0.0.1", validation_alias="COGNI_SERVER_HOST")
     port: int = Field(default=8123, validation_alias="COGNI_SERVER_PORT")
     config_path: Path = Field(default=Path("langgraph.json"), validation_alias="LANGGRAPH_CONFIG")

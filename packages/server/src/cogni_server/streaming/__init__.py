@@ -28,7 +28,6 @@ from cogni_server.streaming.base import (
 )
 from cogni_server.streaming.memory import InMemoryBroker
 from cogni_server.streaming.redis_broker import RedisBroker
-from cogni_server.streaming.redis_clients import DEFAULT_READ_CONNECTIONS
 from cogni_server.streaming.sse import HEARTBEAT, encode_sse
 
 
@@ -37,13 +36,10 @@ def build_broker(
     *,
     key_prefix: str = "cogni",
     outage_seconds: float = DEFAULT_OUTAGE_SECONDS,
-    read_connections: int = DEFAULT_READ_CONNECTIONS,
 ) -> StreamBroker:
     """Redis broker when a URL is configured, otherwise the in-process one."""
     if redis_url:
-        return RedisBroker.from_url(
-            redis_url, key_prefix=key_prefix, outage_seconds=outage_seconds, read_connections=read_connections
-        )
+        return RedisBroker.from_url(redis_url, key_prefix=key_prefix, outage_seconds=outage_seconds)
     return InMemoryBroker()
 
 

@@ -13,9 +13,11 @@ Keys (``P`` = key prefix):
   wakes the waiting worker at once wherever it runs.
 - ``P:pending``: pub/sub channel for "a run is pending" wake-ups, fanned out to every instance.
 
-Subscribers read with ``XREAD BLOCK`` from the last id they have seen, so an event published while a
-subscriber moves from replay to live is never skipped. One pub/sub connection per broker carries all
-control and wake-up messages (started on first wait). Own wake-ups are delivered locally at once and
+Subscribers read from the last id they have seen, so an event published while a subscriber moves
+from replay to live is never skipped. They hold no connection while they wait: one
+``SharedStreamReader`` per broker (``redis_reader``) blocks in one ``XREAD`` per lane (recently active
+keys, idle keys) and fans the entries out to bounded per-subscriber queues. One pub/sub connection per
+broker carries all control and wake-up messages (started on first wait). Own wake-ups are delivered locally at once and
 ignored when they come back over pub/sub.
 
 Stream writes (``publish``, ``end``) go through one ``BatchedStreamWriter``
@@ -23,8 +25,8 @@ per broker: events queue in order and one flusher task writes them in pipelines,
 costs a few round trips, not one per token. ``end()`` and ``close()`` write everything queued first.
 
 Dropped connections (a Redis restart, a failover, ``CLIENT KILL``) delay events, they do not fail
-runs: writes are retried (see ``redis_writer``), subscribers read again from the last id they
-delivered, control messages are re-sent; only an outage longer than ``outage_seconds``
+runs: writes are retried (see ``redis_writer``), the shared reader reads again from each
+subscriber's last id, control messages are re-sent; only an outage longer than ``outage_seconds``
 (``COGNI_BROKER_OUTAGE_SECONDS``, default 30) raises ``BrokerUnavailable`` to the caller. Every
 connection is named ``cogni:<key prefix>`` (``CLIENT LIST`` shows which are ours).
 """
@@ -56,14 +58,14 @@ from cogni_server.streaming.base import (
     parse_event_id,
     validate_control_action,
 )
-from cogni_server.streaming.redis_clients import DEFAULT_READ_CONNECTIONS, connection_name, reader_client
+from cogni_server.streaming.redis_clients import command_client, connection_name
+from cogni_server.streaming.redis_reader import QUEUE_BOUND, SharedStreamReader
 from cogni_server.streaming.redis_writer import CONNECTION_ERRORS, BatchedStreamWriter
 
 _log = logging.getLogger(__name__)
 
 _END_FIELD = b"end"
 _BLOCK_MS = 5_000
-_READ_COUNT = 512
 _CONTROL_RECHECK_SECONDS = 5.0
 
 
@@ -81,11 +83,10 @@ class RedisBroker:
         block_ms: int = _BLOCK_MS,
         outage_seconds: float = DEFAULT_OUTAGE_SECONDS,
         writer_client: aioredis.Redis | None = None,
-        reader_client: aioredis.Redis | None = None,
+        subscriber_queue: int = QUEUE_BOUND,
     ) -> None:
         self._redis = client
         self._writer_redis = writer_client
-        self._reader_redis = reader_client  # subscribers' blocking reads (see ``redis_clients``)
         self.outage_seconds = outage_seconds
         self.key_prefix = key_prefix
         self.retention_seconds = max(1, int(retention_seconds))
@@ -100,6 +101,13 @@ class RedisBroker:
         self._listener_ready: asyncio.Future[None] | None = None
         self._control_waiters = ControlWaiters()
         self._pending = PendingWakeup()
+        self._shared = SharedStreamReader(
+            client,
+            key_prefix=key_prefix,
+            block_ms=block_ms,
+            outage_seconds=outage_seconds,
+            queue_bound=subscriber_queue,
+        )
         self._writer = BatchedStreamWriter(
             writer_client or client,
             run_key=self.run_key,
@@ -112,17 +120,14 @@ class RedisBroker:
         )
 
     @classmethod
-    def from_url(
-        cls, url: str, *, key_prefix: str = "cogni", read_connections: int = DEFAULT_READ_CONNECTIONS, **kwargs: Any
-    ) -> RedisBroker:
+    def from_url(cls, url: str, *, key_prefix: str = "cogni", **kwargs: Any) -> RedisBroker:
         """A broker on ``url``: connections named ``cogni:<key prefix>``; the stream writer's own
         client never retries by itself (it retries idempotently, see ``redis_writer``); subscribers
-        read through a large blocking pool of their own."""
+        share one blocking reader (``redis_reader``) with a connection of its own."""
         name = connection_name(key_prefix)
-        client = aioredis.Redis.from_url(url, decode_responses=False, client_name=name)
+        client = command_client(url, key_prefix=key_prefix)
         writer = aioredis.Redis.from_url(url, decode_responses=False, client_name=name, retry=Retry(NoBackoff(), 0))
-        reader = reader_client(url, key_prefix=key_prefix, max_connections=read_connections)
-        return cls(client, key_prefix=key_prefix, writer_client=writer, reader_client=reader, **kwargs)
+        return cls(client, key_prefix=key_prefix, writer_client=writer, **kwargs)
 
     def run_key(self, run_id: str) -> str:
         return f"{self.key_prefix}:run:{run_id}"
@@ -147,10 +152,6 @@ class RedisBroker:
         """Wait until every event published so far through this broker is in Redis."""
         await self._writer.flush()
 
-    @property
-    def _reads(self) -> aioredis.Redis:
-        return self._reader_redis if self._reader_redis is not None else self._redis
-
     def subscribe(self, run_id: str, *, last_event_id: str | None = None) -> AsyncIterator[StreamEvent]:
         start = _start_id(last_event_id)
         return self._read(self.run_key(run_id), start, stop_at_end=True)
@@ -160,36 +161,16 @@ class RedisBroker:
         return self._read(self.thread_key(thread_id), start, stop_at_end=False)
 
     async def _read(self, key: str, start: str | None, *, stop_at_end: bool) -> AsyncIterator[StreamEvent]:
-        cursor: Any = start
-        outage = Outage(self.outage_seconds)
-        while not self.closed:
-            try:
-                if cursor is None:  # "from now on": everything after the current last entry
-                    await self._writer.flush()  # our own events published before subscribing are not "new"
-                    last = await self._reads.xrevrange(key, "+", "-", count=1)
-                    if not last:
-                        cursor = "0-0"
-                    else:
-                        cursor = last[0][0]
-                        if stop_at_end and _END_FIELD in last[0][1]:
-                            return
-                response = await self._reads.xread({key: cursor}, count=_READ_COUNT, block=self.block_ms)
-            except CONNECTION_ERRORS as exc:
-                delay = outage.failed(exc, f"reading {key}")  # BrokerUnavailable past the limit
-                _log.warning("redis broker: reading %s failed (%s); resuming after %s", key, exc, _text(cursor))
-                await asyncio.sleep(delay)
-                continue
-            outage.ok()
-            for _stream, entries in response or ():
-                for entry_id, fields in entries:
-                    cursor = entry_id
-                    if _END_FIELD in fields:
-                        if stop_at_end:
-                            return
-                        continue
-                    yield StreamEvent(
-                        _text(entry_id), _text(fields[b"e"]), fields[b"d"], fields.get(b"r", b"1") == b"1"
-                    )
+        if start is None:  # "from now on": our own events published before subscribing are not "new"
+            await self._writer.flush()
+        stop = _END_FIELD if stop_at_end else None
+        async with contextlib.aclosing(self._shared.entries(key, start, stop_field=stop)) as entries:
+            async for entry_id, fields in entries:
+                if _END_FIELD in fields:
+                    if stop_at_end:
+                        return
+                    continue
+                yield StreamEvent(_text(entry_id), _text(fields[b"e"]), fields[b"d"], fields.get(b"r", b"1") == b"1")
 
     # -- control and wake-ups ------------------------------------------------------------------
     async def publish_control(self, run_id: str, action: str) -> None:
@@ -305,6 +286,7 @@ class RedisBroker:
             return
         await self._writer.close()  # everything published before close() is written first
         self.closed = True
+        await self._shared.close()  # subscribers end
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -314,8 +296,6 @@ class RedisBroker:
         await self._redis.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose
         if self._writer_redis is not None:
             await self._writer_redis.aclose()  # type: ignore[attr-defined]
-        if self._reader_redis is not None:
-            await self._reader_redis.aclose()  # type: ignore[attr-defined]
 
 
 def _text(value: Any) -> str:

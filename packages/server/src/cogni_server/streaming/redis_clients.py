@@ -1,20 +1,16 @@
-"""Redis clients for the broker and the thread log, one job each.
+"""Redis clients for the broker and the thread log: connection names and the command pool.
 
-Every live subscriber (an SSE or WebSocket stream, a ``join``) holds a connection for its
-``XREAD BLOCK``; redis-py's pool allows 100 connections by default and raises
-``MaxConnectionsError`` past that, which ended every idle stream beyond about 100 per instance.
-Subscribers therefore read through their own client whose pool is large and *blocking*: past
-``COGNI_REDIS_READ_CONNECTIONS`` a new subscriber waits for a connection instead of failing, and
-writes, control messages and wake-ups keep their own pool, so many readers never starve a run.
+Live subscribers (SSE and WebSocket streams, ``join``) hold no connection of their own: one
+``SharedStreamReader`` per broker (and per thread log) blocks in ``XREAD`` for all of them on two
+connections, a hot and a cold lane (``redis_reader``, ``redis_xread``). Before, every subscriber
+held a connection for its ``XREAD BLOCK``: redis-py's default pool raises ``MaxConnectionsError``
+past 100, which ended every idle stream beyond about 100, and a pool sized for thousands held
+thousands of connections.
 """
 
 from __future__ import annotations
 
 import redis.asyncio as aioredis
-
-DEFAULT_READ_CONNECTIONS = 4096
-# how long a subscriber waits for a free read connection once all are taken (then it errors)
-READ_POOL_WAIT_SECONDS = 30.0
 
 
 def connection_name(key_prefix: str) -> str:
@@ -22,12 +18,20 @@ def connection_name(key_prefix: str) -> str:
     return "cogni:" + "".join(c if c.isprintable() and not c.isspace() else "_" for c in key_prefix)
 
 
-def reader_client(url: str, *, key_prefix: str, max_connections: int = DEFAULT_READ_CONNECTIONS) -> aioredis.Redis:
-    """A client for blocking stream reads: a blocking pool of up to ``max_connections``."""
+# Connections for short commands (control messages, wake-ups, the thread log's reads and writes) per
+# client. redis-py's default pool opens one per concurrent command and raises ``MaxConnectionsError``
+# past 100: 500 WebSockets opening at once failed. This pool *blocks* past the limit instead (for up
+# to POOL_WAIT_SECONDS), and keeps at most this many connections open.
+COMMAND_CONNECTIONS = 32
+POOL_WAIT_SECONDS = 30.0
+
+
+def command_client(url: str, *, key_prefix: str) -> aioredis.Redis:
+    """A client for short commands: a blocking pool of at most ``COMMAND_CONNECTIONS``, named."""
     pool: aioredis.BlockingConnectionPool = aioredis.BlockingConnectionPool.from_url(
         url,
-        max_connections=max_connections,
-        timeout=READ_POOL_WAIT_SECONDS,
+        max_connections=COMMAND_CONNECTIONS,
+        timeout=POOL_WAIT_SECONDS,
         decode_responses=False,
         client_name=connection_name(key_prefix),
     )

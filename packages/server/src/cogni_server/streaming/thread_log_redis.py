@@ -12,10 +12,16 @@ One Lua script applies every buffered op of one thread atomically (numbering, ap
 deferral), so the numbering and the stored order agree whichever instance writes. When the script
 finds no counter (new thread, expired, Redis restarted) or the reserved ceiling too low, it says so
 and the writer asks Postgres (``SeqStore``) before trying again.
+
+Subscribers hold no connection while they wait: one ``SharedStreamReader`` per log blocks in one
+``XREAD`` per lane over the subscribed threads (``redis_reader``); a read that fails is retried from each
+subscriber's position, and a subscriber that waited through more than ``outage_seconds`` of
+failures gets ``BrokerUnavailable``.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,7 +29,9 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from cogni_server.streaming.redis_clients import DEFAULT_READ_CONNECTIONS, connection_name, reader_client
+from cogni_server.streaming.base import DEFAULT_OUTAGE_SECONDS
+from cogni_server.streaming.redis_clients import command_client
+from cogni_server.streaming.redis_reader import SharedStreamReader
 from cogni_server.streaming.thread_log import (
     HOLD_SECONDS,
     SEQ_BLOCK,
@@ -36,7 +44,6 @@ from cogni_server.streaming.thread_log import (
     log,
 )
 
-_READ_COUNT = 512
 _BLOCK_MS = 5_000
 _ROUNDS = 5  # (script load) + init + reserve + apply, with one spare
 
@@ -160,13 +167,19 @@ class RedisThreadLog(BufferedLog):
         ttl_seconds: float,
         block_ms: int = _BLOCK_MS,
         hold_seconds: float = HOLD_SECONDS,
-        reader: aioredis.Redis | None = None,
+        outage_seconds: float = DEFAULT_OUTAGE_SECONDS,
     ) -> None:
         super().__init__(store, max_events=max_events, ttl_seconds=ttl_seconds, hold_seconds=hold_seconds)
         self._redis = client
-        self._reader = reader  # subscribers' blocking reads (see ``redis_clients``)
         self.key_prefix = key_prefix
         self.block_ms = block_ms
+        self._shared = SharedStreamReader(
+            client,
+            key_prefix=key_prefix,
+            block_ms=block_ms,
+            outage_seconds=outage_seconds,
+            closed_error=lambda: LogClosed("the thread event log is shutting down"),
+        )
         self._ttl = max(1, int(ttl_seconds))
         self._sha: str | None = None  # the script's sha once loaded (EVALSHA saves sending it each time)
 
@@ -177,12 +190,10 @@ class RedisThreadLog(BufferedLog):
         store: SeqStore,
         *,
         key_prefix: str,
-        read_connections: int = DEFAULT_READ_CONNECTIONS,
         **kwargs: Any,
     ) -> RedisThreadLog:
-        client = aioredis.Redis.from_url(url, decode_responses=False, client_name=connection_name(key_prefix))
-        reader = reader_client(url, key_prefix=key_prefix, max_connections=read_connections)
-        return cls(client, store, key_prefix=key_prefix, reader=reader, **kwargs)
+        client = command_client(url, key_prefix=key_prefix)
+        return cls(client, store, key_prefix=key_prefix, **kwargs)
 
     def keys(self, thread_id: str) -> list[str]:
         base = f"{self.key_prefix}:tl:{thread_id}"
@@ -280,16 +291,11 @@ class RedisThreadLog(BufferedLog):
         return self._read(self.keys(thread_id)[0], after)
 
     async def _read(self, key: str, after: int) -> AsyncIterator[StoredEvent]:
-        cursor: Any = f"{after}-0"
-        while True:
-            if self.closed:
-                raise LogClosed("the thread event log is shutting down")
-            reads = self._reader if self._reader is not None else self._redis
-            response = await reads.xread({key: cursor}, count=_READ_COUNT, block=self.block_ms)
-            for _stream, entries in response or ():
-                for entry_id, fields in entries:
-                    cursor = entry_id
-                    yield _stored(entry_id, fields)
+        if self.closed:
+            raise LogClosed("the thread event log is shutting down")
+        async with contextlib.aclosing(self._shared.entries(key, f"{after}-0")) as entries:
+            async for entry_id, fields in entries:
+                yield _stored(entry_id, fields)
 
     async def forget(self, thread_id: str) -> None:
         await self._redis.delete(*self.keys(thread_id))
@@ -298,9 +304,8 @@ class RedisThreadLog(BufferedLog):
         if self.closed:
             return
         await self._stop_flusher()
+        await self._shared.close()  # subscribers get LogClosed
         await self._redis.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose
-        if self._reader is not None:
-            await self._reader.aclose()  # type: ignore[attr-defined]
 
 
 def _call_id(group: list[_Op]) -> str:
