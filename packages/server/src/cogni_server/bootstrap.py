@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from cogni_server import metrics
 from cogni_server.auth import Authenticator, build_authenticator
 from cogni_server.auth.custom import AuthConfigError, custom_authenticator
 from cogni_server.config import Settings
@@ -33,6 +34,8 @@ from cogni_server.streaming import build_broker
 from cogni_server.streaming.thread_log import ThreadLog
 from cogni_server.streaming.thread_log_memory import InMemoryThreadLog
 from cogni_server.streaming.thread_log_redis import RedisThreadLog
+
+MIB = 1024 * 1024
 
 log = logging.getLogger("cogni_server")
 
@@ -94,7 +97,8 @@ def build_thread_log(settings: Settings, pool: Any) -> ThreadLog:
             ttl_seconds=ttl,
             read_connections=settings.redis_read_connections,
         )
-    return InMemoryThreadLog(store, max_events=max_events, ttl_seconds=ttl)
+    memory = int(settings.thread_stream_memory_mb * MIB)
+    return InMemoryThreadLog(store, max_events=max_events, ttl_seconds=ttl, max_bytes=memory)
 
 
 @asynccontextmanager
@@ -122,8 +126,10 @@ async def running_server(
         key_prefix=settings.redis_key_prefix,
         outage_seconds=settings.broker_outage_seconds,
         read_connections=settings.redis_read_connections,
+        memory_bytes=int(settings.broker_memory_mb * MIB),
     )
     thread_log = build_thread_log(settings, pool)
+    metrics.watch_stream_memory(broker=broker, thread_log=thread_log)
     workers: WorkerPool | None = None
     store: StoreBackend | None = None
     jobs: BackgroundJobs | None = None
