@@ -5,6 +5,8 @@ and tears it down in the right order. The FastAPI app and the CLI both start the
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +20,7 @@ from cogni_server.graphs import GraphRegistry
 from cogni_server.graphs.config import ProjectConfig
 from cogni_server.graphs.store_config import load_embed_function, read_store_config
 from cogni_server.graphs.webhooks_config import thread_ttl_config, webhooks_config
+from cogni_server.memtrim import trim_periodically
 from cogni_server.runs.executor import Executor
 from cogni_server.runs.lifecycle import RunLifecycle
 from cogni_server.runs.worker import WorkerPool
@@ -133,6 +136,7 @@ async def running_server(
     workers: WorkerPool | None = None
     store: StoreBackend | None = None
     jobs: BackgroundJobs | None = None
+    trimmer: asyncio.Task[None] | None = None
     try:
         checkpointer = PooledPostgresSaver(pool)
         await setup_checkpointer(pool, checkpointer)
@@ -190,6 +194,8 @@ async def running_server(
             store.start_sweeper()
         jobs = BackgroundJobs(context)
         jobs.start()
+        if settings.malloc_trim_seconds > 0:
+            trimmer = asyncio.create_task(trim_periodically(settings.malloc_trim_seconds), name="malloc-trim")
         log.info(
             "cogni-server ready: graphs=%s workers=%s auth=%s",
             registry.graph_ids(),
@@ -198,6 +204,10 @@ async def running_server(
         )
         yield context
     finally:
+        if trimmer is not None:
+            trimmer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await trimmer
         if jobs is not None:
             await jobs.stop()
         if workers is not None:

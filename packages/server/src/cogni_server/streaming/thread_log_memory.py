@@ -31,7 +31,7 @@ from cogni_server.streaming.thread_log import (
 
 _MAX_MARKS = 1000
 _PURGE_INTERVAL = 30.0
-DEFAULT_MAX_BYTES = 128 * 1024 * 1024
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 ENTRY_OVERHEAD_BYTES = 150  # per retained event beside its data (object headers, strings, tuple): an estimate
 _EVICT_TO = 0.9
 
