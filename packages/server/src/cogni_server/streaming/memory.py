@@ -45,6 +45,7 @@ _PURGE_INTERVAL = 1.0
 _IDLE_SCAN_INTERVAL = 30.0
 DEFAULT_MAX_BYTES = 128 * 1024 * 1024
 ENTRY_OVERHEAD_BYTES = 200  # per retained event beside its data: id, key tuple, object headers (an estimate)
+STREAM_OVERHEAD_BYTES = 2000  # per stream: the object, its deque, its subscribers' WeakSet (measured ~2 KB)
 _EVICT_TO = 0.9  # an eviction pass frees down to this share of the budget
 MIN_RETAINED_SECONDS = 5.0  # an ended run's stream is kept this long whatever the budget (a /wait subscribing late)
 
@@ -187,7 +188,7 @@ class InMemoryBroker:
         now = time.monotonic()
         stream = self._runs.get(run_id)
         if stream is None:
-            stream = self._runs[run_id] = _Stream(now)
+            stream = self._runs[run_id] = self._new_stream(now)
         elif stream.ended:  # a retried run publishes again: reopen, keeping ids monotonic
             stream.ended = False
         event_id = self._append(stream, event, data, resumable, now)
@@ -202,14 +203,14 @@ class InMemoryBroker:
     def _thread(self, thread_id: str, now: float) -> _Stream:
         stream = self._threads.get(thread_id)
         if stream is None:
-            stream = self._threads[thread_id] = _Stream(now)
+            stream = self._threads[thread_id] = self._new_stream(now)
         return stream
 
     async def end(self, run_id: str) -> None:
         now = time.monotonic()
         stream = self._runs.get(run_id)
         if stream is None:
-            stream = self._runs[run_id] = _Stream(now)
+            stream = self._runs[run_id] = self._new_stream(now)
         if not stream.ended:
             stream.ended = True
             stream.ended_at = stream.touched = now
@@ -224,7 +225,7 @@ class InMemoryBroker:
             self._purge(now)
         stream = self._runs.get(run_id)
         if stream is None:
-            stream = self._runs[run_id] = _Stream(now)
+            stream = self._runs[run_id] = self._new_stream(now)
         return self._subscription(stream, last_event_id)
 
     def subscribe_thread(self, thread_id: str, *, last_event_id: str | None = None) -> AsyncIterator[StreamEvent]:
@@ -256,6 +257,12 @@ class InMemoryBroker:
             self._next_idle_scan = now + self._scan_interval
             self._drop_idle(self._runs, now - self.idle_ttl_seconds, cutoff)
             self._drop_idle(self._threads, cutoff, cutoff)
+
+    def _new_stream(self, now: float) -> _Stream:
+        stream = _Stream(now)
+        stream.size = STREAM_OVERHEAD_BYTES
+        self.retained_bytes += STREAM_OVERHEAD_BYTES
+        return stream
 
     def _drop(self, streams: dict[str, _Stream], key: str) -> _Stream | None:
         stream = streams.pop(key, None)

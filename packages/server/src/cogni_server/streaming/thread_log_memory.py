@@ -33,6 +33,7 @@ _MAX_MARKS = 1000
 _PURGE_INTERVAL = 30.0
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 ENTRY_OVERHEAD_BYTES = 150  # per retained event beside its data (object headers, strings, tuple): an estimate
+THREAD_OVERHEAD_BYTES = 3600  # per thread: its object, deque, marks, subscribers' WeakSet (measured ~3.6 KB)
 _EVICT_TO = 0.9
 
 
@@ -150,6 +151,8 @@ class InMemoryThreadLog(BufferedLog):
         t = self._threads.get(thread_id)
         if t is None:
             t = self._threads[thread_id] = _Thread(now)
+            t.size = THREAD_OVERHEAD_BYTES
+            self.retained_bytes += THREAD_OVERHEAD_BYTES
         t.touched = now
         return t
 
