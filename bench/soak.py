@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import os
 import random
+import re
 import shlex
 import sys
 import time
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from langgraph_sdk.client import LangGraphClient
 
 from bench import measure, report, servers
@@ -35,6 +37,7 @@ from bench.procmem import tree_pids, tree_rss_kib
 from bench.redisdb import fresh_redis_database
 
 RSS_TARGET_PCT = 5.0
+RETAINED = re.compile(r'^cogni_stream_retained_bytes\{store="(?P<store>\w+)"\} (?P<value>\S+)$', re.MULTILINE)
 LONG_THREADS = 4
 KINDS = ("trivial", "llm", "multi_turn", "background", "search")
 
@@ -136,13 +139,27 @@ async def client_loop(
             traffic.fail(kind, exc)
 
 
-async def sampler(pid: int, started: float, stop: float, every: float, samples: list[dict[str, Any]]) -> None:
+async def retained_mib(url: str) -> dict[str, float]:
+    """What the server's in-memory broker and thread log retain (`cogni_stream_retained_bytes`), in MiB."""
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            text = (await http.get(f"{url}/metrics")).text
+    except httpx.HTTPError:
+        return {}
+    out: dict[str, float] = {}
+    for match in RETAINED.finditer(text):
+        out[f"{match['store']}_mib"] = round(float(match["value"]) / 1024 / 1024, 1)
+    return out
+
+
+async def sampler(url: str, pid: int, started: float, stop: float, every: float, samples: list[dict[str, Any]]) -> None:
     while True:
         samples.append(
             {
                 "t_min": round((time.monotonic() - started) / 60, 2),
                 "rss_mib": round((tree_rss_kib(pid) or 0) / 1024, 1),
                 "fds": open_fds(pid),
+                **await retained_mib(url),
             }
         )
         if time.monotonic() >= stop:
@@ -179,7 +196,7 @@ async def soak(url: str, pid: int, llm_base_url: str, args: argparse.Namespace) 
         loops = [
             client_loop(c, mix(c, llm_base_url, args.tokens, long_threads, args.only), stop, traffic) for c in clients
         ]
-        await asyncio.gather(sampler(pid, started, stop, args.sample_seconds, samples), *loops)
+        await asyncio.gather(sampler(url, pid, started, stop, args.sample_seconds, samples), *loops)
         wall = time.monotonic() - started
     finally:
         await asyncio.gather(*(c.aclose() for c in clients))
@@ -198,8 +215,12 @@ async def soak(url: str, pid: int, llm_base_url: str, args: argparse.Namespace) 
 def text_report(full: dict[str, Any]) -> str:
     result, g = full["result"], full["result"]["growth"]
     lines = [f"soak of {full['target']['name']} ({full['target']['details'].get('broker')}), {full['params']}"]
-    lines.append("  min   RSS MiB   fds")
-    lines += [f"{s['t_min']:5.1f} {s['rss_mib']:9.1f} {s['fds']!s:>5}" for s in result["samples"]]
+    lines.append("  min   RSS MiB   fds   retained MiB: broker  thread log")
+    lines += [
+        f"{s['t_min']:5.1f} {s['rss_mib']:9.1f} {s['fds']!s:>5} {s.get('broker_mib', '-')!s:>21} "
+        f"{s.get('thread_log_mib', '-')!s:>11}"
+        for s in result["samples"]
+    ]
     lines.append(
         f"after warm-up ({g['baseline_t_min']} min): RSS {g['baseline_rss_mib']} -> {g['last_rss_mib']} MiB "
         f"({g['rss_growth_pct']}%, target < {RSS_TARGET_PCT}%: {'met' if g['rss_target_met'] else 'NOT met'}), "

@@ -135,9 +135,10 @@ async def app_kill(topology: Topology, batch: Batch) -> None:
         await asyncio.sleep(0.05)  # the chats set first_event_at from another task: polling is simplest
     await settle_mid_run(0.3)
     await asyncio.to_thread(topology.kill_app)
-    batch.notes.append("app killed (-9) mid-stream")
+    killed = time.monotonic()
     await asyncio.sleep(0.5)
-    await asyncio.to_thread(topology.start_app)
+    await asyncio.to_thread(topology.start_app)  # returns once /healthz answers: its first sweep has started
+    batch.notes.append(f"app killed (-9) mid-stream, serving again after {time.monotonic() - killed:.1f}s")
 
 
 def balancer_mode(mode: str) -> Fault:

@@ -54,6 +54,9 @@ class AppSettings(DatabaseSettings):
     cogni_spend_sink_database_url: str | None = None
     cogni_reconcile_delay_seconds: float = Field(default=2.0, ge=0)
     cogni_reconcile_interval_seconds: float = Field(default=300.0, ge=0)
+    cogni_reconcile_catchup_seconds: float = Field(default=120.0, ge=0)
+    """After start, sweep every `cogni_reconcile_catchup_interval_seconds` for this long (0: no catch-up)."""
+    cogni_reconcile_catchup_interval_seconds: float = Field(default=1.0, gt=0)
     cogni_first_event_timeout_seconds: float = Field(default=15.0, gt=0)
     cogni_models_refresh_seconds: float = Field(default=60.0, gt=0)
     cogni_spend_log_retention_days: int = Field(default=90, ge=0)

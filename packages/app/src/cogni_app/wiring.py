@@ -176,9 +176,15 @@ async def open_services(settings: AppSettings, *, run_migrations: bool = True) -
             keys=KeyService(ApiKeys(db)),
             llm_keys=LlmKeyService(llm_keys(settings, db)),
         )
+        if settings.cogni_reconcile_interval_seconds > 0:  # first, so the catch-up sweep starts at once
+            sweeper = asyncio.create_task(
+                reconciler.run_periodically(
+                    settings.cogni_reconcile_interval_seconds,
+                    catchup_seconds=settings.cogni_reconcile_catchup_seconds,
+                    catchup_interval_seconds=settings.cogni_reconcile_catchup_interval_seconds,
+                )
+            )
         await deletion.resume_all()  # jobs an earlier process left unfinished
-        if settings.cogni_reconcile_interval_seconds > 0:
-            sweeper = asyncio.create_task(reconciler.run_periodically(settings.cogni_reconcile_interval_seconds))
         log.info("app_started", executor_routes=settings.executor_routes())
         yield services
     finally:

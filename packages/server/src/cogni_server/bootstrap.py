@@ -5,11 +5,14 @@ and tears it down in the right order. The FastAPI app and the CLI both start the
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from cogni_server import metrics
 from cogni_server.auth import Authenticator, build_authenticator
 from cogni_server.auth.custom import AuthConfigError, custom_authenticator
 from cogni_server.config import Settings
@@ -17,6 +20,7 @@ from cogni_server.graphs import GraphRegistry
 from cogni_server.graphs.config import ProjectConfig
 from cogni_server.graphs.store_config import load_embed_function, read_store_config
 from cogni_server.graphs.webhooks_config import thread_ttl_config, webhooks_config
+from cogni_server.memtrim import trim_periodically
 from cogni_server.runs.executor import Executor
 from cogni_server.runs.lifecycle import RunLifecycle
 from cogni_server.runs.worker import WorkerPool
@@ -34,6 +38,8 @@ from cogni_server.streaming import build_broker
 from cogni_server.streaming.thread_log import ThreadLog
 from cogni_server.streaming.thread_log_memory import InMemoryThreadLog
 from cogni_server.streaming.thread_log_redis import RedisThreadLog
+
+MIB = 1024 * 1024
 
 log = logging.getLogger("cogni_server")
 
@@ -95,7 +101,8 @@ def build_thread_log(settings: Settings, pool: Any) -> ThreadLog:
             ttl_seconds=ttl,
             outage_seconds=settings.broker_outage_seconds,
         )
-    return InMemoryThreadLog(store, max_events=max_events, ttl_seconds=ttl)
+    memory = int(settings.thread_stream_memory_mb * MIB)
+    return InMemoryThreadLog(store, max_events=max_events, ttl_seconds=ttl, max_bytes=memory)
 
 
 @asynccontextmanager
@@ -122,11 +129,14 @@ async def running_server(
         settings.redis_url or None,
         key_prefix=settings.redis_key_prefix,
         outage_seconds=settings.broker_outage_seconds,
+        memory_bytes=int(settings.broker_memory_mb * MIB),
     )
     thread_log = build_thread_log(settings, pool)
+    metrics.watch_stream_memory(broker=broker, thread_log=thread_log)
     workers: WorkerPool | None = None
     store: StoreBackend | None = None
     jobs: BackgroundJobs | None = None
+    trimmer: asyncio.Task[None] | None = None
     try:
         checkpointer = PooledPostgresSaver(pool)
         await setup_checkpointer(pool, checkpointer)
@@ -187,6 +197,8 @@ async def running_server(
             store.start_sweeper()
         jobs = BackgroundJobs(context)
         jobs.start()
+        if settings.malloc_trim_seconds > 0:
+            trimmer = asyncio.create_task(trim_periodically(settings.malloc_trim_seconds), name="malloc-trim")
         log.info(
             "cogni-server ready: graphs=%s workers=%s auth=%s",
             registry.graph_ids(),
@@ -195,6 +207,10 @@ async def running_server(
         )
         yield context
     finally:
+        if trimmer is not None:
+            trimmer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await trimmer
         if jobs is not None:
             await jobs.stop()
         if workers is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -45,6 +46,28 @@ WEBHOOK_DELIVERIES = Counter(
 WEBHOOKS_REFUSED = Counter("cogni_webhooks_refused_total", "Webhook destinations refused by the URL policy", ["stage"])
 CRON_TICKS = Counter("cogni_cron_ticks_total", "Cron ticks handled: run created, or skipped (why)", ["outcome"])
 THREADS_EXPIRED = Counter("cogni_threads_expired_total", "Threads handled by the TTL sweeper", ["strategy"])
+
+STREAM_RETAINED_BYTES = Gauge(
+    "cogni_stream_retained_bytes",
+    "Estimated bytes of stream events held in process memory (in-memory broker and thread log; 0 with Redis)",
+    ["store"],
+)
+STREAM_EVICTIONS = Gauge(
+    "cogni_stream_evictions",
+    "Streams (broker) or thread logs dropped before their retention ended to stay within the memory budget",
+    ["store"],
+)
+
+
+def _reader(owner: object, attribute: str) -> Callable[[], float]:
+    return lambda: float(getattr(owner, attribute, 0))
+
+
+def watch_stream_memory(*, broker: object, thread_log: object) -> None:
+    """Expose what the in-memory broker and thread log retain (read at scrape; Redis-backed ones report 0)."""
+    for store, owner, evicted in (("broker", broker, "evicted_streams"), ("thread_log", thread_log, "evicted_threads")):
+        STREAM_RETAINED_BYTES.labels(store).set_function(_reader(owner, "retained_bytes"))
+        STREAM_EVICTIONS.labels(store).set_function(_reader(owner, evicted))
 
 
 class QueueSampler:

@@ -6,6 +6,10 @@ periodic sweep (`sweep`), every billable call without a receipt is committed thr
 charged is not charged again, a call the stream missed is charged late, and a call charged without a
 cost whose spend log now has one is charged its cost once, as a correction.
 
+At start the app sweeps at once and then every second or so for a catch-up period
+(`run_periodically(catchup_seconds=...)`): the calls of runs an earlier process left in flight are
+billed within seconds of their end, not at the next periodic sweep.
+
 The sweep reads from a durable cursor (`reconcile_cursors` in the app database): every call after the
 last committed position, however old, so an app or spend-log outage of any length loses no call. The
 cursor advances only past calls that are billed (or not billable), and stays `cursor_margin_seconds`
@@ -196,18 +200,31 @@ class Reconciler:
         if saved is not None:
             metrics.RECONCILER_CURSOR_LAG.set(max((datetime.now(UTC) - saved[0]).total_seconds(), 0.0))
 
-    async def run_periodically(self, interval_seconds: float) -> None:
-        """Sweep every `interval_seconds` until cancelled; a failed sweep is logged and retried next time."""
+    async def run_periodically(
+        self, interval_seconds: float, *, catchup_seconds: float = 0.0, catchup_interval_seconds: float = 1.0
+    ) -> None:
+        """Sweep at once, then every `catchup_interval_seconds` for the first `catchup_seconds`, then every
+        `interval_seconds`, until cancelled; a failed sweep is logged and retried at the next tick.
+
+        The catch-up phase is for a restart: runs the previous process had in flight keep running on the
+        Agent Server, and nobody follows their streams any more, so their calls (ending while the app was
+        down or just after it came back) have only the spend log to be billed from.
+        """
+        loop = asyncio.get_running_loop()
+        catchup_until = loop.time() + catchup_seconds
+        trigger = "startup"
         while True:
             try:
-                created = await self.sweep()
+                created = await self.sweep(trigger=trigger)
                 if created:
-                    log.info("reconciler sweep billed missing calls", created=created)
+                    log.info("reconciler sweep billed missing calls", created=created, trigger=trigger)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("reconciler sweep failed; retrying at the next interval")
-            await asyncio.sleep(interval_seconds)
+            catching_up = loop.time() + catchup_interval_seconds < catchup_until
+            trigger = "catchup" if catching_up else "interval"
+            await asyncio.sleep(catchup_interval_seconds if catching_up else interval_seconds)
 
     async def _facts(self, records: list[SpendLogRecord], account: str) -> list[_Pending]:
         pending: list[_Pending] = []

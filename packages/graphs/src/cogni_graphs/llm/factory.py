@@ -39,6 +39,7 @@ def chat_model(
         base_url=env.base_url,
         api_key=SecretStr(run_key) if isinstance(run_key, str) and run_key else env.api_key,
         timeout_seconds=env.timeout_seconds,
+        connect_retries=env.connect_retries,
         end_user=run.end_user(),
         extra_headers={SPEND_LOGS_METADATA_HEADER: json.dumps(metadata, separators=(",", ":"))},
         node=node,

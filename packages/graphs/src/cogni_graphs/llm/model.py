@@ -36,20 +36,39 @@ from cogni_graphs.llm.tracing import with_trace_headers
 log = logging.getLogger(__name__)
 LITELLM_METADATA_KEY = "litellm"
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, float], openai.AsyncOpenAI]] = (
+CONNECT_TIMEOUT_SECONDS = 5.0
+"""One attempt at opening a connection to LiteLLM (the rest of a call has the model's whole timeout)."""
+POOL_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=5.0)
+
+_ClientKey = tuple[str, float, int]
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[_ClientKey, openai.AsyncOpenAI]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _client(base_url: str, api_key: str, timeout: float) -> openai.AsyncOpenAI:
+def _client(base_url: str, api_key: str, timeout: float, connect_retries: int) -> openai.AsyncOpenAI:
     """One pooled client per event loop and endpoint (a pool must not outlive or cross its loop); a call with
-    another key (a run's per-account key) shares its connection pool through `with_options`."""
+    another key (a run's per-account key) shares its connection pool through `with_options`.
+
+    Retries are only those that cannot bill a call twice: the transport repeats opening a connection
+    that failed (`ConnectError`, `ConnectTimeout`: refused, reset or timed out before a byte of the
+    request was sent) up to `connect_retries` times, after 0, 0.5, 1, 2, 4, 8... s (httpcore's backoff).
+    Nothing is retried once the request went out (`max_retries=0`): LiteLLM may already have made, and
+    charged, the call.
+    """
     loop = asyncio.get_running_loop()
     per_loop = _clients.setdefault(loop, {})
-    key = (base_url, timeout)
+    key = (base_url, timeout, connect_retries)
     client = per_loop.get(key)
     if client is None:
-        client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
+        transport = httpx2.AsyncHTTPTransport(retries=connect_retries, limits=POOL_LIMITS)
+        client = openai.AsyncOpenAI(
+            base_url=base_url,
+            api_key=api_key,
+            timeout=httpx2.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_SECONDS)),
+            max_retries=0,
+            http_client=openai.DefaultAsyncHttpxClient(transport=transport),
+        )
         per_loop[key] = client
     return client if client.api_key == api_key else client.with_options(api_key=api_key)
 
@@ -70,6 +89,8 @@ class LiteLLMChatModel(BaseChatModel):
     base_url: str
     api_key: SecretStr
     timeout_seconds: float = 120.0
+    connect_retries: int = 6
+    """Attempts to open a connection again after it failed, before any byte was sent (see `_client`)."""
     end_user: str | None = None
     extra_headers: dict[str, str] = Field(default_factory=dict)
     node: str | None = None
@@ -116,7 +137,7 @@ class LiteLLMChatModel(BaseChatModel):
         return body
 
     def _openai(self) -> openai.AsyncOpenAI:
-        return _client(self.base_url, self.api_key.get_secret_value(), self.timeout_seconds)
+        return _client(self.base_url, self.api_key.get_secret_value(), self.timeout_seconds, self.connect_retries)
 
     def _report_usage(
         self,

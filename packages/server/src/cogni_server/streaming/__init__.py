@@ -26,7 +26,7 @@ from cogni_server.streaming.base import (
     StreamEvent,
     parse_event_id,
 )
-from cogni_server.streaming.memory import InMemoryBroker
+from cogni_server.streaming.memory import DEFAULT_MAX_BYTES, InMemoryBroker
 from cogni_server.streaming.redis_broker import RedisBroker
 from cogni_server.streaming.sse import HEARTBEAT, encode_sse
 
@@ -36,11 +36,12 @@ def build_broker(
     *,
     key_prefix: str = "cogni",
     outage_seconds: float = DEFAULT_OUTAGE_SECONDS,
+    memory_bytes: int = DEFAULT_MAX_BYTES,
 ) -> StreamBroker:
-    """Redis broker when a URL is configured, otherwise the in-process one."""
+    """Redis broker when a URL is configured, otherwise the in-process one (retaining up to ``memory_bytes``)."""
     if redis_url:
         return RedisBroker.from_url(redis_url, key_prefix=key_prefix, outage_seconds=outage_seconds)
-    return InMemoryBroker()
+    return InMemoryBroker(max_bytes=memory_bytes)
 
 
 __all__ = [

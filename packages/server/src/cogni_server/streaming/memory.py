@@ -10,11 +10,20 @@ Nothing per run outlives the retention window: thread streams and placeholder ru
 subscriber of a run that never published) go ``retention_seconds`` after their last use once nobody
 subscribes, and control messages ``retention_seconds`` after they were sent. A stream that still has a
 live subscriber is never dropped (the subscriber would otherwise wait on an orphan).
+
+What is retained is also bounded in bytes (``max_bytes``, ``COGNI_BROKER_MEMORY_MB``): past it, whole
+streams nobody needs live are dropped before their time, least recently used first: ended runs by end
+time and unsubscribed thread streams by last event, down to 90% of the budget. A running run's stream,
+a subscribed thread's and a run ended less than 5 s ago are never evicted (the first two are capped at
+``max_events``), and a subscriber already replaying an evicted stream reads it to its end. Sizes are
+estimates (event bytes plus a fixed overhead per event), exposed as ``retained_bytes``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import logging
 import time
 import weakref
 from collections import deque
@@ -34,16 +43,28 @@ from cogni_server.streaming.base import (
 
 _PURGE_INTERVAL = 1.0
 _IDLE_SCAN_INTERVAL = 30.0
+DEFAULT_MAX_BYTES = 128 * 1024 * 1024
+ENTRY_OVERHEAD_BYTES = 200  # per retained event beside its data: id, key tuple, object headers (an estimate)
+STREAM_OVERHEAD_BYTES = 2000  # per stream: the object, its deque, its subscribers' WeakSet (measured ~2 KB)
+_EVICT_TO = 0.9  # an eviction pass frees down to this share of the budget
+MIN_RETAINED_SECONDS = 5.0  # an ended run's stream is kept this long whatever the budget (a /wait subscribing late)
+
+log = logging.getLogger("cogni_server.streaming")
+
+
+def _cost(item: StreamEvent) -> int:
+    return len(item.data) + len(item.event) + ENTRY_OVERHEAD_BYTES
 
 
 class _Stream:
     """One run's or thread's retained events and the wake-up for its live subscribers."""
 
-    __slots__ = ("base", "ended", "ended_at", "entries", "last", "subscribers", "touched", "wakeup")
+    __slots__ = ("base", "ended", "ended_at", "entries", "last", "size", "subscribers", "touched", "wakeup")
 
     def __init__(self, now: float) -> None:
         self.entries: deque[tuple[tuple[int, int], StreamEvent]] = deque()
         self.base = 0  # absolute index of entries[0]
+        self.size = 0  # estimated bytes of the retained entries
         self.last = (0, -1)
         self.ended = False
         self.ended_at = 0.0
@@ -122,10 +143,18 @@ class InMemoryBroker:
         retention_seconds: float = DEFAULT_RETENTION_SECONDS,
         max_events: int = DEFAULT_MAX_EVENTS,
         idle_ttl_seconds: float = DEFAULT_IDLE_TTL_SECONDS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        min_retention_seconds: float = MIN_RETAINED_SECONDS,
     ) -> None:
         self.retention_seconds = retention_seconds
         self.max_events = max_events
         self.idle_ttl_seconds = idle_ttl_seconds
+        self.max_bytes = max_bytes
+        self.min_retention_seconds = min_retention_seconds
+        self.retained_bytes = 0  # estimated bytes of every retained event (run and thread streams)
+        self.evicted_streams = 0  # streams dropped before their time to stay within ``max_bytes``
+        self._evict_above = max_bytes  # raised after a pass that could not get under the budget
+        self._warned_at = -1e9
         self.closed = False
         self._runs: dict[str, _Stream] = {}
         self._threads: dict[str, _Stream] = {}
@@ -143,9 +172,12 @@ class InMemoryBroker:
         key = stream.next_id()
         item = StreamEvent(f"{key[0]}-{key[1]}", event, data, resumable)
         stream.entries.append((key, item))
+        cost = _cost(item)
         if len(stream.entries) > self.max_events:
-            stream.entries.popleft()
+            cost -= _cost(stream.entries.popleft()[1])
             stream.base += 1
+        stream.size += cost
+        self.retained_bytes += cost
         stream.touched = now
         stream.wake()
         return item.id
@@ -156,7 +188,7 @@ class InMemoryBroker:
         now = time.monotonic()
         stream = self._runs.get(run_id)
         if stream is None:
-            stream = self._runs[run_id] = _Stream(now)
+            stream = self._runs[run_id] = self._new_stream(now)
         elif stream.ended:  # a retried run publishes again: reopen, keeping ids monotonic
             stream.ended = False
         event_id = self._append(stream, event, data, resumable, now)
@@ -164,19 +196,21 @@ class InMemoryBroker:
             self._append(self._thread(thread_id, now), event, data, resumable, now)
         if now >= self._next_purge:
             self._purge(now)
+        if self.retained_bytes > self._evict_above:
+            self._evict(now)
         return event_id
 
     def _thread(self, thread_id: str, now: float) -> _Stream:
         stream = self._threads.get(thread_id)
         if stream is None:
-            stream = self._threads[thread_id] = _Stream(now)
+            stream = self._threads[thread_id] = self._new_stream(now)
         return stream
 
     async def end(self, run_id: str) -> None:
         now = time.monotonic()
         stream = self._runs.get(run_id)
         if stream is None:
-            stream = self._runs[run_id] = _Stream(now)
+            stream = self._runs[run_id] = self._new_stream(now)
         if not stream.ended:
             stream.ended = True
             stream.ended_at = stream.touched = now
@@ -191,7 +225,7 @@ class InMemoryBroker:
             self._purge(now)
         stream = self._runs.get(run_id)
         if stream is None:
-            stream = self._runs[run_id] = _Stream(now)
+            stream = self._runs[run_id] = self._new_stream(now)
         return self._subscription(stream, last_event_id)
 
     def subscribe_thread(self, thread_id: str, *, last_event_id: str | None = None) -> AsyncIterator[StreamEvent]:
@@ -208,11 +242,12 @@ class InMemoryBroker:
     # -- retention ---------------------------------------------------------------------------
     def _purge(self, now: float) -> None:
         self._next_purge = now + _PURGE_INTERVAL
+        self._evict_above = self.max_bytes
         cutoff = now - self.retention_seconds
         while self._ended and self._ended[0][0] <= cutoff:
             _, run_id, stream = self._ended.popleft()
             if self._runs.get(run_id) is stream and stream.ended and stream.ended_at <= cutoff:
-                del self._runs[run_id]
+                self._drop(self._runs, run_id)
         while self._control_times and self._control_times[0][0] <= cutoff:
             sent, run_id = self._control_times.popleft()
             found = self._controls.get(run_id)
@@ -223,8 +258,48 @@ class InMemoryBroker:
             self._drop_idle(self._runs, now - self.idle_ttl_seconds, cutoff)
             self._drop_idle(self._threads, cutoff, cutoff)
 
-    @staticmethod
-    def _drop_idle(streams: dict[str, _Stream], idle_cutoff: float, empty_cutoff: float) -> None:
+    def _new_stream(self, now: float) -> _Stream:
+        stream = _Stream(now)
+        stream.size = STREAM_OVERHEAD_BYTES
+        self.retained_bytes += STREAM_OVERHEAD_BYTES
+        return stream
+
+    def _drop(self, streams: dict[str, _Stream], key: str) -> _Stream | None:
+        stream = streams.pop(key, None)
+        if stream is not None:
+            self.retained_bytes -= stream.size
+        return stream
+
+    def _evict(self, now: float) -> None:
+        """Over ``max_bytes``: drop ended run streams and unsubscribed thread streams, least recently used
+        first, until at most 90% of the budget is retained (see the module docstring)."""
+        target = self.max_bytes * _EVICT_TO
+        recent = now - self.min_retention_seconds
+        ended = [
+            (at, run_id, True)
+            for at, run_id, s in self._ended
+            if at <= recent and self._runs.get(run_id) is s and s.ended
+        ]
+        idle = sorted((s.touched, key, False) for key, s in self._threads.items() if not s.subscribers)
+        dropped = 0
+        for _, key, is_run in heapq.merge(ended, idle):
+            if self.retained_bytes <= target:
+                break
+            if self._drop(self._runs if is_run else self._threads, key) is not None:
+                dropped += 1
+        self._ended = deque(e for e in self._ended if self._runs.get(e[1]) is e[2])
+        self.evicted_streams += dropped
+        if self.retained_bytes > self.max_bytes:  # live streams alone: try again after some growth, or next purge
+            self._evict_above = self.retained_bytes + int(self.max_bytes * (1 - _EVICT_TO))
+            if now - self._warned_at >= 60.0:
+                self._warned_at = now
+                log.warning(
+                    "in-memory broker: live streams hold ~%d bytes, over COGNI_BROKER_MEMORY_MB (%d bytes)",
+                    self.retained_bytes,
+                    self.max_bytes,
+                )
+
+    def _drop_idle(self, streams: dict[str, _Stream], idle_cutoff: float, empty_cutoff: float) -> None:
         """Drop unsubscribed live streams untouched since ``idle_cutoff`` (or, if they never had an
         event, since ``empty_cutoff``). Ended run streams are left to the retention queue."""
         doomed = [
@@ -235,7 +310,7 @@ class InMemoryBroker:
             and s.touched <= (empty_cutoff if not s.entries and s.base == 0 else idle_cutoff)
         ]
         for key in doomed:
-            del streams[key]
+            self._drop(streams, key)
 
     # -- control -----------------------------------------------------------------------------
     async def publish_control(self, run_id: str, action: str) -> None:
@@ -266,12 +341,12 @@ class InMemoryBroker:
 
     async def forget(self, *, run_ids: list[str], thread_ids: list[str]) -> None:
         for run_id in run_ids:
-            stream = self._runs.pop(run_id, None)
+            stream = self._drop(self._runs, run_id)
             if stream is not None:
                 stream.wake()
             self._controls.pop(run_id, None)
         for thread_id in thread_ids:
-            stream = self._threads.pop(thread_id, None)
+            stream = self._drop(self._threads, thread_id)
             if stream is not None:
                 stream.wake()
 

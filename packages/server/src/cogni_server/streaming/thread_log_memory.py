@@ -1,8 +1,11 @@
 """The thread event log in process memory (the embedded default; one process).
 
 Each thread keeps its last ``max_events`` events in a deque; a thread nobody wrote to or read for
-``ttl_seconds`` is dropped. A restart loses the events, never the numbering: the counter starts again
-at the thread's durable ceiling (see ``thread_log``).
+``ttl_seconds`` is dropped. All threads together keep at most about ``max_bytes``
+(``COGNI_THREAD_STREAM_MEMORY_MB``): past it, the logs of the threads used least recently are dropped
+early, down to 90% of it, except a thread with a subscriber, a run writing, or events deferred. A dropped
+log (like a restart) loses the events, never the numbering: the counter starts again at the thread's
+durable ceiling (see ``thread_log``). Sizes are estimates (event bytes plus a fixed overhead).
 """
 
 from __future__ import annotations
@@ -28,6 +31,14 @@ from cogni_server.streaming.thread_log import (
 
 _MAX_MARKS = 1000
 _PURGE_INTERVAL = 30.0
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+ENTRY_OVERHEAD_BYTES = 150  # per retained event beside its data (object headers, strings, tuple): an estimate
+THREAD_OVERHEAD_BYTES = 3600  # per thread: its object, deque, marks, subscribers' WeakSet (measured ~3.6 KB)
+_EVICT_TO = 0.9
+
+
+def _cost(event: StoredEvent) -> int:
+    return len(event.data) + ENTRY_OVERHEAD_BYTES
 
 
 class _Thread:
@@ -40,6 +51,7 @@ class _Thread:
         "marks",
         "max",
         "seq",
+        "size",
         "subscribers",
         "touched",
         "wakeup",
@@ -48,6 +60,7 @@ class _Thread:
     def __init__(self, now: float) -> None:
         self.entries: deque[StoredEvent] = deque()
         self.base = 0  # absolute index of entries[0]
+        self.size = 0  # estimated bytes of the retained entries
         self.seq: int | None = None  # the last number handed out; None until the first write
         self.max = 0  # numbers up to here are reserved in Postgres
         self.active: str | None = None
@@ -115,9 +128,19 @@ class InMemoryThreadLog(BufferedLog):
     """ThreadLog for a single process (see the module docstring for retention)."""
 
     def __init__(
-        self, store: SeqStore, *, max_events: int, ttl_seconds: float, hold_seconds: float = HOLD_SECONDS
+        self,
+        store: SeqStore,
+        *,
+        max_events: int,
+        ttl_seconds: float,
+        hold_seconds: float = HOLD_SECONDS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         super().__init__(store, max_events=max_events, ttl_seconds=ttl_seconds, hold_seconds=hold_seconds)
+        self.max_bytes = max_bytes
+        self.retained_bytes = 0  # estimated bytes of every thread's retained events
+        self.evicted_threads = 0  # thread logs dropped before their TTL to stay within ``max_bytes``
+        self._evict_above = max_bytes  # raised after a pass that could not get under the budget
         self._threads: dict[str, _Thread] = {}
         self._next_purge = time.monotonic() + _PURGE_INTERVAL
 
@@ -128,15 +151,40 @@ class InMemoryThreadLog(BufferedLog):
         t = self._threads.get(thread_id)
         if t is None:
             t = self._threads[thread_id] = _Thread(now)
+            t.size = THREAD_OVERHEAD_BYTES
+            self.retained_bytes += THREAD_OVERHEAD_BYTES
         t.touched = now
         return t
 
     def _purge(self, now: float) -> None:
         self._next_purge = now + min(_PURGE_INTERVAL, self.ttl_seconds)
+        self._evict_above = self.max_bytes
         cutoff = now - self.ttl_seconds
         doomed = [k for k, t in self._threads.items() if t.touched <= cutoff and not t.subscribers]
         for key in doomed:
-            del self._threads[key]
+            self._drop(key)
+
+    def _drop(self, thread_id: str) -> _Thread | None:
+        t = self._threads.pop(thread_id, None)
+        if t is not None:
+            self.retained_bytes -= t.size
+        return t
+
+    def _evict(self) -> None:
+        """Over ``max_bytes``: drop the least recently used thread logs nobody needs now (see the docstring)."""
+        target = self.max_bytes * _EVICT_TO
+        idle = sorted(
+            (t.touched, key)
+            for key, t in self._threads.items()
+            if not t.subscribers and t.active is None and not t.deferred
+        )
+        for _, key in idle:
+            if self.retained_bytes <= target:
+                break
+            self._drop(key)
+            self.evicted_threads += 1
+        if self.retained_bytes > self.max_bytes:  # threads in use alone: try again after some growth
+            self._evict_above = self.retained_bytes + int(self.max_bytes * (1 - _EVICT_TO))
 
     # -- writing -----------------------------------------------------------------------------
     async def _write(self, ops: list[_Op]) -> None:
@@ -151,6 +199,8 @@ class InMemoryThreadLog(BufferedLog):
                     progressed = True
                 else:
                     held.setdefault(op.thread_id, set()).add(op.run_id or "")
+            if self.retained_bytes > self._evict_above:
+                self._evict()
             if not held or not progressed:
                 return  # what is left waits for another run's end (the flusher tries again shortly)
 
@@ -201,10 +251,14 @@ class InMemoryThreadLog(BufferedLog):
         assert t.seq is not None
         t.seq += 1
         seq = t.seq
-        t.entries.append(StoredEvent(seq, event.method, event.channel, event.namespace, envelope(seq, event.tail)))
+        stored = StoredEvent(seq, event.method, event.channel, event.namespace, envelope(seq, event.tail))
+        t.entries.append(stored)
+        cost = _cost(stored)
         if len(t.entries) > self.max_events:
-            t.entries.popleft()
+            cost -= _cost(t.entries.popleft())
             t.base += 1
+        t.size += cost
+        self.retained_bytes += cost
         if run_id and run_id not in t.marks:
             t.marks[run_id] = seq
             while len(t.marks) > _MAX_MARKS:
@@ -236,7 +290,7 @@ class InMemoryThreadLog(BufferedLog):
         return _Subscription(self, thread_id, after)
 
     async def forget(self, thread_id: str) -> None:
-        t = self._threads.pop(thread_id, None)
+        t = self._drop(thread_id)
         if t is not None:
             t.wake()
 
