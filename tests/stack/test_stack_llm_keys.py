@@ -145,8 +145,14 @@ def test_a_chat_calls_litellm_with_the_accounts_own_key(stack: Stack) -> None:
     assert (row["key_alias"], row["key_user_id"], row["end_user"]) == (f"llm-key:{keys[0]['id']}", account, account)
     with psycopg.connect(stack.app_db, row_factory=dict_row) as conn:
         stored = conn.execute("SELECT key_hash FROM llm_keys WHERE id = %s", (keys[0]["id"],)).fetchone()
-        receipts = conn.execute("SELECT * FROM charge_receipts WHERE run_id = %s", (run_id,)).fetchall()
     assert stored is not None and row["key_hash"] == stored["key_hash"]
+    deadline = time.monotonic() + 20  # the relay bills after the chat's `done` (as test_stack_app_billing polls)
+    while True:
+        with psycopg.connect(stack.app_db, row_factory=dict_row) as conn:
+            receipts = conn.execute("SELECT * FROM charge_receipts WHERE run_id = %s", (run_id,)).fetchall()
+        if receipts or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert [r["litellm_call_id"] for r in receipts] == [row["call_id"]]
 
 
