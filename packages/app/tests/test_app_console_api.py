@@ -162,7 +162,7 @@ def test_run_now_bills_a_spend_log_call_without_receipt_once(app: App) -> None:
     account = app.account("reconcile", credits=1_000_000)
     run_id, call_id, now = str(uuid.uuid4()), f"call-{uuid.uuid4()}", datetime.now(UTC)
     row = (call_id, None, account, "0.002", 10, 5, 15, "openai/gpt-4o-mini", "gpt-4o-mini", "success", None,
-           Jsonb({"run_id": run_id, "graph_id": "langgraph:chat"}), Jsonb([]), now, now)  # fmt: skip
+           Jsonb({"run_id": run_id, "graph_id": "langgraph:chat"}), Jsonb([]), now, now, None, None, None)  # fmt: skip
     with psycopg.connect(app.db, autocommit=True) as conn:
         conn.execute(UPSERT.encode(), row)
         conn.execute(

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from psycopg_pool import PoolTimeout
 
 from cogni_server.api import errors
-from cogni_server.api.sse import SSE_QUEUE_EVENTS, _pumped
+from cogni_server.api.sse import SSE_BATCH_EVENTS, SSE_QUEUE_EVENTS, _pumped
 from cogni_server.streaming import StreamEvent
 
 from .conftest import KEY_A, Server
@@ -95,13 +95,15 @@ async def test_slow_sse_client_does_not_buffer_without_limit() -> None:
             pulled += 1
             yield StreamEvent(f"{i}-0", "values", b"{}")
 
-    events = _pumped(source(), heartbeat=60.0, idle_stop=None)
-    first = await anext(events)  # the client reads one event, then stops reading
-    assert first is not None
+    batches = _pumped(source(), heartbeat=60.0, idle_stop=None)
+    first = await anext(batches)  # the client writes one batch, then stops reading
+    assert first
     await asyncio.sleep(0.2)  # plenty of time for an unbounded pump to read the whole source
-    assert pulled <= SSE_QUEUE_EVENTS + 2, pulled
-    rest = [e async for e in events]  # backpressure, not loss: a reader that resumes gets everything
-    assert len(rest) + 1 == SSE_QUEUE_EVENTS * 20
+    # bounded: the queue, the batch taken out of it, the one the pump holds
+    assert pulled <= SSE_QUEUE_EVENTS + SSE_BATCH_EVENTS + 2, pulled
+    rest = [e for batch in [b async for b in batches] if batch for e in batch]
+    ids = [e.id for e in first + rest]  # backpressure, not loss: a reader that resumes gets everything, in order
+    assert ids == [f"{i}-0" for i in range(SSE_QUEUE_EVENTS * 20)]
 
 
 def _nested(depth: int) -> Any:
