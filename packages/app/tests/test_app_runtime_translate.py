@@ -196,3 +196,13 @@ def test_usage_is_billed_under_the_attempt_the_agent_server_reports() -> None:
     assert report["fact"]["runId"] == "run-1"
     events, _ = run([("metadata", {"run_id": "srv-run", "attempt": 1}), usage("call-f")])
     assert [e["fact"]["attempt"] for e in events if e["type"] == "usage_report"] == [0]
+
+
+def test_a_usage_event_naming_its_attempt_is_billed_under_it() -> None:
+    """The chaos campaign once charged two calls twice after a kill -9: the relay billed a retried run's calls
+    under an attempt its spend-log rows did not name (the reconciler then billed them again under theirs).
+    The call's own attempt (the one its spend-log metadata carries) wins over the relay's running idea."""
+    events, _ = run(
+        [("metadata", {"run_id": "srv-run", "attempt": 1}), ("custom", {**usage("call-a")[1], "attempt": 1})]
+    )
+    assert [e["fact"]["attempt"] for e in events if e["type"] == "usage_report"] == [1]

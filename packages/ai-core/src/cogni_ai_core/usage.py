@@ -83,6 +83,11 @@ class LlmCallUsage(WireModel):
     cost_usd: Annotated[Decimal, Field(ge=0)] | None = None
     node: str | None = None
     provider_response_id: str | None = None
+    attempt: Annotated[int, Field(ge=0)] | None = None
+    """The run attempt (0-based) whose config made the call: the number its spend-log metadata carries.
+    Whoever bills the event uses it over its own idea of the attempt, so the stream's charge and the
+    reconciler's always share one idempotency key (a relay that missed or re-read a `metadata` event
+    around a retry would otherwise charge the same call under two keys)."""
 
     def to_usage_fact(
         self,

@@ -182,7 +182,7 @@ class StreamTranslator:
             usage = LlmCallUsage.model_validate(data)
             fact = usage.to_usage_fact(
                 run_id=self._request.run_id,
-                attempt=self._attempt,
+                attempt=usage.attempt if usage.attempt is not None else self._attempt,
                 executor_type=self._executor_type,
                 billing_account_id=self._request.billing_account_id,
                 virtual_key_id=self._request.virtual_key_id,

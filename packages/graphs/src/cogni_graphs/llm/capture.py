@@ -72,6 +72,7 @@ def build_call_usage(
     model: str,
     node: str | None,
     provider_response_id: str | None,
+    attempt: int | None = None,
 ) -> LlmCallUsage | None:
     """The usage event of one successful call, or None when LiteLLM did not identify the call.
 
@@ -92,4 +93,5 @@ def build_call_usage(
         cost_usd=cost,
         node=node,
         provider_response_id=provider_response_id,
+        attempt=attempt,
     )

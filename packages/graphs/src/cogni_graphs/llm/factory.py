@@ -43,4 +43,5 @@ def chat_model(
         end_user=run.end_user(),
         extra_headers={SPEND_LOGS_METADATA_HEADER: json.dumps(metadata, separators=(",", ":"))},
         node=node,
+        attempt=run.attempt,
     )

@@ -94,6 +94,8 @@ class LiteLLMChatModel(BaseChatModel):
     end_user: str | None = None
     extra_headers: dict[str, str] = Field(default_factory=dict)
     node: str | None = None
+    attempt: int | None = None
+    """The run attempt (0-based) its spend-log metadata names; carried on every usage event."""
     temperature: float | None = None
     max_tokens: int | None = None
 
@@ -157,6 +159,7 @@ class LiteLLMChatModel(BaseChatModel):
             model=self.model,
             node=self.node,
             provider_response_id=response_id,
+            attempt=self.attempt,
         )
         metadata: dict[str, Any] = {"model_name": response_model, "finish_reason": finish_reason}
         if usage is not None:
