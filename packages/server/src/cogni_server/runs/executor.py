@@ -42,6 +42,11 @@ from cogni_server.streaming import StreamBroker
 
 log = logging.getLogger("cogni_server.runs")
 
+# Publishing never suspends (the in-memory broker, the Redis writer's buffer), so a graph streaming a
+# fast answer would keep the loop until it paused and the first token would reach the client with most
+# of the others: the executor yields once right after the first event and then at least this often.
+YIELD_SECONDS = 0.001
+
 
 async def _stop(task: asyncio.Future[Any]) -> None:
     """Cancel the graph and wait until it really stopped (a node may still be winding down)."""
@@ -253,6 +258,8 @@ class Executor:
                     continue
                 await publish("events", dumps(event))
         else:
+            loop = asyncio.get_running_loop()
+            next_yield = 0.0  # the first event at once, then every YIELD_SECONDS
             async for ns, mode, chunk in graph.astream(graph_input, config, **options):
                 if tracker is not None and mode != "messages":  # never on the per-token path
                     tracker.mirror(split_ns(ns), mode, chunk)
@@ -260,6 +267,9 @@ class Executor:
                     await router.route(split_ns(ns), mode, chunk)
                 elif mode == "messages":  # LLM tokens of nested graphs still reach the root listener
                     await router.route([], mode, chunk)
+                if loop.time() >= next_yield:
+                    await asyncio.sleep(0)  # the stream's readers write what is published so far
+                    next_yield = loop.time() + YIELD_SECONDS
         return router
 
     async def _has_own_checkpoint(self, config: dict[str, Any], run_id: str) -> bool:
