@@ -20,7 +20,6 @@ from cogni_app.db import AppDatabase
 from cogni_app.executors import GraphFinal, GraphRunResult
 from cogni_app.reconcile import Reconciler, SinkTableSource
 from cogni_app.relay import Relay
-from testsupport import free_port
 from testsupport.spend_log import spend_row, write_spend_rows
 
 pytestmark = pytest.mark.integration
@@ -47,7 +46,9 @@ def errors(stage: str) -> float:
 
 
 def unreachable_source() -> SinkTableSource:
-    return SinkTableSource(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere", connect_timeout=2)
+    """Port 1 on loopback: nothing listens there, ever (a "free" port could be taken meanwhile by another
+    test's server, which once held a connection open until the test timed out)."""
+    return SinkTableSource("postgresql://postgres@127.0.0.1:1/nowhere", connect_timeout=2)
 
 
 def write_call(url: str, call_id: str, account: str, run_id: str) -> None:
