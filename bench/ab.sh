@@ -2,6 +2,8 @@
 # Same-run A/B of two checkouts of this repository (each with its own `uv sync`ed .venv): the trivial-run
 # median through the official client and the server's CPU per run, three alternating rounds.
 #   bash bench/ab.sh /path/to/old-checkout /path/to/new-checkout [runs]
+# AB_ENV_OLD / AB_ENV_NEW add environment variables to one side (e.g. AB_ENV_NEW=COGNI_EVENT_LOOP=asyncio with
+# the same checkout twice compares two settings).
 # Each server runs on its own fresh database (dropped at the end), in-memory broker, auth off.
 # AB_ONLY="sequential concurrent tokens" measures those too (default: sequential); the bench's whole
 # row is printed (median, p99, failures, runs/s @32, tok/s, stream tok/s, ttft).
@@ -16,7 +18,8 @@ trap cleanup EXIT
 for n in old new; do
   "${PSQL[@]}" -c "DROP DATABASE IF EXISTS ab_$n" -c "CREATE DATABASE ab_$n" >/dev/null
   data=$(mktemp -d)
-  (cd "${DIR[$n]}" && exec env COGNI_AUTH_MODE=none COGNI_LOG_LEVEL=warning LANGSMITH_TRACING=false \
+  extra=AB_ENV_${n^^}; read -r -a extra_env <<<"${!extra:-}"
+  (cd "${DIR[$n]}" && exec env "${extra_env[@]}" COGNI_AUTH_MODE=none COGNI_LOG_LEVEL=warning LANGSMITH_TRACING=false \
     COGNI_DATA_DIR="$data" LANGGRAPH_DATABASE_URL="postgresql://postgres@127.0.0.1:5432/ab_$n" \
     .venv/bin/cogni-server serve --config bench/graphs/langgraph.json --host 127.0.0.1 --port "${PORT[$n]}" \
     >"$data/server.log" 2>&1) &

@@ -140,6 +140,7 @@ def serve(
             application,
             host=settings.host,
             port=settings.port,
+            loop=settings.event_loop,
             log_level="warning",
             log_config=None,  # uvicorn's loggers go through our structured handler (configure_logging)
             access_log=False,

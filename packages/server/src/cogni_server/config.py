@@ -7,6 +7,7 @@ but unreachable service is a start-up error, never a silent fallback.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +25,8 @@ class Settings(BaseSettings):
     broker_outage_seconds: float = Field(default=30.0, gt=0, validation_alias="COGNI_BROKER_OUTAGE_SECONDS")
     host: str = Field(default="127.0.0.1", validation_alias="COGNI_SERVER_HOST")
     port: int = Field(default=8123, validation_alias="COGNI_SERVER_PORT")
+    # the event loop uvicorn serves on: "auto" (uvloop when installed), "asyncio" or "uvloop"
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(default="auto", validation_alias="COGNI_EVENT_LOOP")
     config_path: Path = Field(default=Path("langgraph.json"), validation_alias="LANGGRAPH_CONFIG")
 
     auth_mode: str = Field(default="none", validation_alias="COGNI_AUTH_MODE")

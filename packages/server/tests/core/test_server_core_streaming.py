@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -157,3 +158,22 @@ async def test_on_run_created_reads_content_location(client: LangGraphClient) ->
     parts = await collect(client.runs.stream(thread["thread_id"], "echo", input=HI, on_run_created=seen.append))
     assert seen[0]["run_id"] == parts[0].data["run_id"]
     assert seen[0]["thread_id"] == thread["thread_id"]
+
+
+async def test_first_token_reaches_the_client_while_the_model_still_streams(client: LangGraphClient) -> None:
+    """A model that hands out a fast answer without suspending (its tokens already received) must not hold
+    the first token back until its last: the client sees the first token before the model's last one."""
+    thread = await client.threads.create()
+    first_token_at = None
+    final: dict[str, Any] = {}
+    async for part in client.runs.stream(
+        thread["thread_id"], "burst", input=HI, stream_mode=["messages-tuple", "values"]
+    ):
+        if part.event == "messages" and first_token_at is None:
+            first_token_at = time.monotonic()
+        if part.event == "values":
+            final = part.data
+    assert first_token_at is not None and "streamed_until" in final
+    assert first_token_at < final["streamed_until"], (
+        f"first token {1000 * (final['streamed_until'] - first_token_at):.1f} ms after the model's last"
+    )

@@ -34,6 +34,7 @@ from cogni_server.runs.protocol import run_v3
 from cogni_server.runs.run_key import open_run_key
 from cogni_server.runs.settings import RunSettings, UnknownRunSettings, load_run_settings
 from cogni_server.runs.stream_modes import ChunkRouter, drop_llm_key, langgraph_modes, split_ns
+from cogni_server.runs.token_yield import with_token_yield
 from cogni_server.serde import dumps, to_jsonable
 from cogni_server.storage.pool import is_transient
 from cogni_server.storage.run_secrets import SecretBox
@@ -206,7 +207,7 @@ class Executor:
     async def _stream(
         self, run: dict[str, Any], settings: RunSettings, publish: Any, tracker: RunTracker | None = None
     ) -> ChunkRouter | RunTracker:
-        config = run_tracing.with_graph_spans(run_config(run, settings))
+        config = with_token_yield(run_tracing.with_graph_spans(run_config(run, settings)))
         if settings.llm_key:  # `__`-prefixed: LangGraph copies it into no checkpoint or run metadata
             config["configurable"][LLM_KEY_CONFIGURABLE] = await open_run_key(self.pool, self.secrets, run)
         async with self._graph(run, config, "threads.create_run", settings.context or None) as graph:
