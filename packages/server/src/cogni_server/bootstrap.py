@@ -16,6 +16,7 @@ from cogni_server import metrics
 from cogni_server.auth import Authenticator, build_authenticator
 from cogni_server.auth.custom import AuthConfigError, custom_authenticator
 from cogni_server.config import Settings
+from cogni_server.gcpause import freeze_startup_heap, watch_pauses
 from cogni_server.graphs import GraphRegistry
 from cogni_server.graphs.config import ProjectConfig
 from cogni_server.graphs.store_config import load_embed_function, read_store_config
@@ -199,6 +200,9 @@ async def running_server(
         jobs.start()
         if settings.malloc_trim_seconds > 0:
             trimmer = asyncio.create_task(trim_periodically(settings.malloc_trim_seconds), name="malloc-trim")
+        watch_pauses()
+        if settings.gc_freeze:
+            freeze_startup_heap()
         log.info(
             "cogni-server ready: graphs=%s workers=%s auth=%s",
             registry.graph_ids(),
