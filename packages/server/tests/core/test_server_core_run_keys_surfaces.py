@@ -239,7 +239,11 @@ async def test_a_cron_keeps_its_key_sealed_for_its_runs_and_never_shows_it(
     assert later and await last_reply(http, tid, later[0]["run_id"]) == seen(rotated)
 
     assert (await http.delete(f"/runs/crons/{cron_id}")).status_code == 204
-    await asyncio.sleep(0.5)  # the runs fired before the delete end
+    for _ in range(200):  # the runs fired before the delete end
+        runs = (await http.get(f"/threads/{tid}/runs", params={"limit": 100})).json()
+        if all(r["status"] not in ("pending", "running") for r in runs):
+            break
+        await asyncio.sleep(0.1)
     texts = table_texts(keyed.database_url)
     assert texts["public.cron_secrets"] == "" and texts["public.run_secrets"] == ""  # gone with the cron and runs
     assert_in_no_table(keyed.database_url, KEY)
