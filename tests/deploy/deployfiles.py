@@ -16,8 +16,15 @@ PORTS = {"server": 8123, "app": 8080, "litellm": 4000, "mock-llm": 4010, "postgr
 IMAGE_PORTS = {"server": 8123, "app": 8080, "litellm": 4000, "mock-llm": 4010}
 K8S_PORTS = {"cogni-server": 8123, "cogni-worker": 8123, "cogni-app": 8080, "cogni-litellm": 4000}
 REQUIRED_ENV = {
-    "server": {"LANGGRAPH_DATABASE_URL", "REDIS_URL", "COGNI_AUTH_MODE", "LITELLM_BASE_URL", "LITELLM_API_KEY"},
-    "worker": {"LANGGRAPH_DATABASE_URL", "REDIS_URL", "LITELLM_BASE_URL", "LITELLM_API_KEY"},
+    "server": {
+        "LANGGRAPH_DATABASE_URL",
+        "REDIS_URL",
+        "COGNI_AUTH_MODE",
+        "LITELLM_BASE_URL",
+        "LITELLM_API_KEY",
+        "COGNI_SECRETS_KEY",
+    },
+    "worker": {"LANGGRAPH_DATABASE_URL", "REDIS_URL", "LITELLM_BASE_URL", "LITELLM_API_KEY", "COGNI_SECRETS_KEY"},
     "app": {
         "DATABASE_URL",
         "LANGGRAPH_SERVER_URL",
@@ -26,8 +33,14 @@ REQUIRED_ENV = {
         "USER_PRICE_MARKUP_FACTOR",
         "COGNI_JWT_SECRET",
         "COGNI_SPEND_SINK_DATABASE_URL",
+        "COGNI_LLM_KEY_SECRET",
     },
-    "litellm": {"LITELLM_MASTER_KEY", "COGNI_SPEND_SINK_DATABASE_URL", "LITELLM_UPSTREAM_BASE_URL"},
+    "litellm": {
+        "LITELLM_MASTER_KEY",
+        "COGNI_SPEND_SINK_DATABASE_URL",
+        "LITELLM_UPSTREAM_BASE_URL",
+        "COGNI_LLM_KEYS_DATABASE_URL",
+    },
 }
 REQUIRED_ALERTS = {
     "CogniServerDown",

@@ -213,7 +213,7 @@ def test_litellm_config_matches_what_the_tests_generate() -> None:
     from cogni_litellm_sink.config import SINK_CALLBACK, proxy_config
 
     deployed = load_yaml(DEPLOY / "litellm" / "config.yaml")
-    generated = proxy_config("http://upstream/v1")
+    generated = proxy_config("http://upstream/v1", key_auth=True)  # per-account keys on (docs/compliance.md)
     assert deployed["litellm_settings"]["callbacks"] == [SINK_CALLBACK]
     assert deployed["litellm_settings"]["num_retries"] == 0
     assert deployed["router_settings"] == generated["router_settings"]

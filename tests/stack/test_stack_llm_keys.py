@@ -3,8 +3,9 @@ with every run (header `X-Cogni-LLM-Key`), the Agent Server seals it (COGNI_SECR
 the graph calls the real LiteLLM proxy with it, whose custom-auth hook checks it against the app's `llm_keys`
 table and whose sink writes the key's hash and account into the spend log.
 
-What a user and an operator would notice: a chat bills the account through its own key; a revoked key ends the
-next chat with an `llm_key_rejected` error event, a rotated one works at once; a key of another tenant is
+What a user and an operator would notice: a chat bills the account through its own key; a revoked key refuses
+the next chat (403 `llm_key_rejected`) and fails a running chat's next LLM call with an `llm_key_rejected` error
+event, a rotated one works at once; a key of another tenant is
 refused; the key is in no server table, checkpoint, log line or stream event; a run retried after a `kill -9`
 of the server finds its key again, which was stored only as ciphertext and is gone when the run ends.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -193,6 +195,51 @@ def test_a_revoked_key_ends_the_next_chat_with_a_clear_error_and_a_new_one_works
     listed = stack.llm_keys(account)
     assert [k["id"] for k in listed if k["revokedAt"] is None] == [rotated["id"]]
     assert not any(new["llmKey"] in json.dumps(k) or rotated["llmKey"] in json.dumps(k) for k in listed)
+
+
+def test_a_key_revoked_while_a_chat_runs_fails_its_next_llm_call_with_an_error_event(stack: Stack) -> None:
+    """The issue's case: a chat is streaming (its first LLM call passed LiteLLM's check), the key is revoked, and
+    the chat's next LLM call is refused: the stream the client is reading carries `error` `llm_key_rejected`, then
+    `done`, within seconds, instead of hanging. (A chat whose *first* call is refused answers 403, above.)"""
+    account, api_key, _ = stack.account()
+    chat(stack, api_key)  # mints the account's key
+    [key] = stack.llm_keys(account)
+    revoked_at: list[float] = []
+    with psycopg.connect(stack.server_db, autocommit=True) as conn:  # the first chat's run may still be ending
+        earlier = [r[0] for r in conn.execute("SELECT run_id FROM runs WHERE owner = %s", (account,))]
+
+    def revoke_during_the_first_call() -> None:
+        """Once the chat's run is running (its first call under way: the tool call streams slowly), revoke."""
+        running = "SELECT 1 FROM runs WHERE owner = %s AND status = 'running' AND NOT (run_id = ANY(%s))"
+        with psycopg.connect(stack.server_db, autocommit=True) as conn:
+            deadline = time.monotonic() + 30
+            while not conn.execute(running, (account, earlier)).fetchone():
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.02)
+        time.sleep(1.0)  # well inside the first call (three argument pieces, 1.5 s apart)
+        stack.admin("POST", f"/v1/admin/llm-keys/{key['id']}/revoke")
+        revoked_at.append(time.monotonic())
+
+    # the research graph: call 1 asks for the calculator (streamed slowly), the tool runs, call 2 would answer
+    message = 'call core__calculator {"expression": "2+2"} [mock:delay_ms=1500]'
+    body = {"message": message, "model": stack.llm.paid_model, "graphId": "langgraph:research"}
+    revoker = threading.Thread(target=revoke_during_the_first_call)
+    revoker.start()
+    started = time.monotonic()
+    try:
+        with stack.http.stream("POST", "/v1/chat", json=body, headers={"Authorization": f"Bearer {api_key}"}) as answer:
+            assert answer.status_code == 200, answer.read().decode()
+            events = sse_events(answer)
+    finally:
+        revoker.join()
+    assert revoked_at, "the revocation never happened"
+    kinds = [e["type"] for e in events]
+    assert "tool_call_start" in kinds, events  # output reached the client before the refused call
+    assert events[-2:] == [{"type": "error", "error": "llm_key_rejected"}, {"type": "done"}], events
+    assert time.monotonic() - started < 30  # an answer, not a hang
+    rows = stack.spend_rows_of_run(answer.headers["X-Run-Id"], timeout=5)
+    assert [r["status"] for r in rows if r["spend"] > 0] == ["success"]  # only the first call reached upstream
 
 
 def _direct_run(stack: Stack, account: str, virtual_key: str, key: str, message: str, **body: Any) -> httpx.Response:

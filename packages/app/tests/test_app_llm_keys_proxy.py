@@ -140,6 +140,23 @@ async def test_the_keys_rate_limit_applies_per_key(key_stack: KeyStack, db: AppD
     assert call(key_stack, free_key, user=free).status_code == 200  # another key's budget is its own
 
 
+async def test_the_keys_token_limit_applies_per_key(key_stack: KeyStack, db: AppDatabase) -> None:
+    """`tpm_limit` from the hook's answer: LiteLLM counts each call's tokens against the key after the call and
+    refuses the next call once the minute's count reached the limit (it cannot know a call's size before)."""
+    keys = LlmKeys(db, LlmKeyDeriver(SECRET))
+    limited, free = await new_account(db), await new_account(db)
+    _, free_key = await keys.mint(free, rpm_limit=None, tpm_limit=None)
+    probe = call(key_stack, free_key, user=free)
+    assert probe.status_code == 200, probe.text
+    per_call = int(probe.json()["usage"]["total_tokens"])  # every call below is the same request
+    assert per_call > 0
+    _, limited_key = await keys.mint(limited, rpm_limit=None, tpm_limit=2 * per_call)
+    answers = [call(key_stack, limited_key, user=limited) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429], [a.text for a in answers]
+    assert "tpm" in answers[2].text.lower() or "token" in answers[2].text.lower(), answers[2].text
+    assert all(call(key_stack, free_key, user=free).status_code == 200 for _ in range(3))  # no limit on this key
+
+
 async def test_the_reconciler_bills_the_keys_account_whatever_user_the_request_names(
     key_stack: KeyStack, db: AppDatabase
 ) -> None:

@@ -82,13 +82,21 @@ def test_events_of_a_keyed_run_lose_the_key_and_keep_everything_else() -> None:
         ("POST", "/threads/5f0c/runs/stream", 200),
         ("POST", "/runs/wait", 200),
         ("POST", "/runs/batch", 200),
+        ("POST", "/runs/crons", 200),
+        ("POST", "/threads/5f0c/runs/crons", 200),
+        ("PATCH", "/runs/crons/7a1b", 200),
+        ("POST", "/threads/5f0c/commands", 200),
+        ("POST", "/a2a/chat", 200),
+        ("POST", "/mcp", 200),
         ("POST", "/threads", 422),
-        ("POST", "/runs/crons", 422),
-        ("POST", "/threads/5f0c/commands", 422),
+        ("POST", "/runs/crons/search", 422),
+        ("GET", "/runs/crons/7a1b", 422),
+        ("DELETE", "/runs/crons/7a1b", 422),
+        ("POST", "/threads/5f0c/stream/events", 422),
         ("GET", "/threads/5f0c/runs", 422),
     ],
 )
-async def test_the_key_header_is_refused_where_no_run_is_created(method: str, path: str, status: int) -> None:
+async def test_the_key_header_is_refused_where_no_run_can_be_created(method: str, path: str, status: int) -> None:
     import httpx
     from starlette.types import Receive, Scope, Send
 

@@ -5,6 +5,9 @@
 Both answer only an authenticated caller (the server's normal auth) and only for assistants it can
 see. JSON-RPC problems are JSON-RPC error objects (HTTP 200), as the protocol expects; an unknown
 assistant in the path is a plain 404. The work is in ``services.a2a_tasks``.
+
+``X-Cogni-LLM-Key`` (the caller's per-account LLM key) is checked first, as on run creation (422, 403: HTTP
+statuses, not JSON-RPC errors), and given to the run a message starts.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
 from cogni_server.api.context import context, principal
+from cogni_server.api.params import LlmKey
 from cogni_server.api.responses import JSONResponse
 from cogni_server.api.sse import json_keepalive_response
 from cogni_server.auth import Principal
 from cogni_server.errors import Invalid, NotFound
-from cogni_server.services import a2a_tasks, protocol_authz
+from cogni_server.services import a2a_tasks, protocol_authz, run_keys
 from cogni_server.services.a2a_tasks import A2AError
 from cogni_server.services.context import ServerContext
 
@@ -86,7 +90,10 @@ def _params(model: type[BaseModel], params: Any) -> Any:
 
 
 @router.post("/a2a/{assistant_id}")
-async def jsonrpc(assistant_id: str, request: Request, who: Principal = Depends(principal)) -> Response:
+async def jsonrpc(
+    assistant_id: str, request: Request, who: Principal = Depends(principal), llm_key: LlmKey = None
+) -> Response:
+    llm_key = run_keys.accept_llm_key(context(request), llm_key, who.tenant)
     try:
         body = json.loads(await request.body())
     except (ValueError, RecursionError):
@@ -99,7 +106,7 @@ async def jsonrpc(assistant_id: str, request: Request, who: Principal = Depends(
         metadata = await _authorize(ctx, who, assistant_id, method, params)
         if method == "message/send":
             submitted, finished = await a2a_tasks.send_message(
-                ctx, tenant, assistant_id, _params(a2a.MessageSendParams, params), metadata
+                ctx, tenant, assistant_id, _params(a2a.MessageSendParams, params), metadata, llm_key=llm_key
             )
             if finished is None:
                 return _result(rid, submitted)
@@ -109,7 +116,7 @@ async def jsonrpc(assistant_id: str, request: Request, who: Principal = Depends(
             )
         if method == "message/stream":
             items = await a2a_tasks.stream_message(
-                ctx, tenant, assistant_id, _params(a2a.MessageSendParams, params), metadata
+                ctx, tenant, assistant_id, _params(a2a.MessageSendParams, params), metadata, llm_key=llm_key
             )
             return _sse(rid, items, ctx.settings.stream_heartbeat_seconds)
         if method == "tasks/get":

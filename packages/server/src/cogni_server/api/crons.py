@@ -15,7 +15,7 @@ from pydantic import Field
 from cogni_server.api.context import context, principal
 from cogni_server.api.models import MAX_OFFSET
 from cogni_server.api.paging import check_select, page_response
-from cogni_server.api.params import parse_id
+from cogni_server.api.params import LlmKey, parse_id
 from cogni_server.api.responses import JSONResponse
 from cogni_server.auth import Principal
 from cogni_server.auth.custom import user_configurable
@@ -82,21 +82,23 @@ async def _may(request: Request, who: Principal, action: str, cron_id: str) -> t
 
 
 @router.post("/runs/crons")
-async def create_cron(body: CronCreate, request: Request, who: Principal = Depends(principal)) -> Response:
+async def create_cron(
+    body: CronCreate, request: Request, who: Principal = Depends(principal), llm_key: LlmKey = None
+) -> Response:
     ctx = context(request)
     await _may_create(ctx, who, None, body)
-    cron = await cron_service.create(ctx, who.tenant, _user_id(who), None, body)
+    cron = await cron_service.create(ctx, who.tenant, _user_id(who), None, body, llm_key=llm_key)
     return JSONResponse(cron)
 
 
 @router.post("/threads/{thread_id}/runs/crons")
 async def create_thread_cron(
-    thread_id: str, body: CronCreate, request: Request, who: Principal = Depends(principal)
+    thread_id: str, body: CronCreate, request: Request, who: Principal = Depends(principal), llm_key: LlmKey = None
 ) -> Response:
     ctx, tid = context(request), parse_id(thread_id, "thread_id")
     await _may_create(ctx, who, tid, body)
     await authz.authorize_thread_read(ctx, who, tid)
-    return JSONResponse(await cron_service.create(ctx, who.tenant, _user_id(who), tid, body))
+    return JSONResponse(await cron_service.create(ctx, who.tenant, _user_id(who), tid, body, llm_key=llm_key))
 
 
 @router.post("/runs/crons/search")
@@ -143,9 +145,11 @@ async def get_cron(cron_id: str, request: Request, who: Principal = Depends(prin
 
 
 @router.patch("/runs/crons/{cron_id}")
-async def patch_cron(cron_id: str, body: CronPatch, request: Request, who: Principal = Depends(principal)) -> Response:
+async def patch_cron(
+    cron_id: str, body: CronPatch, request: Request, who: Principal = Depends(principal), llm_key: LlmKey = None
+) -> Response:
     ctx, cid = await _may(request, who, "update", cron_id)
-    cron: dict[str, Any] = await cron_service.patch(ctx, who.tenant, cid, body)
+    cron: dict[str, Any] = await cron_service.patch(ctx, who.tenant, cid, body, llm_key=llm_key)
     return JSONResponse(cron)
 
 

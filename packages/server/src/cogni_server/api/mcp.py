@@ -3,7 +3,9 @@
 Stateless (no MCP session is kept between requests, so any server process can answer any request),
 JSON responses. Every request is authenticated first with the server's normal auth (the same API key
 or JWT headers as the rest of the API); the caller's principal rides on the ASGI scope to the MCP
-handlers, which list and call the tenant's assistants through ``services.mcp_tools``.
+handlers, which list and call the tenant's assistants through ``services.mcp_tools``. So does the caller's
+per-account LLM key (``X-Cogni-LLM-Key``, checked first as on run creation: 422, 403), which each tool call's
+run gets.
 """
 
 from __future__ import annotations
@@ -21,15 +23,18 @@ from mcp.shared.exceptions import MCPError
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from cogni_ai_core import LLM_KEY_HEADER
 from cogni_server.api.context import context, principal
+from cogni_server.api.errors import status_of
 from cogni_server.api.responses import JSONResponse
 from cogni_server.auth import AuthError, Principal
 from cogni_server.errors import DomainError, NotFound
-from cogni_server.services import mcp_tools, protocol_authz
+from cogni_server.services import mcp_tools, protocol_authz, run_keys
 from cogni_server.services.context import ServerContext
 
 MCP_PATH = "/mcp"
 _PRINCIPAL = "cogni.principal"  # ASGI scope key: who the MCP request was authenticated as
+_LLM_KEY = "cogni.llm_key"  # ASGI scope key: the caller's checked per-account LLM key, if it sent one
 
 
 def _caller(rctx: ServerRequestContext[Any, Any]) -> tuple[ServerContext, Principal]:
@@ -65,7 +70,8 @@ async def _call_tool(rctx: ServerRequestContext[Any, Any], params: types.CallToo
             raise NotFound(f"unknown tool {params.name!r}")
         tool = await mcp_tools.find_tool(ctx, who.tenant, params.name, metadata=metadata)
         await protocol_authz.may_call_tool(ctx, who, tool.assistant_id)  # custom auth's threads.create_run
-        outcome = await mcp_tools.call_tool(ctx, who.tenant, tool, params.arguments)
+        llm_key = rctx.request.scope.get(_LLM_KEY) if isinstance(rctx.request, Request) else None
+        outcome = await mcp_tools.call_tool(ctx, who.tenant, tool, params.arguments, llm_key=llm_key)
     except AuthError as exc:  # refused by the project's auth handlers: the model sees why
         return types.CallToolResult(content=[types.TextContent(text=exc.message)], is_error=True)
     except NotFound as exc:  # not a tool of this caller: a protocol error, as the spec asks
@@ -106,11 +112,16 @@ class McpEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         try:
-            scope[_PRINCIPAL] = await principal(request)
+            scope[_PRINCIPAL] = who = await principal(request)
         except HTTPException as exc:
             await JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)(
                 scope, receive, send
             )
+            return
+        try:
+            scope[_LLM_KEY] = run_keys.accept_llm_key(context(request), request.headers.get(LLM_KEY_HEADER), who.tenant)
+        except DomainError as exc:  # names the header, never the key
+            await JSONResponse({"detail": str(exc)}, status_code=status_of(exc))(scope, receive, send)
             return
         await self.manager.handle_request(scope, receive, send)
 

@@ -110,18 +110,26 @@ class Metrics:
 
 
 LLM_KEY_HEADER_RAW = b"x-cogni-llm-key"
-LLM_KEY_ROUTES = re.compile(r"^/(?:threads/[^/]+/runs|runs)(?:/stream|/wait|/batch)?/?$")
-"""Where a run's per-account LLM key is accepted: the routes that create runs (api/runs.py)."""
+LLM_KEY_ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("POST", re.compile(r"^/(?:threads/[^/]+/runs|runs)(?:/stream|/wait|/batch)?/?$")),  # api/runs.py
+    ("POST", re.compile(r"^/(?:threads/[^/]+/)?runs/crons/?$")),  # api/crons.py: kept sealed with the cron
+    ("PATCH", re.compile(r"^/runs/crons/[^/]+/?$")),  # replaces a cron's key
+    ("POST", re.compile(r"^/threads/[^/]+/commands/?$")),  # api/thread_stream.py (and the WebSocket's upgrade)
+    ("POST", re.compile(r"^/a2a/[^/]+/?$")),  # api/a2a.py
+    ("POST", re.compile(r"^/mcp/?$")),  # api/mcp.py
+)
+"""Where a run's per-account LLM key is accepted: the requests that may create runs (docs/compliance.md)."""
 
 
 class LlmKeyOnlyOnRunCreation:
-    """A request carrying ``X-Cogni-LLM-Key`` anywhere but a run-creating ``POST`` is refused (422), not served
-    with the key silently ignored (a cron or a thread-stream command would then run on the shared key)."""
+    """A request carrying ``X-Cogni-LLM-Key`` anywhere but a request that may create runs is refused (422), not
+    served with the key silently ignored. WebSocket upgrades pass: the thread socket checks the key itself."""
 
     REFUSAL = dumps(
         {
-            "detail": "X-Cogni-LLM-Key is accepted only when creating a run"
-            " (POST /threads/{id}/runs, /runs and their /stream, /wait, /batch forms)"
+            "detail": "X-Cogni-LLM-Key is accepted only where runs are created: POST /threads/{id}/runs, /runs and"
+            " their /stream, /wait, /batch forms; POST /runs/crons, /threads/{id}/runs/crons, PATCH /runs/crons/{id};"
+            " POST /threads/{id}/commands; POST /a2a/{assistant_id}; POST /mcp"
         }
     )
 
@@ -131,7 +139,8 @@ class LlmKeyOnlyOnRunCreation:
     def _refused(self, scope: Scope) -> bool:
         if scope["type"] != "http" or not any(name == LLM_KEY_HEADER_RAW for name, _ in scope.get("headers", ())):
             return False
-        return scope["method"] != "POST" or not LLM_KEY_ROUTES.match(scope["path"])
+        method, path = scope["method"], scope["path"]
+        return not any(method == m and pattern.match(path) for m, pattern in LLM_KEY_ROUTES)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._refused(scope):

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Annotated
 
+from fastapi import Header
+
+from cogni_ai_core import LLM_KEY_HEADER
 from cogni_server.errors import Invalid
+
+LlmKey = Annotated[str | None, Header(alias=LLM_KEY_HEADER, include_in_schema=False)]
+"""The per-account LiteLLM key of the runs a request creates (services/run_keys.py): sealed, never echoed or logged."""
 
 
 def parse_id(value: str, what: str) -> uuid.UUID:

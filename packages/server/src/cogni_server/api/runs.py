@@ -6,16 +6,15 @@ Routes parse, authorise and delegate to ``services.runs`` and ``services.streams
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
-from cogni_ai_core import LLM_KEY_HEADER
 from cogni_server.api.context import context, principal
 from cogni_server.api.models import MAX_OFFSET, BatchRunBody, BulkCancelBody, RunCreateBody
 from cogni_server.api.paging import select_fields
-from cogni_server.api.params import parse_id, parse_ids, query_list
+from cogni_server.api.params import LlmKey, parse_id, parse_ids, query_list
 from cogni_server.api.responses import JSONResponse
 from cogni_server.api.sse import json_keepalive_response, sse_response
 from cogni_server.auth import Principal
@@ -28,8 +27,6 @@ from cogni_server.services.context import ServerContext
 from cogni_server.storage.runs import run_out
 
 router = APIRouter(dependencies=[Depends(principal)], tags=["runs"])
-LlmKey = Annotated[str | None, Header(alias=LLM_KEY_HEADER, include_in_schema=False)]
-"""The run's per-account LiteLLM key (services/run_keys.py): sealed at once, never echoed or logged."""
 
 
 async def _may_create(ctx: ServerContext, who: Principal, thread_id: uuid.UUID | None, body: RunCreateBody) -> None:

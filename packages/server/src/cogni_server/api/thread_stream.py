@@ -18,11 +18,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
 from cogni_server.api.context import context, principal
-from cogni_server.api.params import parse_id
+from cogni_server.api.params import LlmKey, parse_id
 from cogni_server.api.responses import JSONResponse
 from cogni_server.auth import AuthError, Principal
 from cogni_server.errors import Invalid, NotFound
-from cogni_server.services import authz
+from cogni_server.services import authz, run_keys
 from cogni_server.services import commands as command_service
 from cogni_server.services import thread_stream as stream_service
 from cogni_server.streaming import HEARTBEAT, encode_sse
@@ -42,8 +42,11 @@ def _json_body(raw: bytes) -> tuple[Any, Response | None]:
 
 
 @router.post("/threads/{thread_id}/commands")
-async def run_command(thread_id: str, request: Request, who: Principal = Depends(principal)) -> Response:
+async def run_command(
+    thread_id: str, request: Request, who: Principal = Depends(principal), llm_key: LlmKey = None
+) -> Response:
     tid = parse_id(thread_id, "thread_id")
+    llm_key = run_keys.accept_llm_key(context(request), llm_key, who.tenant)  # 422/403 as on run creation
     body, bad = _json_body(await request.body())
     if bad is not None:
         return bad
@@ -57,7 +60,7 @@ async def run_command(thread_id: str, request: Request, who: Principal = Depends
         await authz.authorize_command(ctx, who, tid, body)  # a thread filtered out answers 404
     except AuthError as exc:  # refused by a custom auth handler: the protocol's error, read by the clients
         return JSONResponse(command_service.error_reply(body["id"], "permission_denied", exc.message))
-    return JSONResponse(await command_service.execute(ctx, who.tenant, tid, body))
+    return JSONResponse(await command_service.execute(ctx, who.tenant, tid, body, llm_key=llm_key))
 
 
 @router.post("/threads/{thread_id}/stream/events")

@@ -12,6 +12,9 @@ credentials in cookies (``x-api-key=<key>`` or ``access_token=<jwt>``); such a s
 ``Origin`` (neither this host nor ``COGNI_CORS_ALLOW_ORIGINS``) is refused. Rejections happen after the
 upgrade, with close code 4000 + the HTTP status (4401, 4403, 4404, 4422), which the clients treat as
 final; a server shutdown closes with 1012 (the clients reconnect and replay).
+
+An ``X-Cogni-LLM-Key`` header on the upgrade request is the per-account LLM key of every run the socket's
+commands start; checked like on run creation (4422 malformed or no ``COGNI_SECRETS_KEY``, 4403 another tenant's).
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from urllib.parse import urlsplit
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from cogni_ai_core import LLM_KEY_HEADER
 from cogni_server.api.context import authenticate
+from cogni_server.api.errors import status_of
 from cogni_server.auth import AuthError, Principal
-from cogni_server.errors import Invalid, NotFound
-from cogni_server.services import authz
+from cogni_server.errors import DomainError, Invalid, NotFound
+from cogni_server.services import authz, run_keys
 from cogni_server.services import commands as command_service
 from cogni_server.services import thread_stream as stream_service
 from cogni_server.services.context import ServerContext
@@ -81,6 +86,11 @@ async def thread_socket(websocket: WebSocket, thread_id: str) -> None:
     except AuthError as exc:
         await websocket.close(4000 + exc.status_code, exc.message[:120])
         return
+    try:
+        llm_key = run_keys.accept_llm_key(ctx, websocket.headers.get(LLM_KEY_HEADER), who.tenant)
+    except DomainError as exc:  # the message names the header, never the key
+        await websocket.close(4000 + status_of(exc), str(exc)[:120])
+        return
     if from_cookie and not origin_allowed(websocket, ctx):
         await websocket.close(4403, "cookie credentials from a foreign origin")
         return
@@ -89,7 +99,7 @@ async def thread_socket(websocket: WebSocket, thread_id: str) -> None:
     except NotFound:
         await websocket.close(4404, "thread not found")
         return
-    await Session(websocket, ctx, who, tid, owned).serve()
+    await Session(websocket, ctx, who, tid, owned, llm_key).serve()
 
 
 @dataclass
@@ -101,9 +111,18 @@ class _Subscription:
 class Session:
     """One socket: commands in order, one log reader, subscriptions matched per event."""
 
-    def __init__(self, websocket: WebSocket, ctx: ServerContext, who: Principal, thread_id: uuid.UUID, owned: bool):
+    def __init__(
+        self,
+        websocket: WebSocket,
+        ctx: ServerContext,
+        who: Principal,
+        thread_id: uuid.UUID,
+        owned: bool,
+        llm_key: str | None = None,
+    ):
         self.ws, self.ctx, self.tenant, self.thread_id, self.owned = websocket, ctx, who.tenant, thread_id, owned
         self.who = who
+        self.llm_key = llm_key  # the runs this socket's commands start get it (services/run_keys.py)
         self.subs: dict[str, _Subscription] = {}
         self.position = 0
         self.reader: asyncio.Task[None] | None = None
@@ -168,7 +187,9 @@ class Session:
                 await authz.authorize_command(self.ctx, self.who, self.thread_id, command)
             except AuthError as exc:  # refused by a custom auth handler
                 return command_service.error_reply(command.get("id"), "permission_denied", exc.message)
-            return await command_service.execute(self.ctx, self.tenant, self.thread_id, command, over_websocket=True)
+            return await command_service.execute(
+                self.ctx, self.tenant, self.thread_id, command, over_websocket=True, llm_key=self.llm_key
+            )
         except NotFound as exc:
             try:
                 await stream_service.check_thread(self.ctx, self.tenant, self.thread_id)

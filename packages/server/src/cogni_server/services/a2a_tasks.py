@@ -224,11 +224,13 @@ async def _start(
     assistant_id: str,
     params: a2a.MessageSendParams,
     metadata: dict[str, Any] | None = None,
+    *,
+    llm_key: str | None = None,
 ) -> tuple[dict[str, Any], a2a.Message]:
     """Create the run for a message; returns it and the message as the task's history records it.
 
     ``metadata`` (what custom auth's ``threads.create_run`` handler set) goes on the run and on a
-    thread the run creates."""
+    thread the run creates; ``llm_key`` is the run's per-account LLM key (``services.run_keys``)."""
     message = params.message
     if params.configuration is not None and params.configuration.push_notification_config is not None:
         raise A2AError(PUSH_NOT_SUPPORTED, "push notifications are not supported; stream the message or poll tasks/get")
@@ -248,7 +250,9 @@ async def _start(
         metadata={**(metadata or {}), "a2a_message_id": message.message_id},
     )
     try:
-        run = await run_service.create_run(ctx, tenant, thread_id, request, kind="a2a", force_values=True)
+        run = await run_service.create_run(
+            ctx, tenant, thread_id, request, kind="a2a", force_values=True, llm_key=llm_key
+        )
     except NotFound:  # another tenant's thread id: the same answer as an unknown one
         raise A2AError(INVALID_PARAMS, f"context {thread_id} not found") from None
     recorded = message.model_copy(update={"context_id": str(run["thread_id"]), "task_id": str(run["run_id"])})
@@ -273,13 +277,15 @@ async def send_message(
     assistant_id: str,
     params: a2a.MessageSendParams,
     metadata: dict[str, Any] | None = None,
+    *,
+    llm_key: str | None = None,
 ) -> tuple[a2a.Task, Awaitable[a2a.Task] | None]:
     """``message/send``: create the run now (a bad message fails here), then the finished task.
 
     Returns the submitted task and, unless ``configuration.blocking`` is false (the caller polls
     ``tasks/get``), the wait for the finished one, so the HTTP layer can keep the connection alive.
     """
-    run, message = await _start(ctx, tenant, assistant_id, params, metadata)
+    run, message = await _start(ctx, tenant, assistant_id, params, metadata, llm_key=llm_key)
     submitted = task_of(run, None, history=[message])
     if params.configuration is not None and params.configuration.blocking is False:
         return submitted, None
@@ -297,12 +303,14 @@ async def stream_message(
     assistant_id: str,
     params: a2a.MessageSendParams,
     metadata: dict[str, Any] | None = None,
+    *,
+    llm_key: str | None = None,
 ) -> AsyncIterator[StreamItem]:
     """``message/stream``: the task, ``working``, each new reply as an artifact, then the final status.
 
     The run is created before the first item is yielded, so a bad message fails the request itself.
     """
-    run, message = await _start(ctx, tenant, assistant_id, params, metadata)
+    run, message = await _start(ctx, tenant, assistant_id, params, metadata, llm_key=llm_key)
     return _stream_events(ctx, tenant, run, message)
 
 

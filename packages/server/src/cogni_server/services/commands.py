@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from cogni_server.errors import Conflict, Forbidden, Invalid, NotFound
@@ -39,7 +40,18 @@ _RESPOND_KEYS = frozenset(
 )
 
 Result = tuple[dict[str, Any], int | None]  # the result and, for run-starting commands, the seq before the run
-Handler = Callable[[ServerContext, str, uuid.UUID, dict[str, Any]], Awaitable[Result]]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sends the command, and the per-account LLM key (header ``X-Cogni-LLM-Key``, already checked by
+    ``services.run_keys.accept_llm_key``) that the runs it starts get; None: they use the shared key."""
+
+    tenant: str
+    llm_key: str | None = field(default=None, repr=False)
+
+
+Handler = Callable[[ServerContext, Caller, uuid.UUID, dict[str, Any]], Awaitable[Result]]
 
 
 def valid_envelope(command: Any) -> bool:
@@ -57,9 +69,15 @@ def error_reply(command_id: Any, code: str, message: str) -> dict[str, Any]:
 
 
 async def execute(
-    ctx: ServerContext, tenant: str, thread_id: uuid.UUID, command: dict[str, Any], *, over_websocket: bool = False
+    ctx: ServerContext,
+    tenant: str,
+    thread_id: uuid.UUID,
+    command: dict[str, Any],
+    *,
+    over_websocket: bool = False,
+    llm_key: str | None = None,
 ) -> dict[str, Any]:
-    """Run one command (already a valid envelope) and build its reply."""
+    """Run one command (already a valid envelope) and build its reply; a run it starts gets ``llm_key``."""
     command_id, method = command["id"], command["method"]
     params = command.get("params")
     if params is None:
@@ -73,7 +91,7 @@ async def execute(
     if not isinstance(params, dict):
         return error_reply(command_id, "invalid_argument", f"{method}: params must be an object")
     try:
-        result, applied = await handler(ctx, tenant, thread_id, params)
+        result, applied = await handler(ctx, Caller(tenant, llm_key), thread_id, params)
     except ThreadNotFound:
         raise
     except ProtocolError as exc:
@@ -114,7 +132,7 @@ async def _assistant(ctx: ServerContext, tenant: str, assistant_id: Any, method:
 
 async def start_run(
     ctx: ServerContext,
-    tenant: str,
+    caller: Caller,
     thread_id: uuid.UUID,
     req: RunRequest,
     *,
@@ -124,21 +142,28 @@ async def start_run(
     applied = await ctx.thread_log.high_water(str(thread_id))
     try:
         run = await create_run(
-            ctx, tenant, thread_id, req, kind="protocol", protocol=True, thread_metadata=thread_metadata
+            ctx,
+            caller.tenant,
+            thread_id,
+            req,
+            kind="protocol",
+            protocol=True,
+            thread_metadata=thread_metadata,
+            llm_key=caller.llm_key,
         )
     except NotFound as exc:  # the thread was created by another tenant meanwhile
         raise ThreadNotFound(str(exc)) from None
     return {"run_id": str(run["run_id"])}, applied
 
 
-async def run_start(ctx: ServerContext, tenant: str, thread_id: uuid.UUID, params: dict[str, Any]) -> Result:
+async def run_start(ctx: ServerContext, caller: Caller, thread_id: uuid.UUID, params: dict[str, Any]) -> Result:
     _only(params, _RUN_START_KEYS, "run.start")
-    assistant = await _assistant(ctx, tenant, params.get("assistant_id"), "run.start")
+    assistant = await _assistant(ctx, caller.tenant, params.get("assistant_id"), "run.start")
     config, metadata = _object(params, "config", "run.start"), _object(params, "metadata", "run.start")
     strategy = params.get("multitask_strategy", params.get("multitaskStrategy")) or "enqueue"
     if strategy not in STRATEGIES:
         raise ProtocolError("invalid_argument", f"run.start: multitask_strategy must be one of {list(STRATEGIES)}")
-    thread = await maybe_own_thread(ctx, tenant, thread_id)
+    thread = await maybe_own_thread(ctx, caller.tenant, thread_id)
     graph_input = params.get("input")
     command = None
     if thread is not None and thread.get("status") == "interrupted" and thread.get("interrupts"):
@@ -154,12 +179,12 @@ async def run_start(ctx: ServerContext, tenant: str, thread_id: uuid.UUID, param
     )
     try:
         # a thread this creates gets the run's metadata too (as on the reference server)
-        return await start_run(ctx, tenant, thread_id, req, thread_metadata=metadata if thread is None else None)
+        return await start_run(ctx, caller, thread_id, req, thread_metadata=metadata if thread is None else None)
     except Conflict as exc:
         raise ProtocolError("invalid_argument", str(exc)) from None
 
 
-async def input_respond(ctx: ServerContext, tenant: str, thread_id: uuid.UUID, params: dict[str, Any]) -> Result:
+async def input_respond(ctx: ServerContext, caller: Caller, thread_id: uuid.UUID, params: dict[str, Any]) -> Result:
     _only(params, _RESPOND_KEYS, "input.respond")
     if "responses" in params:
         entries = params["responses"]
@@ -173,7 +198,7 @@ async def input_respond(ctx: ServerContext, tenant: str, thread_id: uuid.UUID, p
         if not isinstance(interrupt_id, str) or not interrupt_id:
             raise ProtocolError("invalid_argument", "input.respond requires an interrupt_id.")
         answers[interrupt_id] = entry.get("response")
-    thread = await own_thread(ctx, tenant, thread_id)
+    thread = await own_thread(ctx, caller.tenant, thread_id)
     pending = {
         str(intr.get("id"))
         for items in (thread.get("interrupts") or {}).values()
@@ -197,17 +222,17 @@ async def input_respond(ctx: ServerContext, tenant: str, thread_id: uuid.UUID, p
         config=_object(params, "config", "input.respond"),
         metadata=_object(params, "metadata", "input.respond"),
     )
-    _, applied = await start_run(ctx, tenant, thread_id, req)
+    _, applied = await start_run(ctx, caller, thread_id, req)
     return {}, applied
 
 
-async def state_fork(ctx: ServerContext, tenant: str, thread_id: uuid.UUID, params: dict[str, Any]) -> Result:
+async def state_fork(ctx: ServerContext, caller: Caller, thread_id: uuid.UUID, params: dict[str, Any]) -> Result:
     _only(params, frozenset({"checkpoint_id", "input", "config"}), "state.fork")
     checkpoint_id = params.get("checkpoint_id")
     if not isinstance(checkpoint_id, str) or not checkpoint_id:
         raise ProtocolError("invalid_argument", "state.fork requires a checkpoint_id.")
-    thread = await own_thread(ctx, tenant, thread_id)
-    await protocol_state.require_checkpoint(ctx, tenant, thread_id, checkpoint_id)
+    thread = await own_thread(ctx, caller.tenant, thread_id)
+    await protocol_state.require_checkpoint(ctx, caller.tenant, thread_id, checkpoint_id)
     assistant_id = (thread.get("metadata") or {}).get("assistant_id")
     if not assistant_id:
         raise ProtocolError("invalid_argument", "state.fork: the thread has no assistant to run")
@@ -217,20 +242,20 @@ async def state_fork(ctx: ServerContext, tenant: str, thread_id: uuid.UUID, para
         config=_object(params, "config", "state.fork"),
         checkpoint_id=checkpoint_id,
     )
-    result, applied = await start_run(ctx, tenant, thread_id, req)
+    result, applied = await start_run(ctx, caller, thread_id, req)
     return {**result, "thread_id": str(thread_id)}, applied
 
 
-async def _state_get(ctx: ServerContext, tenant: str, thread_id: uuid.UUID, params: dict[str, Any]) -> Result:
-    return await protocol_state.state_get(ctx, tenant, thread_id, params), None
+async def _state_get(ctx: ServerContext, caller: Caller, thread_id: uuid.UUID, params: dict[str, Any]) -> Result:
+    return await protocol_state.state_get(ctx, caller.tenant, thread_id, params), None
 
 
-async def _list_checkpoints(ctx: ServerContext, tenant: str, thread_id: uuid.UUID, params: dict[str, Any]) -> Result:
-    return await protocol_state.list_checkpoints(ctx, tenant, thread_id, params), None
+async def _list_checkpoints(ctx: ServerContext, caller: Caller, thread_id: uuid.UUID, params: dict[str, Any]) -> Result:
+    return await protocol_state.list_checkpoints(ctx, caller.tenant, thread_id, params), None
 
 
-async def _get_tree(ctx: ServerContext, tenant: str, thread_id: uuid.UUID, params: dict[str, Any]) -> Result:
-    return await protocol_state.agent_tree(ctx, tenant, thread_id, params), None
+async def _get_tree(ctx: ServerContext, caller: Caller, thread_id: uuid.UUID, params: dict[str, Any]) -> Result:
+    return await protocol_state.agent_tree(ctx, caller.tenant, thread_id, params), None
 
 
 HANDLERS: dict[str, Handler] = {

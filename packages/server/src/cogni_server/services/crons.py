@@ -3,7 +3,8 @@ count, and the run request one tick of a cron makes. The scheduler loop is ``ser
 
 A cron stores the run request it was created with as ``payload`` (the fields as sent, the assistant
 resolved to its id, ``config.configurable.cron_id`` added); each tick builds a ``RunRequest`` from it
-and inserts the run as the cron's owner.
+and inserts the run as the cron's owner. A per-account LLM key sent with the creation (or a PATCH) is kept
+sealed beside the cron (``cron_secrets``), never in it, and each tick's run gets it (``services.scheduler``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from cogni_server.ids import uuid7
 from cogni_server.services.assistants import assistant_uuid, resolve_assistant
 from cogni_server.services.context import ServerContext
 from cogni_server.services.cron_schedule import check_schedule, check_timezone, next_tick, now, parse_end_time
+from cogni_server.services.run_keys import seal_for
 from cogni_server.services.run_request import Durability, Json, MultitaskStrategy, RunRequest, StreamModeName, Strict
 from cogni_server.services.runs import new_run
 from cogni_server.services.webhook_policy import check_webhook
@@ -118,8 +120,16 @@ def _validate_run(tenant: str, cron: dict[str, Any], assistant: dict[str, Any]) 
 
 
 async def create(
-    ctx: ServerContext, tenant: str, user_id: str, thread_id: uuid.UUID | None, body: CronCreate
+    ctx: ServerContext,
+    tenant: str,
+    user_id: str,
+    thread_id: uuid.UUID | None,
+    body: CronCreate,
+    *,
+    llm_key: str | None = None,
 ) -> dict[str, Any]:
+    """``llm_key``: the per-account LLM key of the cron's runs (``services.run_keys``), kept sealed with it."""
+    sealed = seal_for(ctx, llm_key, tenant) if llm_key is not None else None
     schedule = check_schedule(body.schedule, allow_seconds=ctx.settings.cron_allow_seconds)
     timezone = check_timezone(body.timezone)
     end_time = parse_end_time(body.end_time)
@@ -151,7 +161,11 @@ async def create(
                 raise NotFound(f"thread {thread_id} not found")
             await thread_repo.create(conn, owner=tenant, thread_id=thread_id, metadata={}, if_exists="do_nothing")
         try:
-            return cron_repo.cron_out(await cron_repo.create(conn, values))
+            async with conn.transaction():  # the cron and its key, or neither
+                created = await cron_repo.create(conn, values)
+                if sealed is not None:
+                    await cron_repo.store_secret(conn, cron_id, sealed)
+            return cron_repo.cron_out(created)
         except ForeignKeyViolation:
             raise NotFound(f"thread {thread_id} or assistant {body.assistant_id!r} not found") from None
 
@@ -161,12 +175,15 @@ async def get(ctx: ServerContext, tenant: str, cron_id: uuid.UUID) -> dict[str, 
         return cron_repo.cron_out(await cron_repo.get(conn, tenant, cron_id))
 
 
-async def patch(ctx: ServerContext, tenant: str, cron_id: uuid.UUID, body: CronPatch) -> dict[str, Any]:
+async def patch(
+    ctx: ServerContext, tenant: str, cron_id: uuid.UUID, body: CronPatch, *, llm_key: str | None = None
+) -> dict[str, Any]:
     """Change a cron: schedule/time zone recompute the next tick (so does re-enabling); ``metadata``
     merges into the cron's metadata and replaces the runs' metadata; other run fields replace theirs
-    in the payload; ``end_time: null`` clears the end."""
+    in the payload; ``end_time: null`` clears the end; ``llm_key`` replaces the key its runs get."""
     sent = body.model_fields_set
-    if not sent:
+    sealed = seal_for(ctx, llm_key, tenant) if llm_key is not None else None
+    if not sent and sealed is None:
         raise Invalid("the request body is empty: give at least one field to change")
     if "assistant_id" in sent:
         raise Invalid("a cron's assistant cannot be changed; delete it and create another")
@@ -208,7 +225,10 @@ async def patch(ctx: ServerContext, tenant: str, cron_id: uuid.UUID, body: CronP
             _validate_run(tenant, values, assistant)
         else:
             run_request(values)
-        return cron_repo.cron_out(await cron_repo.update(conn, values))
+        updated = await cron_repo.update(conn, values)
+        if sealed is not None:
+            await cron_repo.store_secret(conn, cron_id, sealed)
+        return cron_repo.cron_out(updated)
 
 
 async def delete(ctx: ServerContext, tenant: str, cron_id: uuid.UUID) -> None:

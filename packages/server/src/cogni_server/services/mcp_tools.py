@@ -122,15 +122,21 @@ async def find_tool(ctx: ServerContext, tenant: str, name: str, *, metadata: dic
 
 
 async def call_tool(
-    ctx: ServerContext, tenant: str, tool: GraphTool | str, arguments: dict[str, Any] | None
+    ctx: ServerContext,
+    tenant: str,
+    tool: GraphTool | str,
+    arguments: dict[str, Any] | None,
+    *,
+    llm_key: str | None = None,
 ) -> ToolOutcome:
-    """Run the tool's assistant once on a temporary thread with ``arguments`` as the graph input."""
+    """Run the tool's assistant once on a temporary thread with ``arguments`` as the graph input
+    (and ``llm_key``, the caller's per-account LLM key, as the run's: ``services.run_keys``)."""
     if isinstance(tool, str):
         tool = await find_tool(ctx, tenant, tool)
     if json_depth_exceeds(arguments):
         raise Invalid(f"arguments: {TOO_DEEP}")
     request = RunRequest(assistant_id=tool.assistant_id, input=arguments or {})
-    run = await run_service.create_run(ctx, tenant, None, request, kind="mcp", force_values=True)
+    run = await run_service.create_run(ctx, tenant, None, request, kind="mcp", force_values=True, llm_key=llm_key)
     raw = await run_service.collect_output(ctx, str(run["run_id"]))
     output = json.loads(raw)
     is_error = isinstance(output, dict) and "__error__" in output

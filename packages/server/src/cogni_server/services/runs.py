@@ -24,7 +24,7 @@ from cogni_server.services import request_headers
 from cogni_server.services.assistants import resolve_assistant
 from cogni_server.services.billing import bind_billing_identity
 from cogni_server.services.context import ServerContext
-from cogni_server.services.run_keys import seal_llm_key
+from cogni_server.services.run_keys import seal_for
 from cogni_server.services.run_request import RunRequest
 from cogni_server.services.thread_ttl_policy import ttl_for_new_thread
 from cogni_server.services.webhook_policy import check_webhook
@@ -156,7 +156,7 @@ async def create_run(
     thread-streaming commands (executes in v3 mode); ``thread_metadata`` goes on a thread it creates.
     ``llm_key``: the run's per-account LiteLLM key (``services.run_keys``), kept encrypted until the run ends.
     """
-    sealed = seal_llm_key(ctx.secrets, llm_key, tenant, binds_tenant=bills_caller(ctx)) if llm_key else None
+    sealed = seal_for(ctx, llm_key, tenant) if llm_key is not None else None
     assistant = await resolve_assistant(ctx, tenant, req.assistant_id)
     await check_webhook(ctx.webhooks, req.webhook)
     new = new_run(

@@ -87,13 +87,23 @@ class CronScheduler:
         return next_tick(cron["schedule"], cron["timezone"], after)
 
     async def _fire(self, conn: Conn, cron: dict[str, Any]) -> run_repo.Created:
-        """Insert this tick's run as the cron's owner, on the scheduler's transaction."""
+        """Insert this tick's run as the cron's owner, on the scheduler's transaction, with the cron's LLM key."""
         owner = cron["owner"]
         assistant = self.ctx.system_assistants.get(str(cron["assistant_id"]))
         if assistant is None:
             assistant = await assistant_repo.get(conn, owner, cron["assistant_id"])
-        new = new_run(owner, cron["thread_id"], run_request(cron), assistant, bind_billing=bills_caller(self.ctx))
+        sealed = None if cron.get("llm_key") is None else bytes(cron["llm_key"])  # the cron's key (0007)
+        new = new_run(
+            owner,
+            cron["thread_id"],
+            run_request(cron),
+            assistant,
+            bind_billing=bills_caller(self.ctx),
+            llm_key=sealed is not None,
+        )
         new.thread_ttl = ttl_for_new_thread(self.ctx, None)
-        created = await run_repo.create(conn, new, worker_id=None, lease_seconds=self.ctx.settings.lease_seconds)
+        lease = self.ctx.settings.lease_seconds
+        # the run's own copy of the sealed key, in this transaction (deleted when the run ends; the cron keeps its)
+        created = await run_repo.create(conn, new, worker_id=None, lease_seconds=lease, secret=sealed)
         log.info("cron %s: run %s queued", cron["cron_id"], new.run_id)
         return created

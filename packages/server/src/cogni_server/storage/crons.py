@@ -43,13 +43,21 @@ SEARCH_TEMPLATE = (
     " ORDER BY {sort_by} {sort_order} NULLS LAST, cron_id LIMIT %(limit)s OFFSET %(offset)s"
 )
 COUNT_TEMPLATE = "SELECT count(*) AS n FROM crons WHERE {where}"
-# Due ticks, oldest first; a tick is due when its time has come and it is not past the cron's end.
+# Due ticks, oldest first; a tick is due when its time has come and it is not past the cron's end. Each with
+# its sealed LLM key (null: none), which its run gets; only the scheduler reads it.
 CLAIM_DUE = (
-    f"SELECT {COLS}, owner, now() AS db_now FROM crons WHERE enabled AND next_run_date <= now()"
+    f"SELECT {COLS}, owner, now() AS db_now,"
+    " (SELECT s.llm_key FROM cron_secrets s WHERE s.cron_id = crons.cron_id) AS llm_key"
+    " FROM crons WHERE enabled AND next_run_date <= now()"
     " AND (end_time IS NULL OR next_run_date <= end_time)"
     " ORDER BY next_run_date LIMIT %s FOR UPDATE SKIP LOCKED"
 )
 ADVANCE = "UPDATE crons SET next_run_date = %s WHERE cron_id = %s"
+# a cron's sealed per-account LLM key (migration 0007): set at creation, replaced by a PATCH that sends one
+UPSERT_SECRET = (
+    "INSERT INTO cron_secrets (cron_id, llm_key) VALUES (%s, %s)"
+    " ON CONFLICT (cron_id) DO UPDATE SET llm_key = EXCLUDED.llm_key, created_at = now()"
+)
 
 _FILTER_OWNER = "owner = %(owner)s"
 _FILTER_ASSISTANT = "assistant_id = %(assistant_id)s"
@@ -186,6 +194,11 @@ async def claim_due(conn: Conn, limit: int) -> list[dict[str, Any]]:
     """Lock up to ``limit`` due crons that no other scheduler holds; call inside a transaction."""
     cur = await conn.execute(CLAIM_DUE, (limit,))
     return [dict(r) for r in await cur.fetchall()]
+
+
+async def store_secret(conn: Conn, cron_id: uuid.UUID, ciphertext: bytes) -> None:
+    """Keep (or replace) the cron's sealed LLM key; in the transaction that creates or updates the cron."""
+    await conn.execute(UPSERT_SECRET, (cron_id, ciphertext))
 
 
 async def advance(conn: Conn, cron_id: uuid.UUID, next_run_date: datetime) -> None:

@@ -51,6 +51,7 @@ OTHER_TABLES: dict[str, str] = {
     "vector_migrations": "the store's applied vector migration versions (only with store.index)",
     "tenant_purges": "the purge record itself (tenant name, counts, times; no content): kept on purpose",
     "run_secrets": "a run's encrypted LLM key while it runs: deleted with its run (ON DELETE CASCADE)",
+    "cron_secrets": "a cron's encrypted LLM key: deleted with its cron (ON DELETE CASCADE), which the purge deletes",
 }
 
 FENCE_SQLSTATE = "P0C01"  # raised by cogni_purge_refuse() (migration 0004)
