@@ -16,11 +16,13 @@ import psycopg
 import pytest
 from langgraph.checkpoint.base import empty_checkpoint
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from cogni_server.bootstrap import authenticator_for, running_server
 from cogni_server.config import Settings
 from cogni_server.graphs import GraphRegistry
 from cogni_server.services import purge as purge_service
+from cogni_server.services import state as state_service
 from cogni_server.services.context import ServerContext
 from cogni_server.storage import purge as purge_repo
 from cogni_server.storage import runs as runs_repo
@@ -184,3 +186,61 @@ async def test_a_sweeper_with_a_stale_list_does_not_purge_a_tenant_that_started_
     async with ctx.pool.connection() as conn:
         after = await purge_repo.get_job(conn, tenant)
     assert after is not None and after["status"] == "done" and after["passes"] == job["passes"]
+
+
+async def test_a_state_update_in_flight_as_the_purge_starts_leaves_no_orphan_checkpoint(
+    ctx: ServerContext, database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`threads.update_state` writes a checkpoint outside any run, through the checkpointer's own
+    connection; the purge must wait for it (and then delete it), not answer done and leave it behind."""
+    tenant = f"race-{uuid.uuid4().hex[:8]}"
+    thread_id = uuid.uuid4()
+    async with ctx.pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO threads (thread_id, owner, metadata) VALUES (%s, %s, %s)",
+            (thread_id, tenant, Jsonb({"graph_id": "echo"})),
+        )
+    entered, release = asyncio.Event(), asyncio.Event()
+    write = ctx.checkpointer.aput
+
+    async def held_write(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        await release.wait()  # the write is in flight, not committed yet
+        return await write(*args, **kwargs)
+
+    monkeypatch.setattr(ctx.checkpointer, "aput", held_write)
+    update = asyncio.create_task(
+        state_service.update_state(
+            ctx, tenant, thread_id, values={"messages": [("user", "late")]}, as_node="respond", checkpoint=None
+        )
+    )
+    await asyncio.wait_for(entered.wait(), 10)
+    purge = asyncio.create_task(purge_service.purge_tenant(ctx, tenant, stop_seconds=1.0))
+    await until_blocked_or_done(database, purge)
+    assert not purge.done(), "the purge did not wait for the state update in flight"
+    release.set()
+    await asyncio.wait_for(update, 10)
+    result = await asyncio.wait_for(purge, 30)
+    assert result.status == "done"
+    assert await rows_of(database, tenant, thread_id) == {"threads": 0, "runs": 0, "checkpoints": 0}
+
+
+async def test_a_state_update_after_the_purge_started_is_refused(ctx: ServerContext, database: str) -> None:
+    tenant = f"race-{uuid.uuid4().hex[:8]}"
+    thread_id = uuid.uuid4()
+    async with ctx.pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO threads (thread_id, owner, metadata) VALUES (%s, %s, %s)",
+            (thread_id, tenant, Jsonb({"graph_id": "echo"})),
+        )
+        await conn.execute(
+            "INSERT INTO tenant_purges (tenant, store_label, status) VALUES (%s, %s, 'in_progress')", (tenant, tenant)
+        )
+    with pytest.raises(psycopg.Error) as refused:
+        await state_service.update_state(
+            ctx, tenant, thread_id, values={"messages": [("user", "late")]}, as_node="respond", checkpoint=None
+        )
+    assert purge_repo.is_fence_error(refused.value)
+    assert (await rows_of(database, tenant, thread_id))["checkpoints"] == 0
+    async with ctx.pool.connection() as conn:
+        await conn.execute("DELETE FROM tenant_purges WHERE tenant = %s", (tenant,))

@@ -16,6 +16,7 @@ from langgraph.errors import InvalidUpdateError
 from cogni_server.errors import Conflict, Invalid, NotFound
 from cogni_server.serde import to_jsonable
 from cogni_server.services.context import ServerContext
+from cogni_server.storage import purge as purge_repo
 from cogni_server.storage import threads as thread_repo
 
 
@@ -141,7 +142,8 @@ async def update_state(
     as_node: str | None,
     checkpoint: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    async with thread_graph(ctx, tenant, thread_id, "threads.update") as (thread, graph):
+    guard = purge_repo.checkpoint_write_guard(ctx.pool, tenant)  # a purge starting now waits for this write
+    async with guard, thread_graph(ctx, tenant, thread_id, "threads.update") as (thread, graph):
         if graph is None:
             raise Conflict(f"thread {thread_id} has no graph yet: run it once before updating state")
         if thread["status"] == "busy":

@@ -12,6 +12,7 @@ from cogni_server.services import supersteps as supersteps_service
 from cogni_server.services.context import ServerContext
 from cogni_server.services.thread_extract import check_extract, extracted
 from cogni_server.services.thread_ttl_policy import parse_ttl, ttl_for_new_thread
+from cogni_server.storage import purge as purge_repo
 from cogni_server.storage import thread_ttl as ttl_repo
 from cogni_server.storage import threads as thread_repo
 
@@ -47,7 +48,8 @@ async def create(
             if thread_ttl is not None and created:
                 await ttl_repo.set_ttl(conn, tenant, tid, *thread_ttl)
         if seed is not None and created:
-            await supersteps_service.apply(ctx, seed[0], tid, meta["graph_id"], seed[1])
+            async with purge_repo.checkpoint_write_guard(ctx.pool, tenant):  # a purge starting now waits
+                await supersteps_service.apply(ctx, seed[0], tid, meta["graph_id"], seed[1])
             return await get(ctx, tenant, tid)
     return thread
 

@@ -80,6 +80,12 @@ LOCK_WRITES = (
     "SELECT pg_advisory_xact_lock(%(class)s, hashtext(%(tenant)s)),"
     " pg_advisory_xact_lock(%(class)s, hashtext(%(label)s))"
 )
+# a checkpoint write outside a run (a state update) holds the writes lock shared for its duration, as a
+# fenced insert does, and is refused when a purge has started (the checkpoint tables carry no fence)
+GUARD_CHECKPOINT_WRITE = (
+    "SELECT pg_advisory_xact_lock_shared(%(class)s, hashtext(%(tenant)s)),"
+    " (SELECT cogni_purge_refuse(tenant) FROM tenant_purges WHERE tenant = %(tenant)s AND status = 'in_progress')"
+)
 TRY_LOCK = "SELECT pg_try_advisory_lock(%s, hashtext(%s)) AS locked"
 UNLOCK = "SELECT pg_advisory_unlock(%s, hashtext(%s))"
 
@@ -127,6 +133,16 @@ INSTALL_FENCE = (
 )
 FENCE_INSTALLED = "SELECT 1 FROM pg_trigger WHERE tgname = %s AND tgrelid = to_regclass(%s)"
 FENCE_LOCK_KEY = 0x70726766  # "prgf": one installer at a time (polled, see storage/migrations.py)
+
+
+@asynccontextmanager
+async def checkpoint_write_guard(pool: AsyncConnectionPool[Any], tenant: str) -> AsyncIterator[None]:
+    """Around a checkpoint write that is not part of a run (the checkpointer commits it on its own
+    connection): a purge that starts meanwhile waits until the block is over and then sees the write;
+    a block entered after a purge started is refused with the fence's error (answered 409)."""
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(GUARD_CHECKPOINT_WRITE, {"class": WRITES_LOCK_CLASS, "tenant": tenant})
+        yield
 
 
 def is_fence_error(exc: BaseException) -> bool:
