@@ -188,6 +188,15 @@ async def test_a_sweeper_with_a_stale_list_does_not_purge_a_tenant_that_started_
     assert after is not None and after["status"] == "done" and after["passes"] == job["passes"]
 
 
+async def echo_thread(ctx: ServerContext, tenant: str, thread_id: uuid.UUID) -> None:
+    """An idle thread of the echo graph, as one that has run once (state updates need its graph)."""
+    async with ctx.pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO threads (thread_id, owner, metadata) VALUES (%s, %s, %s)",
+            (thread_id, tenant, Jsonb({"graph_id": "echo"})),
+        )
+
+
 async def test_a_state_update_in_flight_as_the_purge_starts_leaves_no_orphan_checkpoint(
     ctx: ServerContext, database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -195,11 +204,7 @@ async def test_a_state_update_in_flight_as_the_purge_starts_leaves_no_orphan_che
     connection; the purge must wait for it (and then delete it), not answer done and leave it behind."""
     tenant = f"race-{uuid.uuid4().hex[:8]}"
     thread_id = uuid.uuid4()
-    async with ctx.pool.connection() as conn:
-        await conn.execute(
-            "INSERT INTO threads (thread_id, owner, metadata) VALUES (%s, %s, %s)",
-            (thread_id, tenant, Jsonb({"graph_id": "echo"})),
-        )
+    await echo_thread(ctx, tenant, thread_id)
     entered, release = asyncio.Event(), asyncio.Event()
     write = ctx.checkpointer.aput
 
@@ -228,11 +233,8 @@ async def test_a_state_update_in_flight_as_the_purge_starts_leaves_no_orphan_che
 async def test_a_state_update_after_the_purge_started_is_refused(ctx: ServerContext, database: str) -> None:
     tenant = f"race-{uuid.uuid4().hex[:8]}"
     thread_id = uuid.uuid4()
+    await echo_thread(ctx, tenant, thread_id)
     async with ctx.pool.connection() as conn:
-        await conn.execute(
-            "INSERT INTO threads (thread_id, owner, metadata) VALUES (%s, %s, %s)",
-            (thread_id, tenant, Jsonb({"graph_id": "echo"})),
-        )
         await conn.execute(
             "INSERT INTO tenant_purges (tenant, store_label, status) VALUES (%s, %s, 'in_progress')", (tenant, tenant)
         )
