@@ -11,7 +11,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram
 from psycopg_pool import AsyncConnectionPool
 
-from cogni_server.storage import runs as runs_repo
+from cogni_server.storage import queue as queue_repo
 
 log = logging.getLogger("cogni_server.metrics")
 
@@ -99,7 +99,7 @@ class QueueSampler:
         self._sampled_at = now
         try:
             async with pool.connection(timeout=self.query_timeout) as conn:
-                depth, oldest = await asyncio.wait_for(runs_repo.queue_stats(conn), self.query_timeout)
+                depth, oldest = await asyncio.wait_for(queue_repo.queue_stats(conn), self.query_timeout)
         except Exception as exc:
             log.warning("sampling the run queue for /metrics failed: %s", type(exc).__name__)
             return

@@ -13,7 +13,7 @@ from psycopg.errors import UniqueViolation
 from psycopg_pool import AsyncConnectionPool
 
 from cogni_server.ids import uuid7
-from cogni_server.storage import queue, runs, threads
+from cogni_server.storage import queue, run_end, runs, threads
 
 from .queue_support import LEASE, TENANT, enqueue, make_thread, new_run, status
 
@@ -67,7 +67,7 @@ async def test_starting_a_run_never_deadlocks_with_a_finishing_one(pool: AsyncCo
 
         async def finish() -> runs.Finished | None:
             async with pool.connection() as conn:
-                return await runs.finish(
+                return await run_end.finish(
                     conn, finished_run, "w-old", status="success", thread_status="idle", values={},
                     interrupts={}, error=None, update_state=False,
                 )  # fmt: skip
@@ -94,7 +94,7 @@ async def start_running(pool: AsyncConnectionPool[Any], tid: uuid.UUID, worker: 
 
 async def finish_run(pool: AsyncConnectionPool[Any], run_id: uuid.UUID, worker: str) -> runs.Finished | None:
     async with pool.connection() as conn:
-        return await runs.finish(
+        return await run_end.finish(
             conn, run_id, worker, status="success", thread_status="idle", values={"done": True},
             interrupts={}, error=None, update_state=True,
         )  # fmt: skip

@@ -11,7 +11,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from cogni_server.ids import uuid7
-from cogni_server.storage import crons, queue, runs, webhooks
+from cogni_server.storage import crons, queue, run_end, runs, webhooks
 from cogni_server.storage.runs import NewRun
 
 TENANT = "tenant-o"
@@ -51,12 +51,12 @@ async def test_finish_writes_the_outbox_row_in_the_same_statement(pool: AsyncCon
     new = new_run(uuid.uuid4())
     await create(pool, new, "w1")
     async with pool.connection() as conn:
-        assert await runs.finish(
+        assert await run_end.finish(
             conn, new.run_id, "w2", status="success", thread_status="idle", values={"v": 1},
             interrupts={}, error=None, update_state=True,
         ) is None  # fmt: skip
         assert await outbox(pool, new.run_id) == []  # a worker that lost the lease writes nothing
-        assert await runs.finish(
+        assert await run_end.finish(
             conn, new.run_id, "w1", status="error", thread_status="error", values={"v": 2},
             interrupts={}, error={"error": "E", "message": "m"}, update_state=True,
         )  # fmt: skip
@@ -79,7 +79,7 @@ async def test_every_other_terminal_path_writes_one_row(pool: AsyncConnectionPoo
         await runs.cancel_pending(conn, [str(rolled_back.run_id)], "rollback")  # deleted unfinished
     await create(pool, new_run(tid, strategy="interrupt", webhook=None), None)  # interrupts `replaced`
     async with pool.connection() as conn:
-        await runs.delete_cancelled(conn, running.run_id, "w1")  # a running run rolled back
+        await run_end.delete_cancelled(conn, running.run_id, "w1")  # a running run rolled back
     for n, status in ((cancelled, "interrupted"), (rolled_back, "interrupted"), (replaced, "interrupted")):
         assert [r["payload"]["status"] for r in await outbox(pool, n.run_id)] == [status]
     assert [r["payload"]["status"] for r in await outbox(pool, running.run_id)] == ["interrupted"]
@@ -102,7 +102,7 @@ async def test_outbox_lease_fences_senders(pool: AsyncConnectionPool[Any]) -> No
     new = new_run(uuid.uuid4())
     await create(pool, new, "w1")
     async with pool.connection() as conn:
-        await runs.finish(
+        await run_end.finish(
             conn, new.run_id, "w1", status="success", thread_status="idle", values={},
             interrupts={}, error=None, update_state=True,
         )  # fmt: skip
@@ -173,7 +173,7 @@ async def test_finished_rows_past_retention_are_pruned_pending_ones_never(pool: 
         new = new_run(uuid.uuid4())
         await create(pool, new, "w1")
         async with pool.connection() as conn:
-            await runs.finish(
+            await run_end.finish(
                 conn, new.run_id, "w1", status="success", thread_status="idle", values={},
                 interrupts={}, error=None, update_state=True,
             )  # fmt: skip
@@ -185,7 +185,7 @@ async def test_finished_rows_past_retention_are_pruned_pending_ones_never(pool: 
     fresh = new_run(uuid.uuid4())
     await create(pool, fresh, "w1")
     async with pool.connection() as conn:
-        await runs.finish(
+        await run_end.finish(
             conn, fresh.run_id, "w1", status="success", thread_status="idle", values={},
             interrupts={}, error=None, update_state=True,
         )  # fmt: skip

@@ -12,7 +12,7 @@ from psycopg.errors import UniqueViolation
 from psycopg_pool import AsyncConnectionPool
 
 from cogni_server.errors import Conflict, NotFound
-from cogni_server.storage import queue, runs, threads
+from cogni_server.storage import queue, run_end, runs, threads
 
 from .queue_support import LEASE, TENANT, claim, enqueue, make_thread, new_run, status
 
@@ -114,10 +114,10 @@ async def test_finish_is_fenced_by_the_lease_owner(pool: AsyncConnectionPool[Any
         status="success", thread_status="idle", values={"v": 1}, interrupts={}, error=None, update_state=True
     )
     async with pool.connection() as conn:
-        assert not await runs.finish(conn, run["run_id"], "impostor", **args)
+        assert not await run_end.finish(conn, run["run_id"], "impostor", **args)
         assert await runs.status_of(conn, run["run_id"]) == "running"
-        assert await runs.finish(conn, run["run_id"], "owner-w", **args)
-        assert not await runs.finish(conn, run["run_id"], "owner-w", **args)  # once only
+        assert await run_end.finish(conn, run["run_id"], "owner-w", **args)
+        assert not await run_end.finish(conn, run["run_id"], "owner-w", **args)  # once only
         thread = await threads.get(conn, TENANT, tid)
     assert thread["status"] == "idle" and thread["values"] == {"v": 1}
 
@@ -134,8 +134,8 @@ async def test_finish_says_whether_a_run_of_the_thread_waits(pool: AsyncConnecti
     await claim(pool, "w")  # one running run per thread: the second of `queued` stays pending
     second = await enqueue(pool, queued)
     async with pool.connection() as conn:
-        ended_alone = await runs.finish(conn, only["run_id"], "w", **args)
-        ended_first = await runs.finish(conn, first["run_id"], "w", **args)
+        ended_alone = await run_end.finish(conn, only["run_id"], "w", **args)
+        ended_first = await run_end.finish(conn, first["run_id"], "w", **args)
     assert ended_alone is not None and not ended_alone.thread_busy
     assert ended_first is not None and ended_first.thread_busy
     assert await status(pool, second["run_id"]) == "pending"

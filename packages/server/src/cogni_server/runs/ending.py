@@ -24,6 +24,7 @@ from cogni_server.runs.settings import RunSettings, UnknownRunSettings
 from cogni_server.serde import dumps
 from cogni_server.storage import checkpoints as checkpoint_repo
 from cogni_server.storage import queue as queue_repo
+from cogni_server.storage import run_end
 from cogni_server.storage import runs as run_repo
 from cogni_server.storage import threads as thread_repo
 from cogni_server.storage.pool import Conn, with_retries
@@ -125,10 +126,10 @@ class RunEnding:
         Safe to repeat after a write whose commit is unknown (its connection died)."""
         run_id, thread_id = str(run["run_id"]), str(run["thread_id"])
         if outcome.rolled_back:
-            deleted = await run_repo.delete_cancelled(conn, run_id, worker_id)
+            deleted = await run_end.delete_cancelled(conn, run_id, worker_id)
             await checkpoint_repo.delete_run(conn, thread_id, run_id)
             return True, deleted is not None, True
-        finished = await run_repo.finish(
+        finished = await run_end.finish(
             conn,
             run_id,
             worker_id,
@@ -165,8 +166,8 @@ class RunEnding:
         log.error("run %s: %s", run_id, exc)
         error = {"error": "UnknownRunSettings", "message": str(exc)}
 
-        async def record(conn: Conn) -> run_repo.Finished | None:
-            return await run_repo.finish(
+        async def record(conn: Conn) -> run_end.Finished | None:
+            return await run_end.finish(
                 conn,
                 run_id,
                 worker_id,

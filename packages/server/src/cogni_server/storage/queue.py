@@ -1,5 +1,6 @@
 """The queue side of runs: workers claim pending rows with ``FOR UPDATE SKIP LOCKED``, renew their
-leases, give runs back on drain; the sweeper re-queues runs whose lease lapsed."""
+leases, give runs back on drain; the sweeper re-queues runs whose lease lapsed; the queue's depth and
+oldest age for the metrics."""
 
 from __future__ import annotations
 
@@ -86,3 +87,20 @@ async def sweep(conn: Conn, max_attempts: int) -> list[dict[str, Any]]:
             if r["status"] == "error":
                 await conn.execute(MARK_THREAD_ERROR, (r["thread_id"],))
         return rows
+
+
+QUEUE_STATS = (
+    "SELECT count(*) AS depth, coalesce(extract(epoch FROM now() - min(run_after)), 0)::float8 AS oldest"
+    " FROM runs WHERE status = 'pending' AND run_after <= now()"
+)
+
+
+async def queue_stats(conn: Conn) -> tuple[int, float]:
+    """(depth, oldest age in seconds) of the queue, all tenants: runs ``pending`` whose ``run_after``
+    has passed. One range scan of the partial index ``runs_pending_idx (run_after, created_at) WHERE
+    status = 'pending'``. The age counts from ``run_after`` (when the run became due, not when it was
+    created), so a delayed run is not "old" the moment its delay ends; 0 when nothing is due."""
+    cur = await conn.execute(QUEUE_STATS)
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row["depth"]), max(float(row["oldest"]), 0.0)

@@ -1,5 +1,6 @@
-"""Runs: creation (multitask rules, inserted already claimed when a local slot is free), reads,
-cancellation and the fenced finish. The queue side (claim, lease, sweep) is in ``storage.queue``.
+"""Runs: creation (multitask rules, inserted already claimed when a local slot is free), reads and
+cancellation. The run's end is in ``storage.run_end``, the queue side (claim, lease, sweep, stats) in
+``storage.queue``.
 """
 
 from __future__ import annotations
@@ -92,28 +93,10 @@ LOCK_THREAD_OF_RUNS = (
     "SELECT t.thread_id FROM threads t WHERE t.thread_id IN (SELECT r.thread_id FROM runs r"
     " WHERE r.run_id = ANY(%s::uuid[])) ORDER BY t.thread_id FOR NO KEY UPDATE OF t"
 )
-# The fenced finish: the run update and the thread summary commit together, after LOCK_THREAD_OF_RUNS.
-FINISH = (
-    "WITH r AS (UPDATE runs SET status = %(run_status)s, worker_id = NULL, lease_expires_at = NULL,"
-    " updated_at = now() WHERE run_id = %(run)s AND worker_id = %(worker)s AND status = 'running'"
-    " RETURNING thread_id)"
-    " UPDATE threads t SET status = CASE WHEN EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = t.thread_id"
-    " AND x.run_id <> %(run)s AND x.status IN ('pending', 'running')) THEN 'busy' ELSE %(status)s END,"
-    ' "values" = CASE WHEN %(upd)s THEN %(values)s ELSE t."values" END,'
-    " interrupts = CASE WHEN %(upd)s THEN %(interrupts)s ELSE t.interrupts END,"
-    " error = %(error)s, updated_at = now(),"
-    " state_updated_at = CASE WHEN %(upd)s THEN now() ELSE t.state_updated_at END"
-    " FROM r WHERE t.thread_id = r.thread_id RETURNING t.status"
-)
-DELETE_OWN_RUN = "DELETE FROM runs WHERE run_id = %s AND worker_id = %s RETURNING thread_id"
 REFRESH_THREAD_STATUS = (
     "UPDATE threads SET status = CASE WHEN EXISTS (SELECT 1 FROM runs WHERE thread_id = %(t)s"
     " AND status IN ('pending', 'running')) THEN 'busy' WHEN status = 'busy' THEN 'idle' ELSE status END,"
     " updated_at = now() WHERE thread_id = %(t)s"
-)
-QUEUE_STATS = (
-    "SELECT count(*) AS depth, coalesce(extract(epoch FROM now() - min(run_after)), 0)::float8 AS oldest"
-    " FROM runs WHERE status = 'pending' AND run_after <= now()"
 )
 
 
@@ -312,7 +295,7 @@ async def cancel_pending(conn: Conn, run_ids: list[str], action: str) -> list[di
         cur = await conn.execute(ROLLBACK_PENDING if action == "rollback" else CANCEL_PENDING, (run_ids,))
         rows = [dict(r) for r in await cur.fetchall()]
         for thread_id in {r["thread_id"] for r in rows}:
-            await _refresh_thread_status(conn, thread_id)
+            await refresh_thread_status(conn, thread_id)
         return rows
 
 
@@ -332,71 +315,5 @@ async def inflight(
     return [dict(r) for r in await cur.fetchall()]
 
 
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """A run's end as recorded; ``thread_busy``: another run of its thread is pending or running, so
-    the queue has work the end just made claimable (the worker is woken only then)."""
-
-    thread_busy: bool
-
-
-async def finish(
-    conn: Conn,
-    run_id: uuid.UUID | str,
-    worker_id: str,
-    *,
-    status: str,
-    thread_status: str,
-    values: Any,
-    interrupts: dict[str, Any],
-    error: dict[str, Any] | None,
-    update_state: bool,
-) -> Finished | None:
-    """Mark the run done and summarise the thread, fenced by the lease owner. None if we lost it.
-
-    The thread's row is locked first (LOCK_THREAD_OF_RUNS); both statements go out in one pipeline.
-    """
-    async with conn.pipeline(), conn.transaction():
-        await conn.execute(LOCK_THREAD_OF_RUNS, ([run_id],))
-        cur = await conn.execute(
-            FINISH,
-            {
-                "run": run_id,
-                "worker": worker_id,
-                "run_status": status,
-                "status": thread_status,
-                "values": Jsonb(values),
-                "interrupts": Jsonb(interrupts),
-                "error": Jsonb(error) if error is not None else None,
-                "upd": update_state,
-            },
-        )
-        row = await cur.fetchone()
-    return None if row is None else Finished(thread_busy=row["status"] == "busy")
-
-
-async def delete_cancelled(conn: Conn, run_id: uuid.UUID | str, worker_id: str) -> uuid.UUID | None:
-    """Rollback: the run disappears (its checkpoints are deleted by the caller)."""
-    async with conn.transaction():
-        await conn.execute(LOCK_THREAD_OF_RUNS, ([run_id],))  # the thread first (lock order)
-        cur = await conn.execute(DELETE_OWN_RUN, (run_id, worker_id))
-        row = await cur.fetchone()
-        if row is None:
-            return None
-        await _refresh_thread_status(conn, row["thread_id"])
-        return row["thread_id"]
-
-
-async def _refresh_thread_status(conn: Conn, thread_id: uuid.UUID) -> None:
+async def refresh_thread_status(conn: Conn, thread_id: uuid.UUID) -> None:
     await conn.execute(REFRESH_THREAD_STATUS, {"t": thread_id})
-
-
-async def queue_stats(conn: Conn) -> tuple[int, float]:
-    """(depth, oldest age in seconds) of the queue, all tenants: runs ``pending`` whose ``run_after``
-    has passed. One range scan of the partial index ``runs_pending_idx (run_after, created_at) WHERE
-    status = 'pending'``. The age counts from ``run_after`` (when the run became due, not when it was
-    created), so a delayed run is not "old" the moment its delay ends; 0 when nothing is due."""
-    cur = await conn.execute(QUEUE_STATS)
-    row = await cur.fetchone()
-    assert row is not None
-    return int(row["depth"]), max(float(row["oldest"]), 0.0)
