@@ -4,7 +4,6 @@ a spend-log call without a receipt exactly once. The browser side is tests/conso
 
 from __future__ import annotations
 
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,14 +16,10 @@ import jwt
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from cogni_litellm_sink.schema import DDL, UPSERT
-from testsupport import ManagedProcess, free_port, fresh_database
-from testsupport.asgi import serve_asgi
+
+from .app_process import app_process
 
 pytestmark = pytest.mark.integration
 ADMIN = "console-api-admin-" + "a" * 32
@@ -49,31 +44,14 @@ class App:
 
 @pytest.fixture(scope="module")
 def app() -> Iterator[App]:
-    async def info(_: Request) -> JSONResponse:
-        entry = {"model_name": "gpt-4o-mini", "litellm_params": {"model": "openai/gpt-4o-mini"}, "model_info": {}}
-        return JSONResponse({"data": [entry]})
-
-    with (
-        serve_asgi(Starlette(routes=[Route("/model/info", info)]), lifespan="off") as litellm,
-        fresh_database("cogni_console_api") as db,
-    ):
+    def sink_table(db: str) -> None:
         with psycopg.connect(db, autocommit=True) as conn:
             conn.execute(DDL.encode())  # the spend-log sink table lives in the app's database here
-        port = free_port()
-        proc = ManagedProcess(
-            [sys.executable, "-m", "cogni_app", "serve", "--port", str(port)],
-            env={"DATABASE_URL": db, "LITELLM_BASE_URL": litellm, "LITELLM_API_KEY": "sk-console",
-                 "COGNI_ADMIN_TOKEN": ADMIN, "COGNI_JWT_SECRET": SECRET, "COGNI_EXECUTOR": "inproc",
-                 "COGNI_SPEND_SINK_DATABASE_URL": db, "COGNI_RECONCILE_INTERVAL_SECONDS": "0",
-                 "COGNI_CONSOLE_SERVER_URL": PUBLIC_SERVER},
-            name="cogni-app-console",
-        )  # fmt: skip
-        try:
-            proc.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as http:
-                yield App(http=http, db=db)
-        finally:
-            proc.stop()
+
+    env = {"LITELLM_API_KEY": "sk-console", "COGNI_ADMIN_TOKEN": ADMIN, "COGNI_JWT_SECRET": SECRET,
+           "COGNI_SPEND_SINK_DATABASE_URL": "{database_url}", "COGNI_CONSOLE_SERVER_URL": PUBLIC_SERVER}  # fmt: skip
+    with app_process("cogni_console_api", "cogni-app-console", env, prepare=sink_table) as (http, db, _):
+        yield App(http=http, db=db)
 
 
 def test_accounts_are_searched_and_paged_with_a_total(app: App) -> None:

@@ -17,14 +17,10 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from cogni_ai_core import llm_key_account
-from testsupport import ManagedProcess, free_port, fresh_database
-from testsupport.asgi import serve_asgi
+
+from .app_process import app_process
 
 pytestmark = pytest.mark.integration
 ADMIN = "llm-keys-admin-" + "a" * 32
@@ -50,29 +46,10 @@ class App:
 
 @pytest.fixture(scope="module")
 def app() -> Iterator[App]:
-    async def info(_: Request) -> JSONResponse:
-        entry = {"model_name": "gpt-4o-mini", "litellm_params": {"model": "openai/gpt-4o-mini"}, "model_info": {}}
-        return JSONResponse({"data": [entry]})
-
-    with (
-        serve_asgi(Starlette(routes=[Route("/model/info", info)]), lifespan="off") as litellm,
-        fresh_database("cogni_app_llm_keys_routes") as db,
-    ):
-        port = free_port()
-        proc = ManagedProcess(
-            [sys.executable, "-m", "cogni_app", "serve", "--port", str(port)],
-            env={"DATABASE_URL": db, "LITELLM_BASE_URL": litellm, "LITELLM_API_KEY": "sk-keys",
-                 "COGNI_ADMIN_TOKEN": ADMIN, "COGNI_EXECUTOR": "inproc", "COGNI_RECONCILE_INTERVAL_SECONDS": "0",
-                 "COGNI_LLM_KEY_SECRET": SECRET},
-            name="cogni-app-llm-keys",
-        )  # fmt: skip
-        try:
-            proc.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as http:
-                yield App(http=http, db=db)
-            assert SECRET not in proc.output()
-        finally:
-            proc.stop()
+    env = {"LITELLM_API_KEY": "sk-keys", "COGNI_ADMIN_TOKEN": ADMIN, "COGNI_LLM_KEY_SECRET": SECRET}
+    with app_process("cogni_app_llm_keys_routes", "cogni-app-llm-keys", env) as (http, db, proc):
+        yield App(http=http, db=db)
+        assert SECRET not in proc.output()
 
 
 def cli(db: str, *args: str, secret: str | None = SECRET) -> subprocess.CompletedProcess[str]:
