@@ -149,7 +149,10 @@ async def open_services(settings: AppSettings, *, run_migrations: bool = True) -
             ledger, build_spend_source(settings), retention_days=settings.cogni_spend_log_retention_days
         )
         relay = Relay(
-            ledger=ledger, reconciler=reconciler, reconcile_delay_seconds=settings.cogni_reconcile_delay_seconds
+            ledger=ledger,
+            reconciler=reconciler,
+            reconcile_delay_seconds=settings.cogni_reconcile_delay_seconds,
+            on_billing_failure=reconciler.request_catchup,  # its sweeps take over what the stream could not bill
         )
         deletion = build_deletion(settings, db)
         services = AppServices(
