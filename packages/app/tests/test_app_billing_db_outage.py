@@ -76,12 +76,19 @@ def database_down(url: str) -> Iterator[None]:
 
 async def warm(db: AppDatabase, connections: int = 4) -> None:
     """Several idle connections in the pool, as in a serving app: all of them die with the restart."""
+    release = asyncio.Event()
 
     async def hold() -> None:
         async with db.pool.connection() as conn:
-            await conn.execute("SELECT pg_sleep(0.1)")
+            await conn.execute("SELECT 1")
+            await release.wait()
 
-    await asyncio.gather(*(hold() for _ in range(connections)))
+    holders = [asyncio.create_task(hold()) for _ in range(connections)]
+    while db.pool.get_stats().get("pool_size", 0) < connections:  # noqa: ASYNC110 (grows one at a time)
+        await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.gather(*holders)
+    assert db.pool.get_stats()["pool_available"] >= connections
 
 
 def usage(w: World, run_id: str, call_id: str) -> UsageFact:
@@ -105,11 +112,16 @@ def one_call_run(fact: UsageFact) -> GraphRunResult:
 
 
 async def billed_within(w: World, run_id: str, since: float, limit: float) -> float:
-    """Seconds from `since` (monotonic) until the run has a receipt; fails after `limit`."""
-    while not await w.ledger.receipts_for_run(run_id):
+    """Seconds from `since` (monotonic) until the run has a receipt; fails after `limit`. Polls over its own
+    connections: polling through the app's pool would itself clear the pool's dead connections."""
+    while True:
+        with contextlib.suppress(psycopg.OperationalError):
+            async with await psycopg.AsyncConnection.connect(w.url, connect_timeout=2) as conn:
+                cur = await conn.execute("SELECT 1 FROM charge_receipts WHERE run_id = %s", (run_id,))
+                if await cur.fetchone():
+                    return time.monotonic() - since
         assert time.monotonic() - since < limit, f"not billed within {limit}s of the database being back"
         await asyncio.sleep(0.05)
-    return time.monotonic() - since
 
 
 async def assert_billed_once(w: World, run_id: str, call_id: str, provenance: str) -> None:
