@@ -13,7 +13,7 @@ import structlog
 
 from cogni_app.billing import Accounts, ApiKeys, CreditHolds, Ledger, LlmKeyDeriver, LlmKeys
 from cogni_app.billing.reads import BillingReads
-from cogni_app.config import AppSettings
+from cogni_app.config import AppSettings, BillingSettings
 from cogni_app.db import AppDatabase, migrate, postgres_checkpointer, setup_checkpoints
 from cogni_app.deletion import DeletionJobs, DeletionReads, ServerPurgeClient, SpendLogScrubber
 from cogni_app.executors import ExecutorRouter, GraphProvider, InProcProvider, LangGraphServerProvider
@@ -86,7 +86,7 @@ def server_tls(settings: AppSettings) -> ssl.SSLContext | None:
     )
 
 
-def build_spend_source(settings: AppSettings) -> SpendLogSource:
+def build_spend_source(settings: BillingSettings) -> SpendLogSource:
     """The sink table when configured (this repo's LiteLLM setup), else LiteLLM's /spend/logs API."""
     if settings.cogni_spend_sink_database_url:
         return SinkTableSource(settings.cogni_spend_sink_database_url)
