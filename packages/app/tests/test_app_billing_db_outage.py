@@ -6,7 +6,8 @@ backend on it is terminated, as a restart does, then connections are allowed aga
 - a commit already running when its connection dies is retried by the relay (it used to be dropped and
   left to the sweep, 300 s by default);
 - a commit that starts during the outage gets a fresh connection as soon as the database is back (the
-  pool used to walk through its dead connections with 1, 2, 4, 8 s pauses);
+  pool used to walk through its dead connections with 1, 2, 4, 8 s pauses, and to retry a new connection
+  after 1, 2, 4, 8 s while the database was down);
 - a sweep that fails during the outage runs again within about a second, not at the next interval, and
   a charge that failed for good starts the catch-up sweeps that bill it from the spend log.
 """
@@ -190,6 +191,22 @@ async def test_a_commit_during_the_outage_gets_a_connection_as_soon_as_the_datab
     await asyncio.wait_for(run.finished(), 30)
     await assert_billed_once(w, run_id, call_id, "stream")
     print(f"billed {lag:.2f}s after the database was back")
+
+
+async def test_a_request_waiting_through_a_longer_outage_gets_a_connection_within_a_second_of_its_end(
+    world: World,
+) -> None:
+    """psycopg_pool retries a new connection after 1, 2, 4 s: a request waiting through a 5 s outage got its
+    connection 2 s after the end (at 7 s). The app's pool tries again every second or so while one waits."""
+    w = world
+    await warm(w.db)
+    with database_down(w.url):
+        waiting = asyncio.create_task(w.ledger.balance(w.account))
+        await asyncio.sleep(5.0)
+        assert not waiting.done()
+    back = time.monotonic()
+    assert await asyncio.wait_for(waiting, 30) == 1_000_000
+    assert time.monotonic() - back < 1.5, f"connection {time.monotonic() - back:.2f}s after the database was back"
 
 
 async def test_a_sweep_that_fails_on_an_outage_of_the_spend_log_runs_again_within_seconds_not_at_the_next_interval(
