@@ -240,9 +240,12 @@ class Reconciler:
                     log.info("reconciler sweep billed missing calls", created=created, trigger=trigger)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 failures += 1
-                log.exception("reconciler sweep failed; retrying soon", failures=failures)
+                if failures == 1:  # the traceback once; an outage then logs one line per retry
+                    log.exception("reconciler sweep failed; retrying soon")
+                else:
+                    log.warning("reconciler sweep failed again", failures=failures, error=repr(exc)[:300])
                 catchup_until = max(catchup_until, loop.time() + catchup_seconds)  # rows the outage held back
             if failures:
                 delay = catchup_interval_seconds * 2 ** min(max(failures - FAILED_SWEEP_FAST_RETRIES, 0), 16)
