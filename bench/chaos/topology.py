@@ -7,7 +7,10 @@
 - the mock model, and the LiteLLM proxy with the spend-log sink writing into the sink database;
 - two `cogni-server serve` instances (JWT auth, Redis broker, short leases) behind the balancer
   (bench/chaos/balancer.py);
-- `cogni-app serve` with the server executor, pointed at the balancer.
+- `cogni-app serve` with the server executor, pointed at the balancer;
+- `cogni-app reconcile-worker`, the billing worker: it sweeps the spend log every second whether or not
+  the app is alive (the app keeps its stream charge, post-run reconcile and default 300 s sweep), as in
+  deploy/compose.yaml and deploy/k8s.
 """
 
 from __future__ import annotations
@@ -38,7 +41,6 @@ MARKUP = "2.0"
 # Leases short enough that a killed instance's runs move on within seconds. The server refuses a
 # drain that is not shorter than lease - heartbeat (a draining run could lose its lease).
 LEASE_SECONDS, HEARTBEAT_SECONDS, DRAIN_SECONDS = 6.0, 1.0, 4.0
-RECONCILE_INTERVAL_SECONDS = 5.0
 
 
 def redis_server_binary() -> str:
@@ -60,12 +62,14 @@ class Topology:
     servers: list[ManagedProcess | None] = field(default_factory=lambda: [None, None])
     balancer: Balancer | None = None
     app: ManagedProcess | None = None
+    billing_worker: ManagedProcess | None = None
     redis_port: int = field(default_factory=free_port)
     mock_port: int = field(default_factory=free_port)
     litellm_port: int = field(default_factory=free_port)
     server_ports: list[int] = field(default_factory=lambda: [free_port(), free_port()])
     balancer_port: int = field(default_factory=free_port)
     app_port: int = field(default_factory=free_port)
+    billing_worker_port: int = field(default_factory=free_port)
     logs: list[Path] = field(default_factory=list)
 
     # -- addresses -------------------------------------------------------------------------------
@@ -117,10 +121,18 @@ class Topology:
             self.start_server(index)
         self.balancer = Balancer([f"http://127.0.0.1:{p}" for p in self.server_ports], self.balancer_port).start()
         self.start_app()
+        self.start_billing_worker()
         return self
 
     def close(self) -> None:
-        for stop in (self._stop_app, self._stop_balancer, self._stop_servers, self._stop_litellm, self._stop_rest):
+        for stop in (
+            self._stop_billing_worker,
+            self._stop_app,
+            self._stop_balancer,
+            self._stop_servers,
+            self._stop_litellm,
+            self._stop_rest,
+        ):
             try:
                 stop()
             except Exception as exc:  # keep tearing down the rest
@@ -232,7 +244,6 @@ class Topology:
             "LITELLM_API_KEY": self.litellm.master_key,
             "COGNI_SPEND_SINK_DATABASE_URL": self.sink_db,
             "COGNI_RECONCILE_DELAY_SECONDS": "1",
-            "COGNI_RECONCILE_INTERVAL_SECONDS": str(RECONCILE_INTERVAL_SECONDS),
             "COGNI_FIRST_EVENT_TIMEOUT_SECONDS": "15",
         }
 
@@ -244,6 +255,22 @@ class Topology:
     def kill_app(self) -> None:
         assert self.app is not None
         self.app.kill()
+
+    # -- billing worker --------------------------------------------------------------------------
+    def billing_worker_env(self) -> dict[str, str]:
+        assert self.litellm is not None
+        return {
+            "DATABASE_URL": self.app_db,
+            "USER_PRICE_MARKUP_FACTOR": MARKUP,
+            "LITELLM_BASE_URL": self.litellm.base_url,
+            "LITELLM_API_KEY": self.litellm.master_key,
+            "COGNI_SPEND_SINK_DATABASE_URL": self.sink_db,
+        }
+
+    def start_billing_worker(self) -> None:
+        args = [sys.executable, "-m", "cogni_app", "reconcile-worker", "--metrics-port", str(self.billing_worker_port)]
+        self.billing_worker = self._spawn(args, "billing-worker", self.billing_worker_env())
+        self.billing_worker.wait_http(f"http://127.0.0.1:{self.billing_worker_port}/metrics", timeout=90)
 
     def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """An operator call to the app, retried while it is (re)starting."""
@@ -279,6 +306,10 @@ class Topology:
         if self.app is not None:
             self.app.stop()
 
+    def _stop_billing_worker(self) -> None:
+        if self.billing_worker is not None:
+            self.billing_worker.stop()
+
     def _stop_balancer(self) -> None:
         if self.balancer is not None:
             self.balancer.stop()
@@ -302,5 +333,6 @@ class Topology:
     def healthy(self) -> None:
         """Every process answers (after a fault the campaign checks the topology is whole again)."""
         wait_for_http(f"{self.app_url}/healthz", timeout=60)
+        assert self.billing_worker is not None and self.billing_worker.proc.poll() is None, "billing worker died"
         for port in self.server_ports:
             wait_for_http(f"http://127.0.0.1:{port}/ok", timeout=60)

@@ -14,7 +14,13 @@ DEPLOY = ROOT / "deploy"
 # The blueprint's "Processes and ports" table.
 PORTS = {"server": 8123, "app": 8080, "litellm": 4000, "mock-llm": 4010, "postgres": 5432, "redis": 6379}
 IMAGE_PORTS = {"server": 8123, "app": 8080, "litellm": 4000, "mock-llm": 4010}
-K8S_PORTS = {"cogni-server": 8123, "cogni-worker": 8123, "cogni-app": 8080, "cogni-litellm": 4000}
+K8S_PORTS = {
+    "cogni-server": 8123,
+    "cogni-worker": 8123,
+    "cogni-app": 8080,
+    "cogni-billing-worker": 9464,
+    "cogni-litellm": 4000,
+}
 REQUIRED_ENV = {
     "server": {
         "LANGGRAPH_DATABASE_URL",
@@ -40,6 +46,13 @@ REQUIRED_ENV = {
         "COGNI_SPEND_SINK_DATABASE_URL",
         "LITELLM_UPSTREAM_BASE_URL",
         "COGNI_LLM_KEYS_DATABASE_URL",
+    },
+    "billing-worker": {
+        "DATABASE_URL",
+        "LITELLM_BASE_URL",
+        "LITELLM_API_KEY",
+        "USER_PRICE_MARKUP_FACTOR",
+        "COGNI_SPEND_SINK_DATABASE_URL",
     },
 }
 REQUIRED_ALERTS = {

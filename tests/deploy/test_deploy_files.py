@@ -125,7 +125,7 @@ def _published(service: dict[str, Any]) -> list[tuple[str, int, int]]:
 def test_compose_has_the_topology(compose: dict[str, Any]) -> None:
     services = compose["services"]
     core = {name for name, svc in services.items() if not svc.get("profiles")}
-    assert core == {"postgres", "redis", "mock-llm", "litellm", "server", "worker", "app"}
+    assert core == {"postgres", "redis", "mock-llm", "litellm", "server", "worker", "app", "billing-worker"}
 
 
 def test_compose_ports_match_the_blueprint_and_bind_loopback(compose: dict[str, Any]) -> None:
@@ -135,6 +135,7 @@ def test_compose_ports_match_the_blueprint_and_bind_loopback(compose: dict[str, 
     for name, service in services.items():
         assert all(ip == "127.0.0.1" for ip, _, _ in _published(service)), f"{name} publishes beyond loopback"
     assert not services["worker"].get("ports"), "workers publish nothing (scale with --scale worker=N)"
+    assert not services["billing-worker"].get("ports"), "the billing worker publishes nothing"
 
 
 def test_compose_services_have_healthchecks_and_wait_for_healthy_dependencies(compose: dict[str, Any]) -> None:
@@ -157,6 +158,8 @@ def test_compose_builds_from_the_dockerfiles(compose: dict[str, Any]) -> None:
         build = services[name]["build"]
         assert (DEPLOY / build["context"] / build["dockerfile"]).resolve().exists(), name
     assert services["worker"]["image"] == services["server"]["image"], "worker reuses the server image"
+    assert services["billing-worker"]["image"] == services["app"]["image"], "the billing worker is the app image"
+    assert services["billing-worker"]["command"][:2] == ["cogni-app", "reconcile-worker"]
 
 
 def test_compose_splits_api_and_workers_with_the_cli_flags(compose: dict[str, Any]) -> None:

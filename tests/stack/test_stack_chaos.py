@@ -1,6 +1,7 @@
 """The chaos campaign, small: the whole topology as processes, two chats per fault, and the invariants.
 
-`python -m bench.chaos` is the full campaign (docs/reliability.md). This runs it with two chats per
+`python -m bench.chaos` is the full campaign (docs/reliability.md), with the billing worker
+(`cogni-app reconcile-worker`) beside the app as deployed. This runs it with two chats per
 batch and every fault but the LiteLLM proxy restart (a cold start of the proxy takes 15 to 60 s on
 this kind of machine, more than the rest of the campaign together; the full campaign covers it), and
 asserts what a paying user and an operator would notice: no acknowledged run lost, nothing executed
@@ -55,5 +56,7 @@ def test_no_run_lost_or_duplicated_and_every_call_billed_exactly_once_under_each
         assert not any("fault failed" in n or "no running run" in n for n in result.notes), where
         if result.fault in STRUCK:
             assert any(STRUCK[result.fault] in n for n in result.notes), where
+    worker = topology.billing_worker
+    assert worker is not None and worker.proc.poll() is None, "the billing worker rode every fault out"
     disconnects = next(r for r in results if r.fault == "client-disconnect")
     assert disconnects.client_done < disconnects.verdict.runs  # clients hung up before the end, and were billed in full

@@ -110,7 +110,12 @@ async def test_periodic_sweep_counts_failures_keeps_running_and_bills_once_the_s
 async def test_failed_post_run_reconcile_is_counted_and_the_user_still_gets_the_run(world: World) -> None:
     w = world
     before_after_run, before_sweep = errors("after_run"), errors("sweep")
-    relay = Relay(ledger=w.ledger, reconciler=Reconciler(w.ledger, unreachable_source()), reconcile_delay_seconds=0)
+    relay = Relay(  # no retry: this is about the pass that fails for good
+        ledger=w.ledger,
+        reconciler=Reconciler(w.ledger, unreachable_source()),
+        reconcile_delay_seconds=0,
+        commit_retry_seconds=0,
+    )
     final: asyncio.Future[GraphFinal] = asyncio.get_running_loop().create_future()
 
     async def stream() -> AsyncIterator[AiEvent]:

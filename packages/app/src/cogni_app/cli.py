@@ -1,4 +1,4 @@
-"""`cogni-app`: serve the chat API, migrate the app database, manage API keys."""
+"""`cogni-app`: serve the chat API, run the billing worker, migrate the app database, manage API keys."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
-from cogni_app.config import AppSettings, DatabaseSettings
+from cogni_app.config import AppSettings, BillingSettings, DatabaseSettings
 
 if TYPE_CHECKING:
     from cogni_app.services import KeyService, LlmKeyService
@@ -68,6 +68,30 @@ def serve(
         )
     finally:
         shutdown_tracing()  # the last requests' spans are exported before we go
+
+
+@app.command("reconcile-worker")
+def reconcile_worker(
+    host: str = typer.Option("127.0.0.1", help="Interface of the metrics endpoint."),
+    metrics_port: int = typer.Option(9464, help="Port of the Prometheus /metrics endpoint (0: none)."),
+    migrate: bool = typer.Option(True, help="Apply pending app-database migrations at start-up."),
+    log_level: str = typer.Option("info", help="Log level."),
+) -> None:
+    """Bill from the spend log in a process of its own, whether or not an app process is alive: sweep from the
+    durable cursor every COGNI_RECONCILE_WORKER_INTERVAL_SECONDS (1 s). Several side by side are safe."""
+    from prometheus_client import start_http_server
+
+    from cogni_ai_core.observability import shutdown_tracing
+    from cogni_app.worker import run_worker
+
+    _observability(log_level)
+    settings = _settings(BillingSettings)
+    if metrics_port:
+        start_http_server(metrics_port, addr=host)
+    try:
+        asyncio.run(run_worker(settings, run_migrations=migrate))
+    finally:
+        shutdown_tracing()
 
 
 def _observability(level: str) -> None:

@@ -32,13 +32,30 @@ class LlmKeySettings(DatabaseSettings):
     cogni_llm_key_secret: SecretStr | None = None
 
 
-class AppSettings(DatabaseSettings):
-    """Every knob of `cogni-app serve`; names are the environment variables (case-insensitive)."""
+class BillingSettings(DatabaseSettings):
+    """What billing from the spend log needs (`cogni-app reconcile-worker`, and `serve` on top of the rest)."""
 
-    langgraph_server_url: str = "http://127.0.0.1:8123"
     litellm_base_url: str = "http://127.0.0.1:4000"
     litellm_api_key: SecretStr = SecretStr("")
     user_price_markup_factor: Decimal = Decimal("2.0")
+    cogni_spend_sink_database_url: str | None = None
+    cogni_models_refresh_seconds: float = Field(default=60.0, gt=0)
+    cogni_spend_log_retention_days: int = Field(default=90, ge=0)
+    cogni_reconcile_worker_interval_seconds: float = Field(default=1.0, gt=0)
+    """How often `cogni-app reconcile-worker` sweeps the spend log from its durable cursor."""
+    cogni_reconcile_worker_settle_seconds: float = Field(default=1.0, ge=0)
+    """The worker leaves calls younger than this to the app's stream charge (which carries the request id)."""
+
+    @field_validator("user_price_markup_factor")
+    @classmethod
+    def _markup(cls, value: Decimal) -> Decimal:
+        return validate_markup(value)
+
+
+class AppSettings(BillingSettings):
+    """Every knob of `cogni-app serve`; names are the environment variables (case-insensitive)."""
+
+    langgraph_server_url: str = "http://127.0.0.1:8123"
     cogni_jwt_secret: SecretStr | None = None
     cogni_jwt_audience: str = "cogni-agent-server"
     cogni_jwt_ttl_seconds: int = Field(default=300, gt=0, le=3600)
@@ -51,26 +68,18 @@ class AppSettings(DatabaseSettings):
     cogni_executor: ExecutorName = "server"
     cogni_executor_map: str = ""
     cogni_default_graph_id: str = DEFAULT_GRAPH_ID
-    cogni_spend_sink_database_url: str | None = None
     cogni_reconcile_delay_seconds: float = Field(default=2.0, ge=0)
     cogni_reconcile_interval_seconds: float = Field(default=300.0, ge=0)
     cogni_reconcile_catchup_seconds: float = Field(default=120.0, ge=0)
     """After start, sweep every `cogni_reconcile_catchup_interval_seconds` for this long (0: no catch-up)."""
     cogni_reconcile_catchup_interval_seconds: float = Field(default=1.0, gt=0)
     cogni_first_event_timeout_seconds: float = Field(default=15.0, gt=0)
-    cogni_models_refresh_seconds: float = Field(default=60.0, gt=0)
-    cogni_spend_log_retention_days: int = Field(default=90, ge=0)
     cogni_max_request_body_bytes: int = Field(default=1_048_576, gt=0)
     cogni_credit_hold_ttl_seconds: float = Field(default=900.0, gt=0)
     cogni_llm_key_secret: SecretStr | None = None
     """Derives each account's LiteLLM key (docs/compliance.md, "Key lifecycle"); unset = the shared LITELLM_API_KEY."""
     cogni_console_server_url: str | None = None
     """The Agent Server's address as the operator's browser reaches it (default: LANGGRAPH_SERVER_URL)."""
-
-    @field_validator("user_price_markup_factor")
-    @classmethod
-    def _markup(cls, value: Decimal) -> Decimal:
-        return validate_markup(value)
 
     @field_validator("cogni_admin_token")
     @classmethod

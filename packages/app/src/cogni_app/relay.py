@@ -3,8 +3,12 @@
 The pump is a task owned by the relay, never by the HTTP request: a client that goes away only
 stops reading its UI queue; the run, its billing and the post-run reconciliation carry on. The UI
 queue gets every event but `usage_report` and always ends with `done` (after `error` on failure).
-A billing failure is logged and counted, never surfaced to the user: the reconciler takes the
-charge later from the spend log.
+A billing failure is never surfaced to the user. A commit (or the post-run reconcile) that fails on a
+transient database error (a Postgres restart, a failover) is retried with a short backoff for up to
+`commit_retry_seconds`, so the call is billed within about a second of the database being back; the
+retry is safe because the ledger charges each call once by its idempotency key, whether or not the
+failed attempt committed. What still fails is logged, counted, and hands over to the reconciler
+(`on_billing_failure`: its catch-up sweeps take the charge from the spend log).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import structlog
 from prometheus_client import Counter, Gauge
 
 from cogni_ai_core import AiEvent, AiExecutionErrorCode, Done, ErrorEvent, UsageFact, UsageReport
+from cogni_app.db import is_transient
 from cogni_app.executors.port import GraphFinal, GraphRunResult
 
 log = structlog.get_logger(__name__)
@@ -33,6 +38,12 @@ USAGE_BILLED_ON_CANCEL = Counter(
     "LLM calls of a cancelled run (shutdown past the drain) billed from what the provider had collected",
 )
 RUNS_IN_FLIGHT = Gauge("cogni_app_relay_runs_in_flight", "Runs the relay is still pumping or billing")
+BILLING_RETRIES = Counter(
+    "cogni_app_relay_billing_retries_total",
+    "Usage commits and post-run reconciles retried after a transient database error, by stage",
+    ["stage"],
+)
+RETRY_FIRST_DELAY_SECONDS, RETRY_MAX_DELAY_SECONDS = 0.1, 1.0
 RECONCILE_AFTER_RUN = Counter(
     "cogni_app_relay_reconciled_receipts_total",
     "Receipts the post-run reconciliation created (usage the stream missed)",
@@ -100,11 +111,15 @@ class Relay:
         reconciler: RunReconciler | None = None,
         reconcile_delay_seconds: float = 2.0,
         final_timeout_seconds: float = 10.0,
+        commit_retry_seconds: float = 60.0,
+        on_billing_failure: Callable[[str], None] | None = None,
     ) -> None:
         self._ledger = ledger
         self._reconciler = reconciler
         self._reconcile_delay = reconcile_delay_seconds
         self._final_timeout = final_timeout_seconds
+        self._retry_seconds = commit_retry_seconds
+        self._on_billing_failure = on_billing_failure
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(
@@ -188,33 +203,60 @@ class Relay:
     ) -> None:
         try:
             while (report := await queue.get()) is not None:
-                if self._ledger is None:
-                    continue
-                try:
-                    outcome = await self._ledger.commit_usage_fact(
-                        report.fact, provenance="stream", ingress_request_id=ingress_request_id
-                    )
-                    USAGE_COMMITS.labels(outcome="created" if getattr(outcome, "created", True) else "replay").inc()
-                except Exception as exc:
-                    USAGE_COMMITS.labels(outcome="failed").inc()
-                    log.error(
-                        "usage_commit_failed",
-                        run_id=run.run_id,
-                        usage_unit_id=report.fact.usage_unit_id,
-                        error=repr(exc)[:500],
-                    )
+                if self._ledger is not None:
+                    await self._commit(run, report.fact, ingress_request_id)
         finally:
             run.billed.set()
 
+    async def _commit(self, run: RelayedRun, fact: UsageFact, ingress_request_id: str | None) -> None:
+        assert self._ledger is not None
+        ledger = self._ledger
+        try:
+            outcome = await self._retrying(
+                "commit",
+                lambda: ledger.commit_usage_fact(fact, provenance="stream", ingress_request_id=ingress_request_id),
+            )
+        except Exception as exc:
+            USAGE_COMMITS.labels(outcome="failed").inc()
+            log.error("usage_commit_failed", run_id=run.run_id, usage_unit_id=fact.usage_unit_id, error=repr(exc)[:500])
+            self._billing_failed(f"usage commit of run {run.run_id} failed")
+            return
+        USAGE_COMMITS.labels(outcome="created" if getattr(outcome, "created", True) else "replay").inc()
+
+    async def _retrying(self, stage: str, attempt: Callable[[], Awaitable[Any]]) -> Any:
+        """`attempt()`, again after a transient database error, backing off from 0.1 s to 1 s, for up to
+        `commit_retry_seconds`; other errors and the last transient one are raised."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._retry_seconds
+        delay = RETRY_FIRST_DELAY_SECONDS
+        while True:
+            try:
+                return await attempt()
+            except Exception as exc:
+                if not is_transient(exc) or loop.time() + delay > deadline:
+                    raise
+                BILLING_RETRIES.labels(stage=stage).inc()
+                log.warning("billing_retry_after_database_error", stage=stage, error=repr(exc)[:300], delay=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_DELAY_SECONDS)
+
+    def _billing_failed(self, reason: str) -> None:
+        if self._on_billing_failure is not None:
+            self._on_billing_failure(reason)
+
     async def _reconcile(self, run: RelayedRun) -> None:
         """Catch what the stream missed; the spend-log sink writes asynchronously, hence the delay."""
-        if self._reconciler is None:
+        reconciler = self._reconciler
+        if reconciler is None:
             return
         await asyncio.sleep(self._reconcile_delay)
         try:
-            created = await self._reconciler.reconcile_run(run.billing_account_id, run.run_id)
+            created = await self._retrying(
+                "reconcile", lambda: reconciler.reconcile_run(run.billing_account_id, run.run_id)
+            )
         except Exception as exc:
             log.error("post_run_reconcile_failed", run_id=run.run_id, error=repr(exc)[:500])
+            self._billing_failed(f"post-run reconcile of run {run.run_id} failed")
             return
         if created:
             RECONCILE_AFTER_RUN.inc(created)

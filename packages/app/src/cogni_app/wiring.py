@@ -13,7 +13,7 @@ import structlog
 
 from cogni_app.billing import Accounts, ApiKeys, CreditHolds, Ledger, LlmKeyDeriver, LlmKeys
 from cogni_app.billing.reads import BillingReads
-from cogni_app.config import AppSettings
+from cogni_app.config import AppSettings, BillingSettings
 from cogni_app.db import AppDatabase, migrate, postgres_checkpointer, setup_checkpoints
 from cogni_app.deletion import DeletionJobs, DeletionReads, ServerPurgeClient, SpendLogScrubber
 from cogni_app.executors import ExecutorRouter, GraphProvider, InProcProvider, LangGraphServerProvider
@@ -86,7 +86,7 @@ def server_tls(settings: AppSettings) -> ssl.SSLContext | None:
     )
 
 
-def build_spend_source(settings: AppSettings) -> SpendLogSource:
+def build_spend_source(settings: BillingSettings) -> SpendLogSource:
     """The sink table when configured (this repo's LiteLLM setup), else LiteLLM's /spend/logs API."""
     if settings.cogni_spend_sink_database_url:
         return SinkTableSource(settings.cogni_spend_sink_database_url)
@@ -149,7 +149,10 @@ async def open_services(settings: AppSettings, *, run_migrations: bool = True) -
             ledger, build_spend_source(settings), retention_days=settings.cogni_spend_log_retention_days
         )
         relay = Relay(
-            ledger=ledger, reconciler=reconciler, reconcile_delay_seconds=settings.cogni_reconcile_delay_seconds
+            ledger=ledger,
+            reconciler=reconciler,
+            reconcile_delay_seconds=settings.cogni_reconcile_delay_seconds,
+            on_billing_failure=reconciler.request_catchup,  # its sweeps take over what the stream could not bill
         )
         deletion = build_deletion(settings, db)
         services = AppServices(

@@ -8,7 +8,10 @@ cost whose spend log now has one is charged its cost once, as a correction.
 
 At start the app sweeps at once and then every second or so for a catch-up period
 (`run_periodically(catchup_seconds=...)`): the calls of runs an earlier process left in flight are
-billed within seconds of their end, not at the next periodic sweep.
+billed within seconds of their end, not at the next periodic sweep. A failed charge starts the same
+catch-up again (`request_catchup`), and a failed sweep is retried within seconds, not at the next
+interval. `cogni-app reconcile-worker` runs the sweep every second in a process of its own, so calls
+are billed also while no app process is alive (cogni_app.worker).
 
 The sweep reads from a durable cursor (`reconcile_cursors` in the app database): every call after the
 last committed position, however old, so an app or spend-log outage of any length loses no call. The
@@ -36,6 +39,8 @@ from cogni_app.reconcile.records import Position, SpendLogRecord, SpendLogSource
 from cogni_app.reconcile.status import MAX_LISTED_DIFFERENCES, SweepReport
 
 log = structlog.get_logger(__name__)
+FAILED_SWEEP_FAST_RETRIES, FAILED_SWEEP_MAX_DELAY_SECONDS = 10, 30.0
+"""A failed sweep is retried every catch-up interval 10 times, then backing off to every 30 s (or the interval)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class Reconciler:
         """After a clean sweep, delete spend-log rows older than this behind the cursor (0: keep them all)."""
         self.last_sweep: SweepReport | None = None
         """The latest sweep (running or finished), for the operator console."""
+        self._catchup_requested = asyncio.Event()
 
     @traced("reconcile.run", lambda self, *a, **kw: {"cogni.run_id": str(kw.get("run_id", a[-1] if a else ""))})
     async def reconcile_run(self, billing_account_id: str, run_id: str) -> int:
@@ -200,31 +206,66 @@ class Reconciler:
         if saved is not None:
             metrics.RECONCILER_CURSOR_LAG.set(max((datetime.now(UTC) - saved[0]).total_seconds(), 0.0))
 
+    def request_catchup(self, reason: str) -> None:
+        """Sweep now and then every catch-up interval for the catch-up period: a charge (or a post-run
+        reconcile) just failed, so a call may be waiting for the spend log. No-op unless `run_periodically`
+        runs in this process."""
+        log.info("reconciler catch-up requested", reason=reason)
+        self._catchup_requested.set()
+
     async def run_periodically(
         self, interval_seconds: float, *, catchup_seconds: float = 0.0, catchup_interval_seconds: float = 1.0
     ) -> None:
         """Sweep at once, then every `catchup_interval_seconds` for the first `catchup_seconds`, then every
-        `interval_seconds`, until cancelled; a failed sweep is logged and retried at the next tick.
+        `interval_seconds`, until cancelled.
 
         The catch-up phase is for a restart: runs the previous process had in flight keep running on the
         Agent Server, and nobody follows their streams any more, so their calls (ending while the app was
-        down or just after it came back) have only the spend log to be billed from.
+        down or just after it came back) have only the spend log to be billed from. `request_catchup()`
+        starts the same phase again (a charge failed). A failed sweep (database or spend log unreachable)
+        is retried every `catchup_interval_seconds` ten times, then less and less often, never less often
+        than every `FAILED_SWEEP_MAX_DELAY_SECONDS` or the interval, and the catch-up phase runs on for
+        `catchup_seconds` after the last failure: an outage is followed by a sweep within about a second or
+        two of its end, and rows the sink writes late are billed within a second of their arrival.
         """
         loop = asyncio.get_running_loop()
         catchup_until = loop.time() + catchup_seconds
         trigger = "startup"
+        failures = 0
         while True:
             try:
                 created = await self.sweep(trigger=trigger)
+                failures = 0
                 if created:
                     log.info("reconciler sweep billed missing calls", created=created, trigger=trigger)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("reconciler sweep failed; retrying at the next interval")
-            catching_up = loop.time() + catchup_interval_seconds < catchup_until
-            trigger = "catchup" if catching_up else "interval"
-            await asyncio.sleep(catchup_interval_seconds if catching_up else interval_seconds)
+            except Exception as exc:
+                failures += 1
+                if failures == 1:  # the traceback once; an outage then logs one line per retry
+                    log.exception("reconciler sweep failed; retrying soon")
+                else:
+                    log.warning("reconciler sweep failed again", failures=failures, error=repr(exc)[:300])
+                catchup_until = max(catchup_until, loop.time() + catchup_seconds)  # rows the outage held back
+            if failures:
+                delay = catchup_interval_seconds * 2 ** min(max(failures - FAILED_SWEEP_FAST_RETRIES, 0), 16)
+                delay, trigger = min(delay, FAILED_SWEEP_MAX_DELAY_SECONDS, interval_seconds), "retry"
+            elif loop.time() + catchup_interval_seconds < catchup_until:
+                delay, trigger = catchup_interval_seconds, "catchup"
+            else:
+                delay, trigger = interval_seconds, "interval"
+            if await self._wait_for_catchup_request(delay):
+                catchup_until = loop.time() + catchup_seconds
+                trigger = "catchup"
+
+    async def _wait_for_catchup_request(self, seconds: float) -> bool:
+        """Sleep `seconds`, or less when `request_catchup()` is called meanwhile (then True)."""
+        try:
+            await asyncio.wait_for(self._catchup_requested.wait(), seconds)
+        except TimeoutError:
+            return False
+        self._catchup_requested.clear()
+        return True
 
     async def _facts(self, records: list[SpendLogRecord], account: str) -> list[_Pending]:
         pending: list[_Pending] = []
