@@ -54,18 +54,59 @@ async def _connection_alive(conn: Conn) -> None:
         raise psycopg.OperationalError("the server closed this connection while it was idle")
 
 
+RECONNECT_ATTEMPT_SECONDS = 1.0
+REGROW_DELAY_SECONDS = 0.25
+
+
+class _RestartAware:
+    """The pool's hooks for a database restart, which kills every pooled connection at once.
+
+    The first dead connection found drains the pool (every idle one is replaced), instead of finding the
+    others dead one request at a time. While the database is down, psycopg_pool retries a connection
+    after 1, 2, 4, 8 s, so a request waiting through an outage got its connection up to ~2 s after the
+    database was back (measured: 1.5-1.9 s after a 5 s outage); a reconnection now gives up after a
+    second and, while a request waits, starts again a quarter of a second later.
+    """
+
+    def __init__(self) -> None:
+        self.pool: AsyncConnectionPool[Conn] | None = None
+        self._regrowing: set[asyncio.Future[None]] = set()
+
+    async def check(self, conn: Conn) -> None:
+        try:
+            await _connection_alive(conn)
+        except psycopg.OperationalError:
+            if self.pool is not None:
+                await self.pool.drain()
+            raise
+
+    def reconnect_failed(self, pool: AsyncConnectionPool[Conn]) -> None:
+        if pool.get_stats().get("requests_waiting", 0):
+            asyncio.get_running_loop().call_later(REGROW_DELAY_SECONDS, self._regrow)
+
+    def _regrow(self) -> None:
+        if self.pool is not None and not self.pool.closed:
+            task = asyncio.ensure_future(self.pool.check())  # with no connection left, check() grows the pool
+            self._regrowing.add(task)
+            task.add_done_callback(self._regrowing.discard)
+
+
 async def open_pool(url: str, *, min_size: int, max_size: int, connect_timeout: float) -> AsyncConnectionPool[Conn]:
     """Open the pool and wait until its minimum connections are up (fails fast when unreachable)."""
+    hooks = _RestartAware()
     pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
         url,
         min_size=min_size,
         max_size=max_size,
         kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": 0},
-        check=_connection_alive,
+        check=hooks.check,
+        reconnect_timeout=RECONNECT_ATTEMPT_SECONDS,
+        reconnect_failed=hooks.reconnect_failed,
         open=False,
         timeout=connect_timeout,
         name="cogni",
     )
+    hooks.pool = pool
     await pool.open(wait=True, timeout=connect_timeout)
     return pool
 
