@@ -20,6 +20,7 @@ from cogni_server.graphs import GraphRegistry
 from cogni_server.graphs.config import ProjectConfig
 from cogni_server.graphs.store_config import load_embed_function, read_store_config
 from cogni_server.graphs.webhooks_config import thread_ttl_config, webhooks_config
+from cogni_server.memdiag import snapshot_periodically
 from cogni_server.memtrim import trim_periodically
 from cogni_server.runs.executor import Executor
 from cogni_server.runs.lifecycle import RunLifecycle
@@ -137,6 +138,7 @@ async def running_server(
     store: StoreBackend | None = None
     jobs: BackgroundJobs | None = None
     trimmer: asyncio.Task[None] | None = None
+    snapshots: asyncio.Task[None] | None = None
     try:
         checkpointer = PooledPostgresSaver(pool)
         await setup_checkpointer(pool, checkpointer)
@@ -199,6 +201,16 @@ async def running_server(
         jobs.start()
         if settings.malloc_trim_seconds > 0:
             trimmer = asyncio.create_task(trim_periodically(settings.malloc_trim_seconds), name="malloc-trim")
+        if settings.tracemalloc_dir is not None:
+            snapshots = asyncio.create_task(
+                snapshot_periodically(
+                    settings.tracemalloc_dir,
+                    settings.tracemalloc_seconds,
+                    settings.tracemalloc_frames,
+                    settings.tracemalloc_delay_seconds,
+                ),
+                name="tracemalloc-snapshots",
+            )
         log.info(
             "cogni-server ready: graphs=%s workers=%s auth=%s",
             registry.graph_ids(),
@@ -207,10 +219,11 @@ async def running_server(
         )
         yield context
     finally:
-        if trimmer is not None:
-            trimmer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await trimmer
+        for task in (trimmer, snapshots):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if jobs is not None:
             await jobs.stop()
         if workers is not None:
