@@ -14,6 +14,7 @@ import uuid
 
 import orjson
 
+from cogni_server.serde import dumps
 from cogni_server.streaming import InMemoryBroker
 from cogni_server.streaming.thread_log import PendingEvent, channel_of
 from cogni_server.streaming.thread_log_memory import InMemoryThreadLog
@@ -111,6 +112,28 @@ async def test_process_memory_stays_near_the_budget_under_a_flood() -> None:
         tracemalloc.stop()
     assert broker.retained_bytes <= 4 * 1024 * KIB
     assert held < 12 * 1024 * KIB, f"{held / 1024 / 1024:.1f} MiB held"
+
+
+async def test_orjson_events_hold_what_the_budget_counts() -> None:
+    """Events as the executor publishes them (``serde.dumps``): orjson hands back its whole work buffer
+    (4 KiB for a small event), so before the broker kept a right-sized copy a 4 MiB budget of small
+    events held ~60 MiB; the soak's RSS grew ~3.5 MiB a minute with both budgets flat (issue 12)."""
+    broker = InMemoryBroker(max_bytes=4 * 1024 * KIB, min_retention_seconds=0)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(1000):
+            rid = run_id()
+            for step in range(20):  # small events, as a short run's values/updates/metadata are
+                await broker.publish(rid, "values", dumps({"count": step, "run": i}), thread_id=f"t{i % 4}")
+            await broker.end(rid)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert broker.retained_bytes <= 4 * 1024 * KIB
+    assert held < 1.2 * broker.retained_bytes, f"{held / 1024 / 1024:.1f} MiB held for {broker.retained_bytes} counted"
 
 
 class Ceilings:
