@@ -14,6 +14,7 @@ import uuid
 
 import orjson
 
+from cogni_server.serde import dumps
 from cogni_server.streaming import InMemoryBroker
 from cogni_server.streaming.thread_log import PendingEvent, channel_of
 from cogni_server.streaming.thread_log_memory import InMemoryThreadLog
@@ -113,18 +114,76 @@ async def test_process_memory_stays_near_the_budget_under_a_flood() -> None:
     assert held < 12 * 1024 * KIB, f"{held / 1024 / 1024:.1f} MiB held"
 
 
+async def test_orjson_events_hold_what_the_budget_counts() -> None:
+    """Events as the executor publishes them (``serde.dumps``): orjson hands back its whole work buffer
+    (4 KiB for a small event), so before the broker kept a right-sized copy a 4 MiB budget of small
+    events held ~60 MiB; the soak's RSS grew ~3.5 MiB a minute with both budgets flat (issue 12)."""
+    broker = InMemoryBroker(max_bytes=4 * 1024 * KIB, min_retention_seconds=0)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(1000):
+            rid = run_id()
+            for step in range(20):  # small events, as a short run's values/updates/metadata are
+                await broker.publish(rid, "values", dumps({"count": step, "run": i}), thread_id=f"t{i % 4}")
+            await broker.end(rid)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert broker.retained_bytes <= 4 * 1024 * KIB
+    assert held < 1.2 * broker.retained_bytes, f"{held / 1024 / 1024:.1f} MiB held for {broker.retained_bytes} counted"
+
+
 class Ceilings:
     """The durable seq ceiling per thread (Postgres in production)."""
 
-    def __init__(self) -> None:
+    def __init__(self, start: int = 0) -> None:
+        self.start = start
         self.ceilings: dict[str, int] = {}
 
     async def ceiling(self, thread_id: str) -> int | None:
-        return self.ceilings.get(thread_id, 0)
+        return self.ceilings.get(thread_id, self.start)
 
     async def reserve(self, thread_id: str, at_least: int, block: int) -> int | None:
-        self.ceilings[thread_id] = max(self.ceilings.get(thread_id, 0), at_least) + block
+        self.ceilings[thread_id] = max(self.ceilings.get(thread_id, self.start), at_least) + block
         return self.ceilings[thread_id]
+
+
+def small_event(i: int) -> PendingEvent:
+    body = orjson.dumps({"data": {"count": i}})
+    return PendingEvent("values", "values", (), b'"method":"values","params":' + body + b"}")
+
+
+async def thread_log_held(threads: int, runs_per_thread: int, events_per_run: int) -> tuple[int, int]:
+    """(traced bytes, estimated bytes) of a thread log after that much traffic (no budget)."""
+    log = InMemoryThreadLog(Ceilings(start=5000), max_events=10_000, ttl_seconds=3600, max_bytes=1 << 40)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for t in range(threads):
+            for r in range(runs_per_thread):
+                events = [small_event(i) for i in range(events_per_run)]
+                log.publish(f"thread-{t}", events, run_id=str(uuid.UUID(int=t << 64 | r)))
+            await log.flush()
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    estimate = log.retained_bytes
+    await log.close()
+    return held, estimate
+
+
+async def test_the_thread_log_estimate_holds_for_short_and_long_threads() -> None:
+    """The budget counts what is really held, whatever the mix: under a fixed estimate, a mix moving from
+    many one-run threads (overestimated 25% before) to a few long conversations (underestimated 23%)
+    grew the real memory by half the budget (the soak's four long-lived threads, issue 12)."""
+    for shape in ((2000, 1, 10), (4, 600, 10), (1000, 1, 30)):
+        held, estimate = await thread_log_held(*shape)
+        assert 0.8 < held / estimate < 1.15, f"{shape}: {held} held, {estimate} estimated"
 
 
 def protocol_event(i: int) -> PendingEvent:

@@ -21,6 +21,7 @@ from cogni_server.graphs import GraphRegistry
 from cogni_server.graphs.config import ProjectConfig
 from cogni_server.graphs.store_config import load_embed_function, read_store_config
 from cogni_server.graphs.webhooks_config import thread_ttl_config, webhooks_config
+from cogni_server.memdiag import snapshot_periodically
 from cogni_server.memtrim import trim_periodically
 from cogni_server.runs.executor import Executor
 from cogni_server.runs.lifecycle import RunLifecycle
@@ -138,6 +139,7 @@ async def running_server(
     store: StoreBackend | None = None
     jobs: BackgroundJobs | None = None
     trimmer: asyncio.Task[None] | None = None
+    snapshots: asyncio.Task[None] | None = None
     try:
         checkpointer = PooledPostgresSaver(pool)
         await setup_checkpointer(pool, checkpointer)
@@ -203,6 +205,16 @@ async def running_server(
         watch_pauses()
         if settings.gc_freeze:
             freeze_startup_heap()
+        if settings.tracemalloc_dir is not None:
+            snapshots = asyncio.create_task(
+                snapshot_periodically(
+                    settings.tracemalloc_dir,
+                    settings.tracemalloc_seconds,
+                    settings.tracemalloc_frames,
+                    settings.tracemalloc_delay_seconds,
+                ),
+                name="tracemalloc-snapshots",
+            )
         log.info(
             "cogni-server ready: graphs=%s workers=%s auth=%s",
             registry.graph_ids(),
@@ -211,10 +223,11 @@ async def running_server(
         )
         yield context
     finally:
-        if trimmer is not None:
-            trimmer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await trimmer
+        for task in (trimmer, snapshots):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if jobs is not None:
             await jobs.stop()
         if workers is not None:

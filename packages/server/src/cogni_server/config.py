@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     thread_stream_memory_mb: float = Field(default=32.0, gt=0, validation_alias="COGNI_THREAD_STREAM_MEMORY_MB")
     malloc_trim_seconds: float = Field(default=30.0, ge=0, validation_alias="COGNI_MALLOC_TRIM_SECONDS")
     gc_freeze: bool = Field(default=True, validation_alias="COGNI_GC_FREEZE")  # see cogni_server/gcpause.py
+    # diagnosis only (cogni_server/memdiag.py): tracemalloc snapshots in this directory, off when unset
+    tracemalloc_dir: Path | None = Field(default=None, validation_alias="COGNI_TRACEMALLOC_DIR")
+    tracemalloc_seconds: float = Field(default=300.0, gt=0, validation_alias="COGNI_TRACEMALLOC_SECONDS")
+    tracemalloc_delay_seconds: float = Field(default=0.0, ge=0, validation_alias="COGNI_TRACEMALLOC_DELAY_SECONDS")
+    tracemalloc_frames: int = Field(default=16, ge=1, le=100, validation_alias="COGNI_TRACEMALLOC_FRAMES")
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0, validation_alias="COGNI_MAX_BODY_BYTES")
     pool_min_size: int = Field(default=2, ge=1, validation_alias="COGNI_POOL_MIN_SIZE")
     pool_max_size: int = Field(default=20, ge=1, validation_alias="COGNI_POOL_MAX_SIZE")

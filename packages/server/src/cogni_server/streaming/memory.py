@@ -17,6 +17,10 @@ time and unsubscribed thread streams by last event, down to 90% of the budget. A
 a subscribed thread's and a run ended less than 5 s ago are never evicted (the first two are capped at
 ``max_events``), and a subscriber already replaying an evicted stream reads it to its end. Sizes are
 estimates (event bytes plus a fixed overhead per event), exposed as ``retained_bytes``.
+
+Each event's bytes are copied once into a right-sized object before they are kept (``right_sized``):
+orjson hands back its whole work buffer (at least 4 KiB, and up to ~13 times the JSON's length), so a
+kept ``dumps()`` result held several times what the estimate counted, and RSS grew past the budget.
 """
 
 from __future__ import annotations
@@ -44,12 +48,21 @@ from cogni_server.streaming.base import (
 _PURGE_INTERVAL = 1.0
 _IDLE_SCAN_INTERVAL = 30.0
 DEFAULT_MAX_BYTES = 128 * 1024 * 1024
-ENTRY_OVERHEAD_BYTES = 200  # per retained event beside its data: id, key tuple, object headers (an estimate)
+ENTRY_OVERHEAD_BYTES = 280  # per retained event beside its data: id, key tuple, object headers (tracemalloc: ~270)
 STREAM_OVERHEAD_BYTES = 2000  # per stream: the object, its deque, its subscribers' WeakSet (measured ~2 KB)
 _EVICT_TO = 0.9  # an eviction pass frees down to this share of the budget
 MIN_RETAINED_SECONDS = 5.0  # an ended run's stream is kept this long whatever the budget (a /wait subscribing late)
 
 log = logging.getLogger("cogni_server.streaming")
+
+
+def right_sized(data: bytes) -> bytes:
+    """A copy of ``data`` whose allocation is its length, for bytes kept for minutes.
+
+    orjson (3.12 on) returns bytes whose allocation is its whole work buffer and never shrinks it:
+    ``dumps({"count": 1})`` holds 4 KiB, a 5 KB event 64 KiB (measured with tracemalloc;
+    ``sys.getsizeof`` shows only the length). The copy costs a memcpy per published event."""
+    return bytes(memoryview(data))
 
 
 def _cost(item: StreamEvent) -> int:
@@ -186,6 +199,7 @@ class InMemoryBroker:
         self, run_id: str, event: str, data: bytes, *, resumable: bool = True, thread_id: str | None = None
     ) -> str:
         now = time.monotonic()
+        data = right_sized(data)  # kept for minutes (one copy shared by the run's and thread's streams)
         stream = self._runs.get(run_id)
         if stream is None:
             stream = self._runs[run_id] = self._new_stream(now)

@@ -32,8 +32,8 @@ from cogni_server.streaming.thread_log import (
 _MAX_MARKS = 1000
 _PURGE_INTERVAL = 30.0
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
-ENTRY_OVERHEAD_BYTES = 150  # per retained event beside its data (object headers, strings, tuple): an estimate
-THREAD_OVERHEAD_BYTES = 3600  # per thread: its object, deque, marks, subscribers' WeakSet (measured ~3.6 KB)
+ENTRY_OVERHEAD_BYTES = 200  # per retained event beside its data: StoredEvent, its seq, deque slot (tracemalloc: ~190)
+THREAD_OVERHEAD_BYTES = 2400  # per thread: object, deque, marks, WeakSet, dict slot (tracemalloc: ~2.4 KB)
 _EVICT_TO = 0.9
 
 
