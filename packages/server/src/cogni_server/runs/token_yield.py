@@ -18,21 +18,26 @@ from langchain_core.callbacks import AsyncCallbackHandler
 
 YIELD_SECONDS = 0.002
 # The first token goes through several hand-offs before it is written (LangGraph's stream queue, the
-# executor's publish, the broker's subscriber, the SSE writer): one loop turn each.
+# executor's publish, the broker's subscriber, the SSE writer): one loop turn each. LangGraph's handler
+# may run after ours on a token (it joins the callbacks later), so the first token is queued only by
+# the time the second arrives: both get the turns.
 FIRST_TOKEN_TURNS = 4
+EAGER_TOKENS = 2
 
 
 class TokenYield(AsyncCallbackHandler):
-    """Inline per-token hook: a few loop turns at the first token, then one every YIELD_SECONDS."""
+    """Inline per-token hook: a few loop turns at the first tokens, then one every YIELD_SECONDS."""
 
     run_inline = True
 
     def __init__(self) -> None:
-        self._next: float | None = None
+        self._tokens = 0
+        self._next = 0.0
 
     async def on_llm_new_token(self, token: Any, **kwargs: Any) -> None:
+        self._tokens += 1
         now = asyncio.get_running_loop().time()
-        if self._next is None:
+        if self._tokens <= EAGER_TOKENS:
             for _ in range(FIRST_TOKEN_TURNS):
                 await asyncio.sleep(0)
         elif now < self._next:
