@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,31 +15,18 @@ import pytest
 import structlog.testing
 
 from cogni_ai_core import ExecutorType, SourceSystem, UsageFact
-from cogni_app.billing import Accounts, Ledger
 from cogni_app.db import AppDatabase
 from cogni_app.reconcile import Reconciler, SinkTableSource
 from testsupport.spend_log import metric, spend_row, write_spend_rows
 
+from .billing_world import World, make_world
+
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class World:
-    url: str
-    db: AppDatabase
-    ledger: Ledger
-    account: str
-    vkey: str
 
 
 @pytest.fixture
 async def world(sink_and_app_db: tuple[str, AppDatabase]) -> AsyncIterator[World]:
-    url, db = sink_and_app_db
-    accounts = Accounts(db)
-    account = await accounts.create_account("acme", initial_credits=1_000_000)
-    vkey = await accounts.create_virtual_key(account.id)
-    ledger = Ledger(db, markup=Decimal("2.0"), is_free_model=lambda m: m == "free-chat")
-    yield World(url, db, ledger, account.id, vkey.id)
+    yield await make_world(sink_and_app_db, "acme", is_free_model=lambda m: m == "free-chat")
 
 
 def stream_fact(w: World, call_id: str, cost: Decimal | None, *, model: str = "gpt-4o-mini") -> UsageFact:

@@ -19,14 +19,12 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 
 import psycopg
 import pytest
 
 from cogni_ai_core import AiEvent, Done, ExecutorType, SourceSystem, TextDelta, UsageFact, UsageReport
-from cogni_app.billing import Accounts, Ledger
 from cogni_app.db import AppDatabase
 from cogni_app.executors import GraphFinal, GraphRunResult
 from cogni_app.reconcile import Reconciler, SinkTableSource
@@ -35,28 +33,17 @@ from cogni_litellm_sink.schema import DDL
 from testsupport import ADMIN_URL, fresh_database
 from testsupport.spend_log import spend_row, write_spend_rows
 
+from .billing_world import World, make_world
+
 pytestmark = pytest.mark.integration
 OUTAGE_SECONDS = 2.0
 PROMPTLY_SECONDS = 2.5  # "a second or two" after the database is back, with room for a loaded machine
 PERIODIC_SWEEP_SECONDS = 300.0  # the default interval: what a missed call used to wait for
 
 
-@dataclass
-class World:
-    url: str
-    db: AppDatabase
-    ledger: Ledger
-    account: str
-    vkey: str
-
-
 @pytest.fixture
 async def world(sink_and_app_db: tuple[str, AppDatabase]) -> AsyncIterator[World]:
-    url, db = sink_and_app_db
-    accounts = Accounts(db)
-    account = await accounts.create_account("outage", initial_credits=1_000_000)
-    vkey = await accounts.create_virtual_key(account.id)
-    yield World(url, db, Ledger(db, markup=Decimal("2.0"), is_free_model=lambda _: False), account.id, vkey.id)
+    yield await make_world(sink_and_app_db, "outage")
 
 
 @contextlib.contextmanager

@@ -6,38 +6,26 @@ passes a call whose charge failed, and what is left unbilled is counted. Real Po
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import psycopg
 import pytest
 
 from cogni_ai_core import UsageFact
-from cogni_app.billing import Accounts, CommitResult, Ledger, Provenance
+from cogni_app.billing import CommitResult, Ledger, Provenance
 from cogni_app.db import AppDatabase
 from cogni_app.reconcile import Reconciler, SinkTableSource
 from cogni_app.reconcile.records import Position, SpendLogRecord
 from testsupport.spend_log import metric, spend_row, write_spend_rows
 
+from .billing_world import World, make_world
+
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class World:
-    url: str
-    db: AppDatabase
-    ledger: Ledger
-    account: str
 
 
 @pytest.fixture
 async def world(sink_and_app_db: tuple[str, AppDatabase]) -> AsyncIterator[World]:
-    url, db = sink_and_app_db
-    accounts = Accounts(db)
-    account = await accounts.create_account("acme", initial_credits=1_000_000)
-    await accounts.create_virtual_key(account.id)
-    yield World(url, db, Ledger(db, markup=Decimal("2.0"), is_free_model=lambda _: False), account.id)
+    yield await make_world(sink_and_app_db, "acme")
 
 
 def write_at(url: str, when: datetime, *call_ids: str, account: str, run_id: str = "run-1") -> None:
