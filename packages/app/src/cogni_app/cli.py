@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from cogni_app.config import AppSettings, BillingSettings, DatabaseSettings
 
 if TYPE_CHECKING:
+    from cogni_app.db import AppDatabase
     from cogni_app.services import KeyService, LlmKeyService
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Cogni app runtime: chat API and billing.")
@@ -122,39 +123,59 @@ def migrate_command() -> None:
     typer.echo("app database is up to date")
 
 
-def _with_keys(action: Callable[[KeyService], Awaitable[Any]]) -> Any:
-    """Run one key action on the database; a missing account or key id, or a revoked key to rotate, is a clear
-    error and exit code 1 (what the operator routes answer 404 and 409); a database that cannot be reached or
-    is not migrated, exit code 2."""
+def _on_app_database(
+    database_url: str,
+    use: Callable[[AppDatabase], Awaitable[Any]],
+    *,
+    not_found_or_conflict: tuple[type[Exception], ...],
+    unavailable: tuple[type[Exception], ...] = (),
+) -> Any:
+    """Run one operator action on the app database (a pool of one connection). The domain's "no such
+    account or key" and "conflicts with its state" errors exit 1 (what the operator routes answer 404 and
+    409); an unusable configuration (`unavailable`), a database that cannot be reached or is not migrated
+    exit 2. stdout stays the action's JSON: logs go to stderr."""
     from psycopg.errors import UndefinedTable
     from psycopg_pool import PoolTimeout
 
-    from cogni_app.billing import ApiKeys, RevokedApiKey, UnknownAccount, UnknownApiKeyId
     from cogni_app.db import AppDatabase
-    from cogni_app.services import KeyService
 
-    settings = _settings(DatabaseSettings)
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout is the JSON answer
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
 
     async def run() -> Any:
-        db = AppDatabase(settings.database_url, min_size=1, max_size=1)
+        db = AppDatabase(database_url, min_size=1, max_size=1)
         await db.open()
         try:
-            return await action(KeyService(ApiKeys(db)))
+            return await use(db)
         finally:
             await db.close()
 
     try:
         return asyncio.run(run())
-    except (UnknownAccount, UnknownApiKeyId, RevokedApiKey) as exc:
+    except not_found_or_conflict as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    except unavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     except PoolTimeout:
         typer.echo("error: cannot connect to DATABASE_URL", err=True)
         raise typer.Exit(2) from None
     except UndefinedTable:
         typer.echo("error: the app database is not migrated: run `cogni-app migrate`", err=True)
         raise typer.Exit(2) from None
+
+
+def _with_keys(action: Callable[[KeyService], Awaitable[Any]]) -> Any:
+    """Run one API-key action (errors: `_on_app_database`)."""
+    from cogni_app.billing import ApiKeys, RevokedApiKey, UnknownAccount, UnknownApiKeyId
+    from cogni_app.services import KeyService
+
+    settings = _settings(DatabaseSettings)
+    return _on_app_database(
+        settings.database_url,
+        lambda db: action(KeyService(ApiKeys(db))),
+        not_found_or_conflict=(UnknownAccount, UnknownApiKeyId, RevokedApiKey),
+    )
 
 
 def _print(body: Any) -> None:
@@ -188,10 +209,7 @@ def keys_rotate(key_id: str = typer.Argument(..., help="The key's id (from `keys
 
 
 def _with_llm_keys(action: Callable[[LlmKeyService], Awaitable[Any]]) -> Any:
-    """Run one LLM-key action on the database; errors exit as `_with_keys` does (no secret to mint with: 2)."""
-    from psycopg.errors import UndefinedTable
-    from psycopg_pool import PoolTimeout
-
+    """Run one LLM-key action (errors: `_on_app_database`; no secret to mint with exits 2)."""
     from cogni_app.billing import (
         LlmKeyDeriver,
         LlmKeyExists,
@@ -202,36 +220,17 @@ def _with_llm_keys(action: Callable[[LlmKeyService], Awaitable[Any]]) -> Any:
         UnknownLlmKeyId,
     )
     from cogni_app.config import LlmKeySettings
-    from cogni_app.db import AppDatabase
     from cogni_app.services import LlmKeyService
 
     settings = _settings(LlmKeySettings)
     secret = settings.cogni_llm_key_secret
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-
-    async def run() -> Any:
-        db = AppDatabase(settings.database_url, min_size=1, max_size=1)
-        await db.open()
-        try:
-            deriver = LlmKeyDeriver(secret.get_secret_value()) if secret else None
-            return await action(LlmKeyService(LlmKeys(db, deriver)))
-        finally:
-            await db.close()
-
-    try:
-        return asyncio.run(run())
-    except (UnknownAccount, UnknownLlmKeyId, RevokedLlmKey, LlmKeyExists) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    except LlmKeysUnavailable as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except PoolTimeout:
-        typer.echo("error: cannot connect to DATABASE_URL", err=True)
-        raise typer.Exit(2) from None
-    except UndefinedTable:
-        typer.echo("error: the app database is not migrated: run `cogni-app migrate`", err=True)
-        raise typer.Exit(2) from None
+    deriver = LlmKeyDeriver(secret.get_secret_value()) if secret else None
+    return _on_app_database(
+        settings.database_url,
+        lambda db: action(LlmKeyService(LlmKeys(db, deriver))),
+        not_found_or_conflict=(UnknownAccount, UnknownLlmKeyId, RevokedLlmKey, LlmKeyExists),
+        unavailable=(LlmKeysUnavailable,),
+    )
 
 
 @llm_keys_app.command("list")
