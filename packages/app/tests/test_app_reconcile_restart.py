@@ -11,7 +11,6 @@ spend-log sink (the orphaned runs' calls), real Postgres.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import uuid
@@ -23,9 +22,10 @@ from typing import Any
 import httpx
 import pytest
 
-from cogni_ai_core.pricing import price_usage
 from testsupport import ManagedProcess, free_port, fresh_database
 from testsupport.llm_stack import LlmStack, running_llm_stack
+
+from . import proxy_calls
 
 pytestmark = [pytest.mark.integration, pytest.mark.proxy]
 ADMIN = "op-" + "r" * 40
@@ -77,20 +77,7 @@ class App:
 
 
 def llm_call(stack: LlmStack, account: str, run_id: str) -> tuple[str, int]:
-    """One call of `account`'s run through the proxy, as a graph makes it; its call id and its price in credits
-    once the sink has its spend-log row."""
-    metadata = {"run_id": run_id, "attempt": 0, "graph_id": "langgraph:chat", "billing_account_id": account,
-                "executor_type": "langgraph_server"}  # fmt: skip
-    response = httpx.post(
-        f"{stack.litellm_base_url}/chat/completions",
-        headers={"Authorization": f"Bearer {stack.master_key}", "x-litellm-spend-logs-metadata": json.dumps(metadata)},
-        json={"model": stack.paid_model, "user": account, "messages": [{"role": "user", "content": "hi"}]},
-        timeout=60.0,
-    )
-    assert response.status_code == 200, response.text
-    call_id = response.headers["x-litellm-call-id"]
-    row = stack.wait_for_spend_row(call_id)
-    return call_id, price_usage(Decimal(str(row["spend"])), markup=MARKUP, is_free=False).credits
+    return proxy_calls.llm_call(stack, account, run_id, markup=MARKUP)
 
 
 def wait_for_receipts(app: App, run_id: str, count: int) -> list[dict[str, Any]]:

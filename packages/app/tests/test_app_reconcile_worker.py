@@ -11,7 +11,6 @@ through the LiteLLM proxy with the spend-log sink, real Postgres.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import uuid
@@ -25,9 +24,10 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from cogni_ai_core.pricing import price_usage
 from testsupport import ManagedProcess, free_port, fresh_database
 from testsupport.llm_stack import LlmStack, running_llm_stack
+
+from . import proxy_calls
 
 pytestmark = [pytest.mark.integration, pytest.mark.proxy]
 ADMIN = "op-" + "w" * 40
@@ -74,20 +74,10 @@ def new_account(app_url: str) -> str:
 
 
 def llm_call(stack: LlmStack, account: str, run_id: str) -> tuple[str, int, float]:
-    """One call of `account`'s run through the proxy, as a graph makes it: its call id, its price in credits,
-    and when (monotonic) its spend-log row was there."""
-    metadata = {"run_id": run_id, "attempt": 0, "graph_id": "langgraph:chat", "billing_account_id": account,
-                "executor_type": "langgraph_server"}  # fmt: skip
-    response = httpx.post(
-        f"{stack.litellm_base_url}/chat/completions",
-        headers={"Authorization": f"Bearer {stack.master_key}", "x-litellm-spend-logs-metadata": json.dumps(metadata)},
-        json={"model": stack.paid_model, "user": account, "messages": [{"role": "user", "content": "hi"}]},
-        timeout=60.0,
-    )
-    assert response.status_code == 200, response.text
-    call_id = response.headers["x-litellm-call-id"]
-    row = stack.wait_for_spend_row(call_id)
-    return call_id, price_usage(Decimal(str(row["spend"])), markup=MARKUP, is_free=False).credits, time.monotonic()
+    """One call of the run through the proxy: its id, price in credits and when (monotonic) its spend-log
+    row was there."""
+    call_id, credits = proxy_calls.llm_call(stack, account, run_id, markup=MARKUP)
+    return call_id, credits, time.monotonic()
 
 
 def receipts(database_url: str, run_id: str) -> list[dict[str, Any]]:
