@@ -27,3 +27,18 @@ def fresh_database(prefix: str = "cogni_test") -> Iterator[str]:
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def every_row(url: str) -> dict[str, list[str]]:
+    """Every row of every table of the database, found in the catalogue (so a table added later is read
+    too), each row as its JSON text (bytea as hex); keyed by schema-qualified table name. For tests that
+    look for a value (a secret, a user's content) anywhere in the database."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        tables = conn.execute(
+            "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables"
+            " WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+        ).fetchall()
+        return {
+            str(name): [str(r[0]) for r in conn.execute(f"SELECT row_to_json(t)::text FROM {name} t")]
+            for (name,) in tables
+        }

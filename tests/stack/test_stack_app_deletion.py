@@ -23,6 +23,7 @@ import pytest
 
 from cogni_ai_core import derive_thread_id
 from testsupport import ManagedProcess, free_port, fresh_database
+from testsupport.databases import every_row
 from testsupport.llm_stack import LlmStack, running_llm_stack
 
 pytestmark = [pytest.mark.stack, pytest.mark.proxy, pytest.mark.integration]
@@ -80,17 +81,7 @@ def chat(stack: Stack, user: User, message: str, state_key: str | None = None) -
 
 def table_rows(url: str) -> dict[str, list[str]]:
     """Every row of every table in the database (from the catalogue), each as its JSON text."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        tables = conn.execute(
-            "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables"
-            " WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
-        ).fetchall()
-        return {
-            str(name).rpartition(".")[2]: [
-                str(r[0]) for r in conn.execute(f"SELECT row_to_json(t)::text FROM {name} t")
-            ]
-            for (name,) in tables
-        }
+    return {name.rpartition(".")[2]: rows for name, rows in every_row(url).items()}
 
 
 def where(stack: Stack, needles: set[str]) -> dict[str, set[str]]:

@@ -31,6 +31,7 @@ from psycopg.rows import dict_row
 from cogni_ai_core import LLM_KEY_HEADER
 from cogni_app.service_auth import ServiceTokenMinter
 from testsupport import ManagedProcess, free_port, fresh_database
+from testsupport.databases import every_row
 from testsupport.llm_stack import LlmStack, running_llm_stack
 
 pytestmark = [pytest.mark.stack, pytest.mark.proxy, pytest.mark.integration]
@@ -295,15 +296,7 @@ def test_a_revoked_key_fails_the_servers_run_with_an_llm_key_rejected_error_even
 
 def table_texts(url: str) -> dict[str, str]:
     """Every table of the database (from the catalogue) as the text of all its rows (bytea shows as hex)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        tables = conn.execute(
-            "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables"
-            " WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
-        ).fetchall()
-        return {
-            name: "\n".join(str(r[0]) for r in conn.execute(f"SELECT row_to_json(t)::text FROM {name} t"))
-            for (name,) in tables
-        }
+    return {name: "\n".join(rows) for name, rows in every_row(url).items()}
 
 
 def test_the_key_is_in_no_table_checkpoint_log_or_event_of_the_server(stack: Stack) -> None:

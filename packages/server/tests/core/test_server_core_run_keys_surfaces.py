@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 
 from cogni_ai_core import LLM_KEY_HEADER, compose_llm_key
 from testsupport import free_port, fresh_database
+from testsupport.databases import every_row
 
 from .conftest import KEY_A, KEY_B, PROJECT, Server, start_server
 
@@ -99,15 +100,7 @@ def command(cid: int, method: str, params: dict[str, Any]) -> dict[str, Any]:
 
 def table_texts(url: str) -> dict[str, str]:
     """Every table of the database (from the catalogue) as the text of all its rows (bytea shows as hex)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        tables = conn.execute(
-            "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables"
-            " WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
-        ).fetchall()
-        return {
-            name: "\n".join(str(r[0]) for r in conn.execute(f"SELECT row_to_json(t)::text FROM {name} t"))
-            for (name,) in tables
-        }
+    return {name: "\n".join(rows) for name, rows in every_row(url).items()}
 
 
 def assert_in_no_table(url: str, key: str) -> None:
