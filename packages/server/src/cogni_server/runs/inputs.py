@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langgraph.types import Command, Send
 
 from cogni_server.auth.custom import USER_KEY, AuthUser
@@ -64,4 +65,16 @@ def run_config(run: dict[str, Any], settings: RunSettings | None = None) -> dict
     )
     config["metadata"] = metadata
     config["run_id"] = run_id
+    return config
+
+
+def with_callback(config: dict[str, Any], handler: BaseCallbackHandler) -> dict[str, Any]:
+    """The run's config with ``handler`` among its LangChain callbacks (a list, or the caller's manager)."""
+    callbacks = config.get("callbacks")
+    if isinstance(callbacks, list):
+        config["callbacks"] = [*callbacks, handler]
+    elif callbacks is None:
+        config["callbacks"] = [handler]
+    else:  # a callback manager from the caller's config: add ours to it
+        callbacks.add_handler(handler, inherit=True)
     return config

@@ -16,6 +16,8 @@ from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackHandler
 
+from cogni_server.runs.inputs import with_callback
+
 YIELD_SECONDS = 0.002
 # The first token goes through several hand-offs before it is written (LangGraph's stream queue, the
 # executor's publish, the broker's subscriber, the SSE writer): one loop turn each. LangGraph's handler
@@ -49,12 +51,4 @@ class TokenYield(AsyncCallbackHandler):
 
 def with_token_yield(config: dict[str, Any]) -> dict[str, Any]:
     """The run's config with a fresh TokenYield among its callbacks."""
-    handler = TokenYield()
-    callbacks = config.get("callbacks")
-    if isinstance(callbacks, list):
-        config["callbacks"] = [*callbacks, handler]
-    elif callbacks is None:
-        config["callbacks"] = [handler]
-    else:  # a callback manager from the caller's config
-        callbacks.add_handler(handler, inherit=True)
-    return config
+    return with_callback(config, TokenYield())

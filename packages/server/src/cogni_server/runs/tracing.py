@@ -32,6 +32,7 @@ from cogni_ai_core.observability import (
     tracer,
     tracing_enabled,
 )
+from cogni_server.runs.inputs import with_callback
 
 _tracer = tracer("cogni_server.runs")
 LITELLM_USAGE_KEY = "litellm"  # where the graphs' LLM client keeps the call's usage (response_metadata)
@@ -222,16 +223,7 @@ def observe(run: Mapping[str, Any], carrier: Mapping[str, str] | None) -> Iterat
 def with_graph_spans(config: dict[str, Any]) -> dict[str, Any]:
     """The run's config with the node/LLM span callbacks added, when ``observe`` opened spans for it."""
     spans = _graph_spans.get()
-    if spans is None:
-        return config
-    callbacks = config.get("callbacks")
-    if isinstance(callbacks, list):
-        config["callbacks"] = [*callbacks, spans]
-    elif callbacks is None:
-        config["callbacks"] = [spans]
-    else:  # a callback manager from the caller's config: add ours to it
-        callbacks.add_handler(spans, inherit=True)
-    return config
+    return config if spans is None else with_callback(config, spans)
 
 
 def _str(value: Any) -> str | None:
