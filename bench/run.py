@@ -27,11 +27,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import floor, measure, report, servers
+from bench import floor, floor_http, measure, report, servers
 from bench.servers import Target
 
 MEASUREMENTS = ("sequential", "concurrent", "tokens", "thread-stream")
 FLOOR = "floor"
+FLOOR_HTTP = "floor-http"
 Starter = Callable[[str], AbstractContextManager[Target]]
 
 
@@ -41,7 +42,7 @@ def section(measurement: str) -> str:
 
 
 def start_choices() -> list[str]:
-    return sorted([*servers.STARTERS, FLOOR])
+    return sorted([*servers.STARTERS, FLOOR, FLOOR_HTTP])
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -180,6 +181,8 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Starter]]:
     for name in args.start:
         if name == FLOOR:
             targets.append((name, functools.partial(floor.floor, saver=args.floor_saver)))
+        elif name == FLOOR_HTTP:
+            targets.append((name, floor_http.floor_http))
         else:
             targets.append((name, servers.STARTERS[name]))
     for value in args.peer:
