@@ -70,16 +70,17 @@ def test_absolute_config_keeps_the_graphs_loadable_from_any_directory(tmp_path: 
 
 @pytest.mark.integration
 def test_one_command_measures_our_server_and_the_floor(tmp_path: Path) -> None:
-    """A tiny run of the real command: our server on a fresh database, the floor, the mock model."""
+    """A tiny run of the real command: our server on a fresh database, the floor (in-process and behind
+    HTTP), the mock model."""
     out = tmp_path / "bench.json"
-    args = ["--runs", "5", "--warmup", "1", "--clients", "2", "--runs-per-client", "2"]
-    args += ["--tokens", "30", "--token-runs", "1", "--start", "floor", "--out", str(out)]
+    args = ["--runs", "5", "--warmup", "1", "--clients", "2", "--runs-per-client", "2", "--tokens", "30"]
+    args += ["--token-runs", "1", "--start", "floor", "--start", "floor-http", "--out", str(out)]
     proc = subprocess.run(
         [sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True, timeout=240, check=False
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     result = json.loads(out.read_text())
-    ours, floor = result["results"]
+    ours, floor, floor_http = result["results"]
     assert ours["name"] == "ours" and ours["details"]["storage"].startswith("postgres")
     assert ours["sequential"]["runs"] == 5 and ours["sequential"]["failures"] == 0
     assert ours["sequential"]["median_ms"] > 0 and ours["sequential"]["p99_ms"] >= ours["sequential"]["median_ms"]
@@ -93,8 +94,14 @@ def test_one_command_measures_our_server_and_the_floor(tmp_path: Path) -> None:
     assert floor["sequential"]["runs"] == 5 and floor["sequential"]["failures"] == 0
     assert floor["concurrent"]["runs"] == 4 and floor["tokens"]["tokens"] == 30
     assert floor["thread_stream"] == {"served": False, "note": "no server: nothing serves the thread-streaming API"}
+    # the floor behind the official client's three requests: every run checked like a server's
+    assert floor_http["name"] == "floor-http" and floor_http["kind"] == "floor behind HTTP"
+    assert floor_http["sequential"]["runs"] == 5 and floor_http["sequential"]["failures"] == 0
+    assert floor_http["concurrent"]["runs"] == 4 and floor_http["tokens"]["tokens"] == 30
+    assert floor_http["thread_stream"]["served"] is False and "404" in floor_http["thread_stream"]["note"]
     assert result["ratios"]["floor"]["sequential_median"] is not None
     assert result["floor_ratios"]["ours"]["sequential_median"] is not None
+    assert result["floor_ratios"]["floor-http"]["sequential_median"] is not None
     assert result["machine"]["cores"] and result["command"].startswith("uv run python -m bench")
     assert "ours" in proc.stdout and "median ms" in proc.stdout and "overhead over the floor" in proc.stdout
 
@@ -152,7 +159,7 @@ def test_bench_arguments_name_todays_peers_and_the_floor() -> None:
     args = run.parse_args(["--start", "langhost", "--start", "aegra011", "--start", "floor", "--only", "thread-stream"])
     assert [name for name, _ in run.plan(args)] == ["ours", "langhost", "aegra011", "floor"]
     assert args.floor_saver == "pooled" and args.only == ["thread-stream"]
-    assert {"langhost", "aegra011", "langgraph-dev", "aegra", "floor"} <= set(run.start_choices())
+    assert {"langhost", "aegra011", "langgraph-dev", "aegra", "floor", "floor-http"} <= set(run.start_choices())
     with pytest.raises(SystemExit):
         run.parse_args(["--start", "floor", "--start", "floor"])
     with pytest.raises(SystemExit):
