@@ -107,7 +107,7 @@ class FloorApp:
             await conn.execute(INSERT_RUN, (run_id, thread_id))
         modes = body.get("stream_mode") or ["values"]
         modes = [modes] if isinstance(modes, str) else modes
-        location = f"/threads/{thread_id}/runs/{run_id}".encode()
+        location = f"/threads/{thread_id}/runs/{run_id}/stream".encode()  # as ours and the reference
         headers = [(b"content-type", b"text/event-stream"), (b"location", location)]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await _event(send, "metadata", _json({"run_id": run_id, "attempt": 1}))

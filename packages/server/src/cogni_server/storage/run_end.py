@@ -12,18 +12,11 @@ from psycopg.types.json import Jsonb
 from cogni_server.storage.pool import Conn
 from cogni_server.storage.runs import LOCK_THREAD_OF_RUNS, refresh_thread_status
 
-# The fenced finish: the run update and the thread summary commit together, after LOCK_THREAD_OF_RUNS.
+# The fenced finish: the run update and the thread summary commit together, after the thread's row is
+# locked (the lock order of storage.runs), in one call: migration 0008 says why a function.
 FINISH = (
-    "WITH r AS (UPDATE runs SET status = %(run_status)s, worker_id = NULL, lease_expires_at = NULL,"
-    " updated_at = now() WHERE run_id = %(run)s AND worker_id = %(worker)s AND status = 'running'"
-    " RETURNING thread_id)"
-    " UPDATE threads t SET status = CASE WHEN EXISTS (SELECT 1 FROM runs x WHERE x.thread_id = t.thread_id"
-    " AND x.run_id <> %(run)s AND x.status IN ('pending', 'running')) THEN 'busy' ELSE %(status)s END,"
-    ' "values" = CASE WHEN %(upd)s THEN %(values)s ELSE t."values" END,'
-    " interrupts = CASE WHEN %(upd)s THEN %(interrupts)s ELSE t.interrupts END,"
-    " error = %(error)s, updated_at = now(),"
-    " state_updated_at = CASE WHEN %(upd)s THEN now() ELSE t.state_updated_at END"
-    " FROM r WHERE t.thread_id = r.thread_id RETURNING t.status"
+    "SELECT cogni_finish_run(%(run)s, %(worker)s, %(run_status)s, %(status)s, %(values)s, %(interrupts)s,"
+    " %(error)s, %(upd)s) AS status"
 )
 DELETE_OWN_RUN = "DELETE FROM runs WHERE run_id = %s AND worker_id = %s RETURNING thread_id"
 
@@ -50,25 +43,23 @@ async def finish(
 ) -> Finished | None:
     """Mark the run done and summarise the thread, fenced by the lease owner. None if we lost it.
 
-    The thread's row is locked first (LOCK_THREAD_OF_RUNS); both statements go out in one pipeline.
+    One autocommit statement, one round trip (the function locks the thread's row first).
     """
-    async with conn.pipeline(), conn.transaction():
-        await conn.execute(LOCK_THREAD_OF_RUNS, ([run_id],))
-        cur = await conn.execute(
-            FINISH,
-            {
-                "run": run_id,
-                "worker": worker_id,
-                "run_status": status,
-                "status": thread_status,
-                "values": Jsonb(values),
-                "interrupts": Jsonb(interrupts),
-                "error": Jsonb(error) if error is not None else None,
-                "upd": update_state,
-            },
-        )
-        row = await cur.fetchone()
-    return None if row is None else Finished(thread_busy=row["status"] == "busy")
+    cur = await conn.execute(
+        FINISH,
+        {
+            "run": run_id,
+            "worker": worker_id,
+            "run_status": status,
+            "status": thread_status,
+            "values": Jsonb(values),
+            "interrupts": Jsonb(interrupts),
+            "error": Jsonb(error) if error is not None else None,
+            "upd": update_state,
+        },
+    )
+    row = await cur.fetchone()
+    return None if row is None or row["status"] is None else Finished(thread_busy=row["status"] == "busy")
 
 
 async def delete_cancelled(conn: Conn, run_id: uuid.UUID | str, worker_id: str) -> uuid.UUID | None:
