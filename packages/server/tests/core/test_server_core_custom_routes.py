@@ -133,7 +133,9 @@ async def test_cors_preflight_follows_http_cors(custom_server: str) -> None:
         assert wrong_method.status_code == 400
 
 
-def test_disabled_meta_and_api_families_and_build_only_keys(database: str, tmp_path: Path) -> None:
+def test_disabled_meta_and_api_families_and_build_only_keys(tmp_path: Path) -> None:
+    """On a database of its own: the module's custom server (webhooks on) would otherwise share the
+    webhook outbox and could claim this run's delivery first (seen under load)."""
     project = _project(
         tmp_path,
         python_version="3.11",
@@ -141,7 +143,7 @@ def test_disabled_meta_and_api_families_and_build_only_keys(database: str, tmp_p
         http={"disable_meta": True, "disable_assistants": True, "disable_threads": True, "disable_webhooks": True},
     )
     port = free_port()
-    with receiver() as hooks:
+    with fresh_database("cogni_server_disabled") as database, receiver() as hooks:
         proc = start_server(
             database,
             port,
