@@ -4,6 +4,7 @@
     uv run python -m bench capacity --streams 2000      (idle streams: see bench/capacity.py)
     uv run python -m bench profile                      (py-spy breakdown of a run: see bench/profile.py)
     uv run python -m bench soak --minutes 30            (memory and fds under mixed traffic: bench/soak.py)
+    uv run python -m bench phases                       (a trivial run's phases, ours vs floor-http: bench/phases.py)
 
 starts the mock model, then, one target at a time (so they never compete for the CPU), our server
 on a fresh Postgres database, each requested peer from its cached venv, and the in-process floor;
@@ -201,6 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench import profile
 
         return profile.main(argv[1:])
+    if argv[:1] == ["phases"]:
+        from bench import phases
+
+        return phases.main(argv[1:])
     if argv[:1] == ["soak"]:
         from bench import soak
 
