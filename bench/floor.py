@@ -76,8 +76,8 @@ def make_saver(pool: AsyncConnectionPool[Any], kind: str) -> AsyncPostgresSaver:
 
 
 @asynccontextmanager
-async def floor_graphs(database_url: str, saver_kind: str = "pooled") -> AsyncIterator[dict[str, Pregel]]:
-    """`trivial` and `llm` compiled with a Postgres checkpointer on `database_url` (set up first)."""
+async def floor_pool(database_url: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
+    """A psycopg pool set up as our server's (autocommit, dict rows, prepared at once, 20 at most)."""
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         database_url,
         min_size=1,
@@ -87,11 +87,23 @@ async def floor_graphs(database_url: str, saver_kind: str = "pooled") -> AsyncIt
     )
     await pool.open(wait=True, timeout=30)
     try:
-        saver = make_saver(pool, saver_kind)
-        await saver.setup()
-        yield {name: load_graph(name).copy(update={"checkpointer": saver}) for name in ("trivial", "llm")}
+        yield pool
     finally:
         await pool.close()
+
+
+async def compiled_graphs(pool: AsyncConnectionPool[Any], saver_kind: str = "pooled") -> dict[str, Pregel]:
+    """`trivial` and `llm` compiled with a Postgres checkpointer on `pool` (set up first)."""
+    saver = make_saver(pool, saver_kind)
+    await saver.setup()
+    return {name: load_graph(name).copy(update={"checkpointer": saver}) for name in ("trivial", "llm")}
+
+
+@asynccontextmanager
+async def floor_graphs(database_url: str, saver_kind: str = "pooled") -> AsyncIterator[dict[str, Pregel]]:
+    """`trivial` and `llm` compiled with a Postgres checkpointer on `database_url`."""
+    async with floor_pool(database_url) as pool:
+        yield await compiled_graphs(pool, saver_kind)
 
 
 def _thread_config(**configurable: Any) -> RunnableConfig:

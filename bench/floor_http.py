@@ -33,11 +33,10 @@ from typing import Any
 
 import orjson
 import uvicorn
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from bench.floor import DURABILITY, POOL_MAX_SIZE, load_graph
+from bench.floor import DURABILITY, compiled_graphs, floor_pool
 from bench.servers import Target, _start
 from cogni_ai_core.wire_json import wire_default
 from testsupport import ManagedProcess, free_port, fresh_database
@@ -165,27 +164,13 @@ async def _event(send: Send, event: str, data: bytes) -> None:
 
 
 async def _serve(port: int, database_url: str) -> None:
-    from cogni_server.storage.checkpointer import PooledPostgresSaver
-
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        database_url,
-        min_size=1,
-        max_size=POOL_MAX_SIZE,
-        kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": 0},
-        open=False,
-    )
-    await pool.open(wait=True, timeout=30)
-    async with pool.connection() as conn:
-        for statement in SCHEMA:
-            await conn.execute(statement)
-    saver = PooledPostgresSaver(pool)
-    await saver.setup()
-    graphs = {name: load_graph(name).copy(update={"checkpointer": saver}) for name in ("trivial", "llm")}
-    config = uvicorn.Config(FloorApp(pool, graphs), host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    try:
+    async with floor_pool(database_url) as pool:
+        async with pool.connection() as conn:
+            for statement in SCHEMA:
+                await conn.execute(statement)
+        app = FloorApp(pool, await compiled_graphs(pool))  # our checkpointer, as the in-process floor's
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
         await uvicorn.Server(config).serve()
-    finally:
-        await pool.close()
 
 
 @contextmanager
