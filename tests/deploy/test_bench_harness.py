@@ -155,6 +155,28 @@ def test_ratios_to_ours_and_to_the_floor_in_the_same_run() -> None:
     assert "| ours | 8.00 | 12.0 | 0 | 160.0 |" in md and "| langhost | 30.0x |" in md
 
 
+@pytest.mark.integration
+def test_phases_time_the_clients_three_requests_against_ours_and_floor_http() -> None:
+    """`python -m bench phases`: both targets started, every phase timed, ours beside floor-http."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "phases", "--runs", "5", "--warmup", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    rows = {line.split("|")[1].strip(): line for line in proc.stdout.splitlines() if line.startswith("| ")}
+    assert rows["phase (median ms)"].split("|")[2:4] == [" ours ", " floor-http "]
+    for phase in ("create", "stream headers", "first values", "to the check", "check", "total"):
+        ours, floor_http, _diff = (cell.strip() for cell in rows[phase].split("|")[2:5])
+        assert float(ours) > 0 and float(floor_http) > 0, rows[phase]
+    for column in (2, 3):  # each run's total holds each of its phases, so the medians keep that order
+        total = float(rows["total"].split("|")[column])
+        assert all(float(rows[p].split("|")[column]) <= total for p in ("create", "first values", "check"))
+
+
 def test_bench_arguments_name_todays_peers_and_the_floor() -> None:
     args = run.parse_args(["--start", "langhost", "--start", "aegra011", "--start", "floor", "--only", "thread-stream"])
     assert [name for name, _ in run.plan(args)] == ["ours", "langhost", "aegra011", "floor"]
