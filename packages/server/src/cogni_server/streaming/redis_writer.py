@@ -42,6 +42,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from cogni_server.streaming.base import DEFAULT_OUTAGE_SECONDS, BrokerClosed, BrokerUnavailable, Outage, parse_event_id
+from cogni_server.streaming.redis_packed import Arg, command, execute
 
 _log = logging.getLogger("cogni_server.streaming.redis_broker")
 
@@ -238,16 +239,14 @@ class BatchedStreamWriter:
                 op.future.set_result(value)
 
     async def _execute(self, batch: list[_Op]) -> list[Any]:
-        """One pipeline for the batch; the results, one per command (errors as values)."""
-        pipe = self._redis.pipeline(transaction=False)
-        count = 0
+        """One pipeline for the batch, packed here (``redis_packed``); the results, one per command
+        (errors as values)."""
+        commands: list[bytes] = []
         expired: set[str] = set()
 
-        def add(op: _Op, command: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-            nonlocal count
-            command(*args, **kwargs)
-            op.commands.append(count)
-            count += 1
+        def add(op: _Op, *args: Arg) -> None:
+            op.commands.append(len(commands))
+            commands.append(command(*args))
 
         for op in batch:
             op.commands = []
@@ -256,26 +255,30 @@ class BatchedStreamWriter:
                 if op.event_id is None and op.tried and op.known_id is None:
                     op.known_id = await self._written_first_entry(key, op.fields)
                 if op.known_id is None:
-                    xadd_id = op.event_id or "*"
-                    add(op, pipe.xadd, key, op.fields, id=xadd_id, maxlen=self._max_events, approximate=True)
+                    add(op, *self._xadd(key, op.event_id or "*", op.fields))
                 if key not in expired:  # once per key and batch, before any end() of it in this batch
                     expired.add(key)
-                    add(op, pipe.expire, key, self._idle_ttl)
+                    add(op, b"EXPIRE", key, self._idle_ttl)
             if op.kind == "publish" and op.thread_id is not None:
                 tkey = self._thread_key(op.thread_id)
-                add(op, pipe.xadd, tkey, op.fields, maxlen=self._max_events, approximate=True)
+                add(op, *self._xadd(tkey, "*", op.fields))
                 if tkey not in expired:
                     expired.add(tkey)
-                    add(op, pipe.expire, tkey, self._retention)
+                    add(op, b"EXPIRE", tkey, self._retention)
             elif op.kind == "end":
                 key = self._run_key(op.run_id)
-                add(op, pipe.xadd, key, _END_FIELDS, maxlen=self._max_events, approximate=True)
-                add(op, pipe.expire, key, self._retention)
-                add(op, pipe.delete, self._control_key(op.run_id))
+                add(op, *self._xadd(key, "*", _END_FIELDS))
+                add(op, b"EXPIRE", key, self._retention)
+                add(op, b"DEL", self._control_key(op.run_id))
                 expired.add(key)
-        if not count:
+        if not commands:
             return []
-        return list(await pipe.execute(raise_on_error=False))
+        return await execute(self._redis, commands)
+
+    def _xadd(self, key: str, entry_id: str, fields: Any) -> tuple[Arg, ...]:
+        """``XADD key MAXLEN ~ n id field value ...`` (the trim approximate, as redis-py's ``approximate``)."""
+        flat = [part for pair in fields.items() for part in pair]
+        return (b"XADD", key, b"MAXLEN", b"~", self._max_events, entry_id, *flat)
 
     async def _written_first_entry(self, key: str, fields: Any) -> str | None:
         """The id of a run's first entry if a dropped round trip wrote it (it is the stream's top)."""
