@@ -141,6 +141,24 @@ async def app_kill(topology: Topology, batch: Batch) -> None:
     batch.notes.append(f"app killed (-9) mid-stream, serving again after {time.monotonic() - killed:.1f}s")
 
 
+async def billing_worker_kill(topology: Topology, batch: Batch) -> None:
+    """The app and the billing worker both die: the app mid-stream (its interrupted calls are billed
+    only by a reconcile), then the worker while it sweeps them (it sweeps every second), and each
+    comes back. Nothing may be charged twice by the sweep that the kill cut short, nor lost."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(c.first_event_at for c in batch.chats):  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    await settle_mid_run(0.3)
+    await asyncio.to_thread(topology.kill_app)
+    await asyncio.sleep(1.2)  # the worker's next sweep finds the app's unbilled calls
+    await asyncio.to_thread(topology.kill_billing_worker)
+    killed = time.monotonic()
+    await asyncio.to_thread(topology.start_app)
+    await asyncio.to_thread(topology.start_billing_worker)
+    back = time.monotonic() - killed
+    batch.notes.append(f"app killed (-9) mid-stream, billing worker killed (-9) 1.2s later, back after {back:.1f}s")
+
+
 def balancer_mode(mode: str) -> Fault:
     async def tamper(topology: Topology, batch: Batch) -> None:
         assert topology.balancer is not None
@@ -163,4 +181,5 @@ FAULTS: dict[str, Fault] = {
     "usage-dropped": balancer_mode("drop"),
     "usage-duplicated": balancer_mode("duplicate"),
     "app-kill": app_kill,
+    "billing-worker-kill": billing_worker_kill,
 }

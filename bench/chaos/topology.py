@@ -272,6 +272,10 @@ class Topology:
         self.billing_worker = self._spawn(args, "billing-worker", self.billing_worker_env())
         self.billing_worker.wait_http(f"http://127.0.0.1:{self.billing_worker_port}/metrics", timeout=90)
 
+    def kill_billing_worker(self) -> None:
+        assert self.billing_worker is not None
+        self.billing_worker.kill()
+
     def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """An operator call to the app, retried while it is (re)starting."""
         deadline = time.monotonic() + 60

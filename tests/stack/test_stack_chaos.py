@@ -29,6 +29,7 @@ STRUCK = {
     "usage-dropped": "usage events dropped",
     "usage-duplicated": "duplicated",
     "app-kill": "app killed",
+    "billing-worker-kill": "billing worker killed",
 }
 
 
