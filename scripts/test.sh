@@ -11,4 +11,4 @@ source scripts/ensure-env.sh
 echo "== ruff"; uv run --frozen ruff check .
 echo "== mypy"; uv run --frozen mypy
 echo "== import-linter"; uv run --frozen lint-imports
-echo "== pytest"; uv run --frozen pytest -n "${COGNI_TEST_WORKERS:-2}" --dist loadfile "$@"
+echo "== pytest"; uv run --frozen pytest -n "${COGNI_TEST_WORKERS:-2}" --dist loadfile --durations=15 "$@"
