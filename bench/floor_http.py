@@ -37,7 +37,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from bench.floor import DURABILITY, compiled_graphs, floor_pool
-from bench.servers import Target, _start
+from bench.servers import Target, start_and_wait
 from cogni_ai_core.wire_json import wire_default
 from testsupport import ManagedProcess, free_port, fresh_database
 
@@ -181,7 +181,7 @@ def floor_http(_llm_base_url: str) -> Iterator[Target]:
         proc = ManagedProcess.python_module(
             "bench.floor_http", "--port", str(port), "--database", database_url, name="bench-floor-http"
         )
-        _start(proc, f"http://127.0.0.1:{port}/ok")
+        start_and_wait(proc, f"http://127.0.0.1:{port}/ok")
         try:
             yield Target(
                 name="floor-http",

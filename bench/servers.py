@@ -58,7 +58,8 @@ def require_loopback(url: str) -> str:
     raise ValueError(f"{url!r} is not a loopback URL; the bench only targets 127.0.0.0/8, ::1 or localhost")
 
 
-def _start(proc: ManagedProcess, health_url: str) -> None:
+def start_and_wait(proc: ManagedProcess, health_url: str) -> None:
+    """Wait until `health_url` answers; stop the process if it never does (its log is in the error)."""
     try:
         proc.wait_http(health_url, timeout=START_TIMEOUT_S)
     except Exception:
@@ -69,7 +70,7 @@ def _start(proc: ManagedProcess, health_url: str) -> None:
 @contextmanager
 def _serving(proc: ManagedProcess, health_url: str, target: Target) -> Iterator[Target]:
     """Wait for a started peer to answer `health_url`, yield its target, and stop it afterwards."""
-    _start(proc, health_url)
+    start_and_wait(proc, health_url)
     try:
         yield target
     finally:
@@ -89,7 +90,7 @@ def mock_llm() -> Iterator[str]:
     """The deterministic mock model; yields its OpenAI-compatible base URL (ending in /v1)."""
     port = free_port()
     proc = ManagedProcess.python_module("cogni_mock_llm", "--port", str(port), name="bench-mock-llm")
-    _start(proc, f"http://127.0.0.1:{port}/health")
+    start_and_wait(proc, f"http://127.0.0.1:{port}/health")
     try:
         yield f"http://127.0.0.1:{port}/v1"
     finally:
@@ -118,7 +119,7 @@ def ours(llm_base_url: str, redis_url: str | None = None, name: str = "ours") ->
         proc = ManagedProcess(
             [*args, "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=data_dir, name="bench-ours"
         )
-        _start(proc, f"http://127.0.0.1:{port}/ok")
+        start_and_wait(proc, f"http://127.0.0.1:{port}/ok")
         try:
             yield Target(
                 name=name,

@@ -77,6 +77,14 @@ async def settle_mid_run(seconds: float = 0.6) -> None:
     await asyncio.sleep(seconds)
 
 
+async def until_streaming(batch: Batch, within: float = 30.0) -> None:
+    """Until a chat of the batch has its first event (or `within` seconds), then a moment more."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and not any(c.first_event_at for c in batch.chats):  # noqa: ASYNC110
+        await asyncio.sleep(0.05)  # the chats set first_event_at from another task: polling is simplest
+    await settle_mid_run(0.3)
+
+
 async def kill9_runner(topology: Topology, batch: Batch) -> None:
     index = await instance_running_the_batch(topology, batch)
     if index is None:
@@ -130,10 +138,7 @@ async def litellm_restart(topology: Topology, batch: Batch) -> None:
 
 
 async def app_kill(topology: Topology, batch: Batch) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not any(c.first_event_at for c in batch.chats):  # noqa: ASYNC110
-        await asyncio.sleep(0.05)  # the chats set first_event_at from another task: polling is simplest
-    await settle_mid_run(0.3)
+    await until_streaming(batch)
     await asyncio.to_thread(topology.kill_app)
     killed = time.monotonic()
     await asyncio.sleep(0.5)
@@ -145,10 +150,7 @@ async def billing_worker_kill(topology: Topology, batch: Batch) -> None:
     """The app and the billing worker both die: the app mid-stream (its interrupted calls are billed
     only by a reconcile), then the worker while it sweeps them (it sweeps every second), and each
     comes back. Nothing may be charged twice by the sweep that the kill cut short, nor lost."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not any(c.first_event_at for c in batch.chats):  # noqa: ASYNC110
-        await asyncio.sleep(0.05)
-    await settle_mid_run(0.3)
+    await until_streaming(batch)
     await asyncio.to_thread(topology.kill_app)
     await asyncio.sleep(1.2)  # the worker's next sweep finds the app's unbilled calls
     await asyncio.to_thread(topology.kill_billing_worker)
