@@ -259,9 +259,14 @@ class Reconciler:
                 trigger = "catchup"
 
     async def _wait_for_catchup_request(self, seconds: float) -> bool:
-        """Sleep `seconds`, or less when `request_catchup()` is called meanwhile (then True)."""
+        """Sleep `seconds`, or less when `request_catchup()` is called meanwhile (then True).
+
+        `asyncio.timeout`, not `wait_for`: on Python 3.11 a cancellation arriving as `wait_for`'s own
+        timeout fires can come out as `TimeoutError`, so the loop swallowed its cancellation and ran on
+        (seen in CI: a test's `await` of the cancelled loop hung until the 300 s test timeout)."""
         try:
-            await asyncio.wait_for(self._catchup_requested.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._catchup_requested.wait()
         except TimeoutError:
             return False
         self._catchup_requested.clear()
