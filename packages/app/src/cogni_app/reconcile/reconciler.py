@@ -261,9 +261,10 @@ class Reconciler:
     async def _wait_for_catchup_request(self, seconds: float) -> bool:
         """Sleep `seconds`, or less when `request_catchup()` is called meanwhile (then True).
 
-        `asyncio.timeout`, not `wait_for`: on Python 3.11 a cancellation arriving as `wait_for`'s own
-        timeout fires can come out as `TimeoutError`, so the loop swallowed its cancellation and ran on
-        (seen in CI: a test's `await` of the cancelled loop hung until the 300 s test timeout)."""
+        `asyncio.timeout`, not `wait_for`: `wait_for` on Python 3.11 has races between its own timeout and
+        an outside cancellation; a CI run once hung 300 s in a test that cancels this loop and awaits it.
+        That race is a suspect, not a proven cause (300 cancellations timed against a 0.5 ms `wait_for`
+        did not reproduce it)."""
         try:
             async with asyncio.timeout(seconds):
                 await self._catchup_requested.wait()
